@@ -1,0 +1,183 @@
+//! sales-rank: the past window's best-selling products per category (System Design
+//! Primer, "Amazon's sales rank by category").
+//!
+//! Step 1 (map/reduce): sum `quantity` and `total_price` per `(category_id,
+//! product_id)` over `as_of - window <= timestamp < as_of`. Step 2 (rank): within each
+//! category order by `total_sold` desc, `product_id` asc, number the rows 1, 2, 3...
+//! and keep ranks `1..=top`.
+
+use arrow::datatypes::DataType;
+use rayon::prelude::*;
+
+use crate::engine::map_reduce;
+use crate::error::Result;
+use crate::job::{Job, JobInfo, JobOutput, Plan, RunContext};
+use crate::map::{Combiner, MapReduce, columns};
+use crate::params;
+use crate::read::format::{Column, Format, Kind, col};
+use crate::table::{self, MONEY, Table};
+
+/// The sales-rank job.
+pub struct SalesRank;
+
+/// Input columns.
+pub const COLUMNS: &[Column] = &[
+    col("timestamp", Kind::Timestamp),
+    col("product_id", Kind::Text),
+    col("category_id", Kind::Text),
+    col("quantity", Kind::PositiveInt),
+    col("total_price", Kind::Money),
+    col("seller_id", Kind::Text),
+    col("buyer_id", Kind::Text),
+];
+
+static INFO: JobInfo = JobInfo {
+    name: "sales-rank",
+    about: "Best-selling products per category over a time window",
+    input: "TSV: timestamp product_id category_id quantity total_price seller_id buyer_id",
+    outputs: &["sales_rank"],
+    example: "  mrpipe run sales-rank logs/sales/ --as-of 2026-11-23 --top 10 --output sqlite:ranks.db\n  \
+              mrpipe run sales-rank 'logs/*.tsv.gz' --window 24h --output -",
+};
+
+/// Arguments of `mrpipe run sales-rank`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// End of the window, exclusive: now, a date (midnight UTC) or a timestamp.
+    #[arg(long, default_value = "now", value_parser = params::parse_as_of, value_name = "WHEN")]
+    as_of: i64,
+    /// Length of the window before --as-of: 7d, 24h, 30m, 90s.
+    #[arg(long, default_value = "7d", value_parser = params::parse_window, value_name = "LEN")]
+    window: i64,
+    /// Keep ranks 1..=N per category (default: all).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    top: Option<u64>,
+}
+
+impl Job for SalesRank {
+    type Args = Args;
+
+    fn info(&self) -> &'static JobInfo {
+        &INFO
+    }
+
+    fn configure(&self, args: Args) -> Result<Box<dyn Plan>> {
+        Ok(Box::new(SalesRankPlan {
+            sum: SumSales {
+                from: args.as_of - args.window,
+                to: args.as_of,
+            },
+            top: args.top,
+        }))
+    }
+}
+
+struct SalesRankPlan {
+    sum: SumSales,
+    top: Option<u64>,
+}
+
+/// Step 1: `(category_id, product_id)` -> units sold and revenue.
+struct SumSales {
+    from: i64,
+    to: i64,
+}
+
+/// Partial sums of one product; i128 so that no input can overflow before the output check.
+#[derive(Default)]
+struct Sold {
+    quantity: i128,
+    cents: i128,
+}
+
+impl MapReduce for SumSales {
+    /// `category_id \t product_id`: neither field can hold a TAB, so the split is unambiguous.
+    type Key = String;
+    type Acc = Sold;
+
+    fn map(
+        &self,
+        batch: &arrow::array::RecordBatch,
+        combiner: &mut Combiner<String, Sold>,
+    ) -> Result<()> {
+        let ts = columns::timestamp(batch, "timestamp")?;
+        let product = columns::text(batch, "product_id")?;
+        let category = columns::text(batch, "category_id")?;
+        let quantity = columns::int64(batch, "quantity")?;
+        let price = columns::money(batch, "total_price")?;
+        let mut key = String::with_capacity(64);
+        for i in 0..batch.num_rows() {
+            let t = ts.value(i);
+            if t < self.from || t >= self.to {
+                continue;
+            }
+            key.clear();
+            key.push_str(category.value(i));
+            key.push('\t');
+            key.push_str(product.value(i));
+            let sold = combiner.entry(key.as_str());
+            sold.quantity += i128::from(quantity.value(i));
+            sold.cents += price.value(i);
+        }
+        Ok(())
+    }
+
+    fn merge(&self, into: &mut Sold, other: Sold) {
+        into.quantity += other.quantity;
+        into.cents += other.cents;
+    }
+}
+
+impl Plan for SalesRankPlan {
+    fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
+        let (sums, read) = map_reduce(&self.sum, &Format::Tsv(COLUMNS), ctx)?;
+
+        // Step 2: rank within each category.
+        let mut rows: Vec<(&str, &str, &Sold)> = sums
+            .iter()
+            .map(|(key, sold)| {
+                let (category, product) = key.split_once('\t').unwrap_or((key, ""));
+                (category, product, sold)
+            })
+            .collect();
+        rows.par_sort_unstable_by(|a, b| {
+            a.0.cmp(b.0)
+                .then(b.2.quantity.cmp(&a.2.quantity))
+                .then(a.1.cmp(b.1))
+        });
+        let mut ranked = Vec::with_capacity(rows.len());
+        let mut rank = 0u64;
+        for (i, row) in rows.iter().enumerate() {
+            rank = if i > 0 && rows[i - 1].0 == row.0 {
+                rank + 1
+            } else {
+                1
+            };
+            if self.top.is_none_or(|top| rank <= top) {
+                ranked.push((rank, row));
+            }
+        }
+
+        let schema = table::schema(&[
+            ("category_id", DataType::Utf8),
+            ("rank", DataType::Int64),
+            ("product_id", DataType::Utf8),
+            ("total_sold", DataType::Int64),
+            ("revenue", MONEY),
+        ]);
+        let columns = vec![
+            table::text(ranked.iter().map(|(_, r)| r.0)),
+            table::bigint("rank", ranked.iter().map(|(rank, _)| i128::from(*rank)))?,
+            table::text(ranked.iter().map(|(_, r)| r.1)),
+            table::bigint("total_sold", ranked.iter().map(|(_, r)| r.2.quantity))?,
+            table::money("revenue", ranked.iter().map(|(_, r)| r.2.cents))?,
+        ];
+        const INDEXES: &[&[&str]] = &[&["category_id", "rank"], &["product_id"]];
+        let table = Table::from_columns("sales_rank", schema, INDEXES, columns)?;
+        Ok(JobOutput {
+            tables: vec![table],
+            read,
+            warnings: Vec::new(),
+        })
+    }
+}

@@ -1,0 +1,439 @@
+//! spending: monthly spending per user and category, with budget alerts (System
+//! Design Primer, "Mint.com", SpendingByCategory).
+//!
+//! Before the map, a [`Categorizer`] is built from the seller map (seed) and the
+//! crowd overrides. Map/reduce: `(user_id, month, category)` -> exact sum of
+//! `amount`. Then, when incomes or budget overrides are given, each
+//! user-month-category with a budget is checked: >= 80% `near`, >= 100% `exceeded`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::DataType;
+use rayon::prelude::*;
+
+use crate::engine::map_reduce;
+use crate::error::Result;
+use crate::job::{Job, JobInfo, JobOutput, Plan, RunContext};
+use crate::map::{Combiner, MapReduce, columns};
+use crate::params::{self, MonthArg};
+use crate::read::fields::{parse_money, year_month};
+use crate::read::format::{Column, Format, Kind, col, quote};
+use crate::read::side::{parse_side, read_side_file};
+use crate::table::{self, MONEY, Table};
+
+/// The spending job.
+pub struct Spending;
+
+/// Input columns.
+pub const COLUMNS: &[Column] = &[
+    col("user_id", Kind::Text),
+    col("timestamp", Kind::Timestamp),
+    col("seller", Kind::Text),
+    col("amount", Kind::Money),
+];
+
+/// The seed seller map used when `--sellers` is not given.
+const BUILTIN_SELLERS: &str = include_str!("../sample_data/spending/sellers.tsv");
+
+/// Default monthly budget per category, in percent of income.
+const BUDGET_SHARES: &[(&str, i128)] =
+    &[("housing", 40), ("food", 20), ("gas", 10), ("shopping", 20)];
+
+static INFO: JobInfo = JobInfo {
+    name: "spending",
+    about: "Monthly spending per user and category, with budget alerts",
+    input: "TSV: user_id timestamp seller amount (+ seller map, crowd overrides, incomes, budget overrides)",
+    outputs: &["monthly_spending", "budget_alerts"],
+    example: "  mrpipe run spending logs/transactions/ --month 2026-11 --incomes incomes.tsv --output sqlite:mint.db\n  \
+              mrpipe run spending tx.tsv --sellers sellers.tsv --overrides crowd.tsv --output -",
+};
+
+/// Arguments of `mrpipe run spending`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Seller -> category map, TSV `seller category` (default: the built-in seed map).
+    #[arg(long, value_name = "FILE")]
+    sellers: Option<PathBuf>,
+    /// Crowd overrides, TSV `user_id seller category`; used for sellers missing from the map.
+    #[arg(long, value_name = "FILE")]
+    overrides: Option<PathBuf>,
+    /// Keep one month: YYYY-MM, or `current` (the month of --as-of). Default: every month.
+    #[arg(long, value_parser = params::parse_month, value_name = "MONTH")]
+    month: Option<MonthArg>,
+    /// The instant `--month current` refers to: now, a date or a timestamp.
+    #[arg(long, default_value = "now", value_parser = params::parse_as_of, value_name = "WHEN")]
+    as_of: i64,
+    /// Monthly incomes, TSV `user_id monthly_income`; enables budget alerts.
+    #[arg(long, value_name = "FILE")]
+    incomes: Option<PathBuf>,
+    /// Budget overrides, TSV `user_id category amount`; enables budget alerts.
+    #[arg(long, value_name = "FILE")]
+    budget_overrides: Option<PathBuf>,
+}
+
+impl Job for Spending {
+    type Args = Args;
+
+    fn info(&self) -> &'static JobInfo {
+        &INFO
+    }
+
+    fn configure(&self, args: Args) -> Result<Box<dyn Plan>> {
+        let month = args.month.map(|m| match m {
+            MonthArg::Month(y, m) => (y, m),
+            MonthArg::Current => year_month(args.as_of),
+        });
+        for path in [
+            &args.sellers,
+            &args.overrides,
+            &args.incomes,
+            &args.budget_overrides,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !path.is_file() {
+                return Err(crate::error::Error::Usage(format!(
+                    "side file '{}' does not exist",
+                    path.display()
+                )));
+            }
+        }
+        Ok(Box::new(SpendingPlan { args, month }))
+    }
+}
+
+struct SpendingPlan {
+    args: Args,
+    month: Option<(i64, i64)>,
+}
+
+/// Seller -> category, from the seed map, then the crowd's favourite, else `uncategorized`.
+#[derive(Debug, Default)]
+pub struct Categorizer {
+    categories: HashMap<String, String>,
+}
+
+impl Categorizer {
+    /// Builds the categorizer; skipped side-file rows add warnings.
+    pub fn load(
+        sellers: Option<&Path>,
+        overrides: Option<&Path>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Categorizer> {
+        let seed = match sellers {
+            Some(path) => read_side_file(path, "seller", 2, warnings)?,
+            None => parse_side(
+                BUILTIN_SELLERS.as_bytes(),
+                "built-in seller map",
+                "seller",
+                2,
+                warnings,
+            ),
+        };
+        let mut categories: HashMap<String, String> = HashMap::new();
+        for row in seed {
+            let seller = row.fields[0].trim_matches(' ').to_string();
+            let category = row.fields[1].trim_matches(' ').to_string();
+            // A seller listed twice takes the bytewise smallest category.
+            categories
+                .entry(seller)
+                .and_modify(|c| {
+                    if category < *c {
+                        c.clone_from(&category)
+                    }
+                })
+                .or_insert(category);
+        }
+        if let Some(path) = overrides {
+            // seller -> category -> distinct voters
+            let mut votes: BTreeMap<String, BTreeMap<String, HashSet<String>>> = BTreeMap::new();
+            for row in read_side_file(path, "user_id", 3, warnings)? {
+                let seller = row.fields[1].trim_matches(' ').to_string();
+                let category = row.fields[2].trim_matches(' ').to_string();
+                votes
+                    .entry(seller)
+                    .or_default()
+                    .entry(category)
+                    .or_default()
+                    .insert(row.fields[0].clone());
+            }
+            for (seller, by_category) in votes {
+                if categories.contains_key(&seller) {
+                    continue;
+                }
+                // Most voters wins; BTreeMap order makes the bytewise smallest category win ties.
+                let mut best: Option<(&String, usize)> = None;
+                for (category, voters) in &by_category {
+                    if best.is_none_or(|(_, n)| voters.len() > n) {
+                        best = Some((category, voters.len()));
+                    }
+                }
+                if let Some((category, _)) = best {
+                    categories.insert(seller, category.clone());
+                }
+            }
+        }
+        Ok(Categorizer { categories })
+    }
+
+    /// The category of a seller (surrounding spaces ignored).
+    pub fn category(&self, seller: &str) -> &str {
+        self.categories
+            .get(seller.trim_matches(' '))
+            .map_or("uncategorized", String::as_str)
+    }
+}
+
+/// Map/reduce step: `user_id \t YYYY-MM \t category` -> cents.
+struct SumSpending<'a> {
+    categorizer: &'a Categorizer,
+    month: Option<(i64, i64)>,
+}
+
+impl MapReduce for SumSpending<'_> {
+    type Key = String;
+    type Acc = i128;
+
+    fn map(&self, batch: &RecordBatch, combiner: &mut Combiner<String, i128>) -> Result<()> {
+        let user = columns::text(batch, "user_id")?;
+        let ts = columns::timestamp(batch, "timestamp")?;
+        let seller = columns::text(batch, "seller")?;
+        let amount = columns::money(batch, "amount")?;
+        let mut key = String::with_capacity(64);
+        for i in 0..batch.num_rows() {
+            let (y, m) = year_month(ts.value(i));
+            if self.month.is_some_and(|want| want != (y, m)) {
+                continue;
+            }
+            key.clear();
+            key.push_str(user.value(i));
+            key.push('\t');
+            push_month(&mut key, y, m);
+            key.push('\t');
+            key.push_str(self.categorizer.category(seller.value(i)));
+            *combiner.entry(key.as_str()) += amount.value(i);
+        }
+        Ok(())
+    }
+
+    fn merge(&self, into: &mut i128, other: i128) {
+        *into += other;
+    }
+}
+
+fn push_month(key: &mut String, y: i64, m: i64) {
+    use std::fmt::Write;
+    let _ = write!(key, "{y:04}-{m:02}");
+}
+
+/// A row of `monthly_spending`.
+struct Spent<'a> {
+    user: &'a str,
+    month: &'a str,
+    category: &'a str,
+    cents: i128,
+}
+
+/// Budgets per (user, category) in cents.
+struct Budgets {
+    incomes: HashMap<String, i128>,
+    overrides: HashMap<(String, String), i128>,
+}
+
+impl Budgets {
+    fn load(
+        incomes: Option<&Path>,
+        overrides: Option<&Path>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Budgets> {
+        let mut money_rows = |path: Option<&Path>,
+                              header: &str,
+                              fields: usize|
+         -> Result<Vec<(Vec<String>, i128)>> {
+            let Some(path) = path else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            for row in read_side_file(path, header, fields, warnings)? {
+                let amount = &row.fields[fields - 1];
+                match parse_money(amount.as_bytes()) {
+                    Some(cents) => out.push((row.fields, i128::from(cents))),
+                    None => warnings.push(format!(
+                        "{}:{}: bad amount {}; row skipped",
+                        path.display(),
+                        row.line,
+                        quote(amount)
+                    )),
+                }
+            }
+            Ok(out)
+        };
+        let incomes = money_rows(incomes, "user_id", 2)?
+            .into_iter()
+            .map(|(f, c)| (f[0].clone(), c))
+            .collect();
+        let overrides = money_rows(overrides, "user_id", 3)?
+            .into_iter()
+            .map(|(f, c)| ((f[0].clone(), f[1].trim_matches(' ').to_string()), c))
+            .collect();
+        Ok(Budgets { incomes, overrides })
+    }
+
+    /// The monthly budget of a user's category, if there is one.
+    fn budget(&self, user: &str, category: &str) -> Option<i128> {
+        if let Some(b) = self
+            .overrides
+            .get(&(user.to_string(), category.to_string()))
+        {
+            return Some(*b);
+        }
+        let income = self.incomes.get(user)?;
+        let share = BUDGET_SHARES.iter().find(|(c, _)| *c == category)?.1;
+        Some(div_round_half_away(income * share, 100))
+    }
+}
+
+/// `n / d` rounded half away from zero (d > 0).
+fn div_round_half_away(n: i128, d: i128) -> i128 {
+    let q = (n.abs() + d / 2) / d;
+    if n < 0 { -q } else { q }
+}
+
+impl Plan for SpendingPlan {
+    fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
+        let mut warnings = Vec::new();
+        let categorizer = Categorizer::load(
+            self.args.sellers.as_deref(),
+            self.args.overrides.as_deref(),
+            &mut warnings,
+        )?;
+        let step = SumSpending {
+            categorizer: &categorizer,
+            month: self.month,
+        };
+        let (sums, read) = map_reduce(&step, &Format::Tsv(COLUMNS), ctx)?;
+
+        let mut rows: Vec<Spent> = sums
+            .iter()
+            .map(|(key, cents)| {
+                let mut parts = key.splitn(3, '\t');
+                let user = parts.next().unwrap_or("");
+                let month = parts.next().unwrap_or("");
+                let category = parts.next().unwrap_or("");
+                Spent {
+                    user,
+                    month,
+                    category,
+                    cents: *cents,
+                }
+            })
+            .collect();
+        rows.par_sort_unstable_by(|a, b| {
+            (a.user, a.month, a.category).cmp(&(b.user, b.month, b.category))
+        });
+
+        let spending_schema = table::schema(&[
+            ("user_id", DataType::Utf8),
+            ("month", DataType::Utf8),
+            ("category", DataType::Utf8),
+            ("amount", MONEY),
+        ]);
+        const SPENDING_INDEXES: &[&[&str]] = &[&["user_id", "month"], &["month"]];
+        let spending = Table::from_columns(
+            "monthly_spending",
+            spending_schema,
+            SPENDING_INDEXES,
+            vec![
+                table::text(rows.iter().map(|r| r.user)),
+                table::text(rows.iter().map(|r| r.month)),
+                table::text(rows.iter().map(|r| r.category)),
+                table::money("amount", rows.iter().map(|r| r.cents))?,
+            ],
+        )?;
+        let mut tables = vec![spending];
+
+        if self.args.incomes.is_some() || self.args.budget_overrides.is_some() {
+            let budgets = Budgets::load(
+                self.args.incomes.as_deref(),
+                self.args.budget_overrides.as_deref(),
+                &mut warnings,
+            )?;
+            let alerts: Vec<(&Spent, i128, &str)> = rows
+                .iter()
+                .filter_map(|r| {
+                    let budget = budgets.budget(r.user, r.category)?;
+                    let status = if r.cents >= budget {
+                        "exceeded"
+                    } else if r.cents * 100 >= budget * 80 {
+                        "near"
+                    } else {
+                        return None;
+                    };
+                    Some((r, budget, status))
+                })
+                .collect();
+            let schema = table::schema(&[
+                ("user_id", DataType::Utf8),
+                ("month", DataType::Utf8),
+                ("category", DataType::Utf8),
+                ("amount", MONEY),
+                ("budget", MONEY),
+                ("status", DataType::Utf8),
+            ]);
+            const ALERT_INDEXES: &[&[&str]] = &[&["user_id", "month"], &["month"]];
+            tables.push(Table::from_columns(
+                "budget_alerts",
+                schema,
+                ALERT_INDEXES,
+                vec![
+                    table::text(alerts.iter().map(|a| a.0.user)),
+                    table::text(alerts.iter().map(|a| a.0.month)),
+                    table::text(alerts.iter().map(|a| a.0.category)),
+                    table::money("amount", alerts.iter().map(|a| a.0.cents))?,
+                    table::money("budget", alerts.iter().map(|a| a.1))?,
+                    table::text(alerts.iter().map(|a| a.2)),
+                ],
+            )?);
+        }
+        Ok(JobOutput {
+            tables,
+            read,
+            warnings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_round_half_away_from_zero() {
+        assert_eq!(div_round_half_away(12_345 * 10, 100), 1_235); // 123.45 * 10% = 12.345 -> 12.35
+        assert_eq!(div_round_half_away(-12_345 * 10, 100), -1_235);
+        assert_eq!(div_round_half_away(12_344 * 10, 100), 1_234);
+    }
+
+    #[test]
+    fn crowd_votes_count_distinct_users_and_ties_take_smallest() {
+        let dir = tempfile::tempdir().unwrap();
+        let sellers = dir.path().join("sellers.tsv");
+        let crowd = dir.path().join("crowd.tsv");
+        std::fs::write(&sellers, "seller\tcategory\nExxon\tgas\nExxon\tauto\n").unwrap();
+        std::fs::write(
+            &crowd,
+            "user_id\tseller\tcategory\nu1\tCafe\tfood\nu1\tCafe\tfood\nu2\tCafe\tshopping\nu3\tBar\tb\nu4\tBar\ta\nu5\tExxon\tfood\n",
+        )
+        .unwrap();
+        let mut warnings = Vec::new();
+        let c = Categorizer::load(Some(&sellers), Some(&crowd), &mut warnings).unwrap();
+        assert_eq!(c.category(" Exxon "), "auto");
+        assert_eq!(c.category("Cafe"), "food"); // u1 counted once: 1 vs 1, 'food' < 'shopping'
+        assert_eq!(c.category("Bar"), "a");
+        assert_eq!(c.category("Nowhere"), "uncategorized");
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+}

@@ -1,0 +1,142 @@
+//! The command line: clap definitions, and their resolution into validated options
+//! ([`RunOptions`]) that the rest of the program uses. Nothing past this module sees
+//! clap types, except each job reading back its own `Args` struct.
+
+use std::path::PathBuf;
+
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, value_parser};
+
+use crate::error::{Error, Result};
+use crate::jobs;
+use crate::quarantine::BadLineBudget;
+use crate::run::RunOptions;
+use crate::sink::SinkUrl;
+
+/// Options every job takes.
+#[derive(clap::Args, Debug)]
+struct CommonArgs {
+    /// Input files, directories (their regular files, sorted), glob patterns, or - for
+    /// stdin. Files ending in .gz or .zst are decompressed.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<String>,
+    /// Where results go: DIR (Parquet files DIR/<table>.parquet), FILE.parquet,
+    /// sqlite:PATH, tsv:FILE, tsv:DIR/, or - (TSV on stdout).
+    #[arg(short, long, default_value = "out", value_name = "SINK")]
+    output: String,
+    /// Worker threads (default: one per core). Results do not depend on it.
+    #[arg(short = 'j', long, value_name = "N", value_parser = value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+    /// Rejects file for bad lines (default: DIR/_rejects.tsv, PATH.rejects.tsv beside a
+    /// file or database, ./mrpipe-<job>.rejects.tsv for stdout).
+    #[arg(long, value_name = "PATH")]
+    rejects: Option<PathBuf>,
+    /// Fail (exit 3, nothing published) when bad lines exceed N, P% or a fraction like 0.001.
+    #[arg(long, value_name = "N|P%", value_parser = BadLineBudget::parse, conflicts_with = "strict")]
+    max_bad_lines: Option<BadLineBudget>,
+    /// Fail on the first bad line (same as --max-bad-lines 0).
+    #[arg(long)]
+    strict: bool,
+    /// Print nothing on success (warnings and errors are still printed).
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure, 2 usage error, \
+3 bad-line budget exceeded (nothing published), 5 no input matched.";
+
+/// The whole command tree.
+pub fn command() -> Command {
+    let job_commands = jobs::ALL.iter().map(|job| {
+        let info = job.info();
+        let help = format!(
+            "Input: {}\nOutputs: {}\n\nExamples:\n{}\n\n{EXIT_CODES}",
+            info.input,
+            info.outputs.join(", "),
+            info.example
+        );
+        CommonArgs::augment_args(
+            job.augment(Command::new(info.name).about(info.about).after_help(help)),
+        )
+    });
+    Command::new("mrpipe")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Fast, reproducible map/reduce jobs over tab-delimited logs, to Parquet, SQLite or TSV")
+        .after_help(format!("Run `mrpipe jobs` for the built-in jobs, `mrpipe run <JOB> --help` for a job's options.\n\n{EXIT_CODES}"))
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommand(
+            Command::new("run")
+                .about("Run a job over input logs and publish its tables")
+                .subcommand_required(true)
+                .arg_required_else_help(true)
+                .subcommands(job_commands),
+        )
+        .subcommand(Command::new("jobs").about("List the built-in jobs with their inputs and outputs"))
+        .subcommand(
+            Command::new("show")
+                .about("Print Parquet files as a table (TSV when stdout is not a terminal)")
+                .arg(Arg::new("files").value_name("FILE").required(true).num_args(1..).value_parser(value_parser!(PathBuf))),
+        )
+}
+
+/// What the command line asks for.
+pub enum Action {
+    /// `mrpipe run <job> ...`; `quiet` silences the summary.
+    Run { options: RunOptions, quiet: bool },
+    /// `mrpipe jobs`.
+    Jobs,
+    /// `mrpipe show FILE...`.
+    Show(Vec<PathBuf>),
+}
+
+/// Resolves parsed arguments into an action with validated options.
+pub fn resolve(matches: &ArgMatches) -> Result<Action> {
+    match matches.subcommand() {
+        Some(("run", run)) => {
+            let Some((name, job_matches)) = run.subcommand() else {
+                return Err(Error::Usage("no job given; see `mrpipe jobs`".into()));
+            };
+            let job =
+                jobs::find(name).ok_or_else(|| Error::Usage(format!("unknown job '{name}'")))?;
+            let common = CommonArgs::from_arg_matches(job_matches)
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            let plan = job.configure_from(job_matches)?;
+            let budget = match (common.strict, common.max_bad_lines) {
+                (true, _) => BadLineBudget::Count(0),
+                (false, Some(b)) => b,
+                (false, None) => BadLineBudget::Unlimited,
+            };
+            let options = RunOptions {
+                job,
+                plan,
+                inputs: common.inputs,
+                output: SinkUrl::parse(&common.output)?,
+                threads: common.threads.map(usize::from),
+                rejects: common.rejects,
+                budget,
+                progress: !common.quiet,
+            };
+            Ok(Action::Run {
+                options,
+                quiet: common.quiet,
+            })
+        }
+        Some(("jobs", _)) => Ok(Action::Jobs),
+        Some(("show", show)) => Ok(Action::Show(
+            show.get_many::<PathBuf>("files")
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+        )),
+        _ => Err(Error::Usage("no command given; see `mrpipe --help`".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_tree_is_consistent() {
+        super::command().debug_assert();
+    }
+}

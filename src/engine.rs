@@ -1,0 +1,55 @@
+//! The native engine: runs one [`MapReduce`] step over the inputs on rayon.
+//!
+//! read (parallel decode) -> map + combine per task -> shuffle into P hash
+//! partitions -> reduce each partition in parallel. The result is one entry per key
+//! in no particular order; jobs sort it into their output's total order, which is
+//! why the output does not depend on the thread count.
+
+use rayon::prelude::*;
+
+use crate::error::Result;
+use crate::job::RunContext;
+use crate::map::{Combiner, MapReduce};
+use crate::read::format::Format;
+use crate::read::{self, BadLine, ReadStats};
+use crate::{reduce, shuffle};
+
+/// What reading the inputs found, besides rows.
+#[derive(Debug, Default)]
+pub struct ReadSummary {
+    /// Line counts.
+    pub stats: ReadStats,
+    /// Quarantined lines, in (file, line) order.
+    pub bad_lines: Vec<BadLine>,
+}
+
+/// Runs `job` over the context's inputs read as `format`; one entry per key.
+pub fn map_reduce<J: MapReduce>(
+    job: &J,
+    format: &Format,
+    ctx: &RunContext,
+) -> Result<(Vec<(J::Key, J::Acc)>, ReadSummary)> {
+    ctx.progress.set_message("map");
+    let outcome = read::read_fold(
+        &ctx.inputs,
+        format,
+        &ctx.progress,
+        Combiner::default,
+        |combiner, batch| job.map(&batch, combiner),
+    )?;
+    ctx.progress.set_message("reduce");
+    let partitions = (rayon::current_num_threads() * 4).max(1);
+    let tasks: Vec<_> = outcome
+        .states
+        .into_par_iter()
+        .map(|c| shuffle::partition(c, partitions))
+        .collect();
+    let entries = reduce::reduce_partitions(job, shuffle::transpose(tasks, partitions));
+    Ok((
+        entries,
+        ReadSummary {
+            stats: outcome.stats,
+            bad_lines: outcome.bad_lines,
+        },
+    ))
+}

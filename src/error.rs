@@ -1,0 +1,79 @@
+//! Error types of the library. Only `main.rs` turns them into exit codes.
+//!
+//! `Error::Usage` is a bad value given by the user (exit 2), `Error::BadLineBudget`
+//! a run stopped by its bad-line threshold (exit 3), `Error::NoInput` a glob or
+//! directory that matched no file (exit 5); everything else is a runtime failure.
+
+use std::path::PathBuf;
+
+/// Everything that can make a run fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A command-line value that cannot be used, quoted in the message.
+    #[error("{0}")]
+    Usage(String),
+
+    /// An input pattern or directory that matched no file.
+    #[error("no input matched {0}")]
+    NoInput(String),
+
+    /// The bad-line threshold was exceeded; nothing was published.
+    #[error(
+        "{bad} bad lines exceed the budget of {budget} (of {lines} lines read); nothing was published; first bad line: {first}"
+    )]
+    BadLineBudget {
+        bad: u64,
+        budget: String,
+        lines: u64,
+        first: String,
+    },
+
+    /// An I/O failure on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// A failure writing an output.
+    #[error("writing {target}: {message}")]
+    Sink { target: String, message: String },
+
+    /// Standard output was closed by its reader (e.g. `| head`); not a failure.
+    #[error("broken pipe")]
+    BrokenPipe,
+
+    /// A job found data it cannot represent (e.g. a sum overflowing DECIMAL(18,2)).
+    #[error("{job}: {message}")]
+    Job { job: &'static str, message: String },
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Wraps a write to standard output, keeping a closed pipe recognisable.
+    pub fn stdout(source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::BrokenPipe {
+            Error::BrokenPipe
+        } else {
+            Error::sink("stdout", source)
+        }
+    }
+
+    /// Wraps a sink failure with the output it concerns.
+    pub fn sink(target: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Error::Sink {
+            target: target.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Result with the library's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

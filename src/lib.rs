@@ -1,0 +1,34 @@
+//! mrpipe: batch analytics over tab-delimited logs in the MapReduce style.
+//!
+//! ```text
+//!  inputs ──read──▶ Arrow batches ──map+combine──▶ partials ──shuffle──▶ P partitions
+//!  (files, dirs,    (parallel,       (per rayon task)          (hash of key)
+//!   globs, gz/zst,   line-aligned                                    │
+//!   stdin)           chunks)                                       reduce (parallel)
+//!                       │                                            │
+//!                  bad lines ──▶ rejects file          tables ◀── job's final step
+//!                                                        │       (sort, rank, alerts)
+//!                                                      sink ──▶ Parquet | SQLite | TSV
+//! ```
+//!
+//! [`read`] turns inputs into record batches and quarantines bad lines; a job
+//! ([`job::Job`], one file per job in `jobs/`) implements [`map::MapReduce`];
+//! [`engine`] runs it through [`shuffle`] and [`reduce`]; [`run`] publishes the
+//! job's [`table::Table`]s through a [`sink`] atomically.
+
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod job;
+#[path = "../jobs/mod.rs"]
+pub mod jobs;
+pub mod map;
+pub mod params;
+pub mod progress;
+pub mod quarantine;
+pub mod read;
+pub mod reduce;
+pub mod run;
+pub mod shuffle;
+pub mod sink;
+pub mod table;

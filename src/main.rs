@@ -1,0 +1,127 @@
+//! The `mrpipe` binary: parses the command line, runs the action, prints the
+//! summary, and turns errors into the documented exit codes. Only this file decides
+//! exit codes.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use mrpipe::cli::{self, Action};
+use mrpipe::error::{Error, Result};
+use mrpipe::run::{self, RunSummary};
+
+fn main() -> ExitCode {
+    let matches = cli::command().get_matches();
+    let result = cli::resolve(&matches).and_then(|action| match action {
+        Action::Run { options, quiet } => {
+            let job = options.job.info().name;
+            run::run(options).map(|summary| report(job, &summary, quiet))
+        }
+        Action::Jobs => list_jobs(),
+        Action::Show(files) => show(&files),
+    });
+    match result {
+        Ok(()) | Err(Error::BrokenPipe) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mrpipe: error: {e}");
+            ExitCode::from(match e {
+                Error::Usage(_) => 2,
+                Error::BadLineBudget { .. } => 3,
+                Error::NoInput(_) => 5,
+                _ => 1,
+            })
+        }
+    }
+}
+
+/// Prints warnings (always) and the one-line summary (unless quiet) to stderr.
+fn report(job: &str, s: &RunSummary, quiet: bool) {
+    for warning in &s.warnings {
+        eprintln!("mrpipe: warning: {warning}");
+    }
+    if let Some(rejects) = &s.rejects {
+        eprintln!(
+            "mrpipe: warning: {} bad lines quarantined in {}",
+            s.stats.bad,
+            rejects.display()
+        );
+    }
+    if quiet {
+        return;
+    }
+    let st = &s.stats;
+    let tables: Vec<String> = s
+        .tables
+        .iter()
+        .map(|(name, rows)| format!("{name} {rows} rows"))
+        .collect();
+    eprintln!(
+        "mrpipe {job}: {} lines read ({} good, {} bad, {} empty, {} header) -> {} -> {} in {:.2}s",
+        st.lines,
+        st.good,
+        st.bad,
+        st.empty,
+        st.headers,
+        tables.join(", "),
+        if s.published.is_empty() {
+            "stdout".to_string()
+        } else {
+            s.published.join(", ")
+        },
+        s.elapsed.as_secs_f64()
+    );
+}
+
+fn list_jobs() -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for job in mrpipe::jobs::ALL {
+        let info = job.info();
+        writeln!(
+            out,
+            "{:<12} {}\n{:<12} input:  {}\n{:<12} output: {}\n",
+            info.name,
+            info.about,
+            "",
+            info.input,
+            "",
+            info.outputs.join(", ")
+        )
+        .map_err(Error::stdout)?;
+    }
+    Ok(())
+}
+
+fn show(files: &[PathBuf]) -> Result<()> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let terminal = std::io::stdout().is_terminal();
+    let mut out = std::io::stdout().lock();
+    for path in files {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let fail = |e: &dyn std::fmt::Display| Error::sink(path.display().to_string(), e);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| fail(&e))?
+            .build()
+            .map_err(|e| fail(&e))?;
+        let schema = arrow::array::RecordBatchReader::schema(&reader);
+        let batches: Vec<_> = reader
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| fail(&e))?;
+        if files.len() > 1 {
+            writeln!(out, "# {}", path.display()).map_err(Error::stdout)?;
+        }
+        if terminal {
+            let table =
+                arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| fail(&e))?;
+            writeln!(out, "{table}").map_err(Error::stdout)?;
+        } else {
+            let table = mrpipe::table::Table {
+                name: "",
+                schema,
+                indexes: &[],
+                batches: Box::new(batches.into_iter().map(Ok)),
+            };
+            mrpipe::sink::tsv::write_tsv(&mut out, table, &Error::stdout)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! The bad-line policy: how many bad lines a run may have ([`BadLineBudget`], from
+//! `--max-bad-lines` / `--strict`), and the rejects file every bad line goes to
+//! (TSV `file line reason raw`, with `\t`, `\r`, `\\` and non-UTF-8 bytes escaped).
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::engine::ReadSummary;
+use crate::error::{Error, Result};
+use crate::read::input::InputFile;
+use crate::sink::atomic::write_staged;
+
+/// How many bad lines a run may have before it fails.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BadLineBudget {
+    /// No limit (the default).
+    Unlimited,
+    /// At most this many.
+    Count(u64),
+    /// At most this fraction (0..1) of the lines read.
+    Fraction(f64),
+}
+
+impl BadLineBudget {
+    /// Parses `N`, `P%` or a fraction below 1 such as `0.001`.
+    pub fn parse(s: &str) -> Result<BadLineBudget, String> {
+        let err =
+            || "expected a count (100), a percentage (0.1%) or a fraction (0.001)".to_string();
+        if let Some(pct) = s.strip_suffix('%') {
+            let p: f64 = pct.parse().map_err(|_| err())?;
+            return if (0.0..=100.0).contains(&p) {
+                Ok(BadLineBudget::Fraction(p / 100.0))
+            } else {
+                Err(err())
+            };
+        }
+        if let Ok(n) = s.parse::<u64>() {
+            return Ok(BadLineBudget::Count(n));
+        }
+        match s.parse::<f64>() {
+            Ok(f) if (0.0..1.0).contains(&f) => Ok(BadLineBudget::Fraction(f)),
+            _ => Err(err()),
+        }
+    }
+
+    /// The number of bad lines allowed among `lines` lines read.
+    pub fn allowed(&self, lines: u64) -> u64 {
+        match *self {
+            BadLineBudget::Unlimited => u64::MAX,
+            BadLineBudget::Count(n) => n,
+            BadLineBudget::Fraction(f) => (f * lines as f64).floor() as u64,
+        }
+    }
+
+    fn describe(&self, lines: u64) -> String {
+        match *self {
+            BadLineBudget::Unlimited => "unlimited".into(),
+            BadLineBudget::Count(n) => n.to_string(),
+            BadLineBudget::Fraction(f) => {
+                format!("{} ({}% of {lines} lines)", self.allowed(lines), f * 100.0)
+            }
+        }
+    }
+
+    /// Fails when the read's bad lines exceed the budget, naming the first bad line.
+    pub fn check(&self, read: &ReadSummary, inputs: &[InputFile]) -> Result<()> {
+        let bad = read.stats.bad;
+        if bad <= self.allowed(read.stats.lines) {
+            return Ok(());
+        }
+        let first = read.bad_lines.first().map_or_else(String::new, |b| {
+            format!(
+                "{}:{}: {}",
+                inputs[b.chunk.file as usize].display_name(),
+                b.line,
+                b.reason
+            )
+        });
+        Err(Error::BadLineBudget {
+            bad,
+            budget: self.describe(read.stats.lines),
+            lines: read.stats.lines,
+            first,
+        })
+    }
+}
+
+/// Writes the rejects file atomically, or removes a stale one when there are no bad lines.
+pub fn write_rejects(path: &Path, read: &ReadSummary, inputs: &[InputFile]) -> Result<()> {
+    if read.bad_lines.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+            _ => Ok(()),
+        };
+    }
+    let staged = write_staged(path, |w| {
+        let io = |e| Error::io(path, e);
+        w.write_all(b"file\tline\treason\traw\n").map_err(io)?;
+        for bad in &read.bad_lines {
+            let file = inputs[bad.chunk.file as usize].display_name();
+            let line = format!(
+                "{}\t{}\t{}\t{}\n",
+                escape(file.as_bytes()),
+                bad.line,
+                escape(bad.reason.as_bytes()),
+                escape(&bad.raw)
+            );
+            w.write_all(line.as_bytes()).map_err(io)?;
+        }
+        Ok(())
+    })?;
+    staged.publish()
+}
+
+/// Escapes bytes for one TSV field: `\t`, `\r`, `\n`, `\\` and invalid UTF-8 as `\xNN`.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\n' => out.push_str("\\n"),
+                '\\' => out.push_str("\\\\"),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_forms() {
+        assert_eq!(BadLineBudget::parse("10"), Ok(BadLineBudget::Count(10)));
+        assert_eq!(
+            BadLineBudget::parse("0.1%"),
+            Ok(BadLineBudget::Fraction(0.001))
+        );
+        assert_eq!(
+            BadLineBudget::parse("0.5"),
+            Ok(BadLineBudget::Fraction(0.5))
+        );
+        assert!(BadLineBudget::parse("-1").is_err());
+        assert!(BadLineBudget::parse("101%").is_err());
+        assert!(BadLineBudget::parse("ten").is_err());
+        assert_eq!(BadLineBudget::Fraction(0.001).allowed(10_000), 10);
+    }
+
+    #[test]
+    fn escapes_tabs_and_invalid_bytes() {
+        assert_eq!(escape(b"a\tb\\c\r\xff"), "a\\tb\\\\c\\r\\xff");
+    }
+}

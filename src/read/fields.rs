@@ -1,0 +1,348 @@
+//! Field parsers of the `read` stage: timestamps, integers and money, exactly as
+//! `spec/jobs.md` defines them. Bytes in, a typed value or `None` (a bad field) out.
+//!
+//! These run once per field of every input line, so they are hand-written byte
+//! loops with no allocation rather than chrono or regex calls.
+
+/// Microseconds in one second.
+pub const MICROS_PER_SEC: i64 = 1_000_000;
+/// 9999-12-31T23:59:59Z, the largest epoch-seconds value accepted.
+const MAX_EPOCH_SECS: i64 = 253_402_300_799;
+
+/// Parses a timestamp in one of the three accepted forms into UTC microseconds.
+///
+/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+HH:MM|-HH:MM)`, `YYYY-MM-DD HH:MM:SS` (UTC),
+/// or 1 to 12 digits of epoch seconds. Fractions beyond microseconds are truncated.
+pub fn parse_timestamp(s: &[u8]) -> Option<i64> {
+    if !s.is_empty() && s.len() <= 12 && s.iter().all(u8::is_ascii_digit) {
+        let secs = digits(s)?;
+        return (secs <= MAX_EPOCH_SECS).then_some(secs * MICROS_PER_SEC);
+    }
+    if s.len() < 19 {
+        return None;
+    }
+    let days = parse_date(&s[..10])?;
+    let secs_of_day = parse_hms(&s[11..19])?;
+    let mut micros = (days * 86_400 + secs_of_day) * MICROS_PER_SEC;
+    match s[10] {
+        b' ' => (s.len() == 19).then_some(micros),
+        b'T' => {
+            let mut rest = &s[19..];
+            if let Some(frac) = rest.strip_prefix(b".") {
+                let n = frac.iter().take_while(|b| b.is_ascii_digit()).count();
+                if n == 0 || n > 9 {
+                    return None;
+                }
+                // Scale to exactly six digits: pad short fractions, truncate long ones.
+                let mut f = 0i64;
+                for i in 0..6 {
+                    f = f * 10
+                        + frac
+                            .get(i)
+                            .filter(|_| i < n)
+                            .map_or(0, |b| i64::from(b - b'0'));
+                }
+                micros += f;
+                rest = &frac[n..];
+            }
+            let offset_secs = match rest {
+                b"Z" => 0,
+                [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+                    let h = two_digits(*h1, *h2)?;
+                    let m = two_digits(*m1, *m2)?;
+                    if h > 23 || m > 59 {
+                        return None;
+                    }
+                    let off = h * 3600 + m * 60;
+                    if *sign == b'+' { off } else { -off }
+                }
+                _ => return None,
+            };
+            Some(micros - offset_secs * MICROS_PER_SEC)
+        }
+        _ => None,
+    }
+}
+
+/// Parses `YYYY-MM-DD` (a real calendar date) into days since 1970-01-01.
+pub fn parse_date(s: &[u8]) -> Option<i64> {
+    if s.len() != 10 || s[4] != b'-' || s[7] != b'-' {
+        return None;
+    }
+    let year = digits(&s[..4])?;
+    let month = two_digits(s[5], s[6])?;
+    let day = two_digits(s[8], s[9])?;
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    Some(days_from_civil(year, month, day))
+}
+
+/// Parses `HH:MM:SS` into seconds of the day.
+fn parse_hms(s: &[u8]) -> Option<i64> {
+    if s.len() != 8 || s[2] != b':' || s[5] != b':' {
+        return None;
+    }
+    let h = two_digits(s[0], s[1])?;
+    let m = two_digits(s[3], s[4])?;
+    let sec = two_digits(s[6], s[7])?;
+    (h <= 23 && m <= 59 && sec <= 59).then_some(h * 3600 + m * 60 + sec)
+}
+
+/// Parses an integer `[+-]?[0-9]{1,18}`.
+pub fn parse_int(s: &[u8]) -> Option<i64> {
+    let (negative, body) = split_sign(s);
+    if body.is_empty() || body.len() > 18 {
+        return None;
+    }
+    let v = digits(body)?;
+    Some(if negative { -v } else { v })
+}
+
+/// Parses money `[+-]?[0-9]{1,16}(\.[0-9]{1,2})?` into integer cents.
+pub fn parse_money(s: &[u8]) -> Option<i64> {
+    let (negative, body) = split_sign(s);
+    let (int_part, frac_part) = match memchr::memchr(b'.', body) {
+        Some(dot) => (&body[..dot], Some(&body[dot + 1..])),
+        None => (body, None),
+    };
+    if int_part.is_empty() || int_part.len() > 16 {
+        return None;
+    }
+    let mut cents = digits(int_part)? * 100;
+    match frac_part {
+        None => {}
+        Some([d]) if d.is_ascii_digit() => cents += i64::from(d - b'0') * 10,
+        Some([d1, d2]) => cents += two_digits(*d1, *d2)?,
+        Some(_) => return None,
+    }
+    Some(if negative { -cents } else { cents })
+}
+
+/// Formats integer cents as a decimal with two fraction digits (`-3.10`).
+pub fn format_cents(cents: i128) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// Formats UTC microseconds as RFC 3339 with a `Z` (fraction only when non-zero).
+pub fn format_timestamp(micros: i64) -> String {
+    let secs = micros.div_euclid(MICROS_PER_SEC);
+    let frac = micros.rem_euclid(MICROS_PER_SEC);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let base = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    );
+    if frac == 0 {
+        format!("{base}Z")
+    } else {
+        format!("{base}.{frac:06}Z")
+    }
+}
+
+/// The UTC calendar month of a timestamp as `(year, month)`.
+pub fn year_month(micros: i64) -> (i64, i64) {
+    let (y, m, _) = civil_from_days(micros.div_euclid(MICROS_PER_SEC * 86_400));
+    (y, m)
+}
+
+/// Microseconds of the first instant of a calendar month.
+pub fn month_start(year: i64, month: i64) -> i64 {
+    days_from_civil(year, month, 1) * 86_400 * MICROS_PER_SEC
+}
+
+fn split_sign(s: &[u8]) -> (bool, &[u8]) {
+    match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    }
+}
+
+/// Value of an all-digit slice; `None` if any byte is not a digit. Callers bound the length.
+fn digits(s: &[u8]) -> Option<i64> {
+    let mut v = 0i64;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(b - b'0');
+    }
+    Some(v)
+}
+
+fn two_digits(a: u8, b: u8) -> Option<i64> {
+    (a.is_ascii_digit() && b.is_ascii_digit())
+        .then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date `(year, month, day)` of a count of days since 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Option<String> {
+        parse_timestamp(s.as_bytes()).map(format_timestamp)
+    }
+
+    #[test]
+    fn accepts_every_timestamp_form() {
+        let cases = [
+            ("2026-11-20T13:45:12Z", "2026-11-20T13:45:12Z"),
+            ("2026-11-20T13:45:12+01:00", "2026-11-20T12:45:12Z"),
+            ("2026-11-20T00:15:00-02:30", "2026-11-20T02:45:00Z"),
+            ("2026-11-20T13:45:12.5Z", "2026-11-20T13:45:12.500000Z"),
+            (
+                "2026-11-20T13:45:12.123456789Z",
+                "2026-11-20T13:45:12.123456Z",
+            ),
+            ("2026-11-20 13:45:12", "2026-11-20T13:45:12Z"),
+            ("0", "1970-01-01T00:00:00Z"),
+            ("1795614312", "2026-11-25T13:45:12Z"),
+            ("253402300799", "9999-12-31T23:59:59Z"),
+            ("2024-02-29T23:59:59Z", "2024-02-29T23:59:59Z"),
+            ("2000-02-29 00:00:00", "2000-02-29T00:00:00Z"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(ts(input).as_deref(), Some(want), "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_every_bad_timestamp_form() {
+        let bad = [
+            "",
+            "2026-11-20",
+            "2026-11-20T13:45:12",
+            "2026-11-20t13:45:12Z",
+            "2026-11-20T13:45:12z",
+            "2026-11-20T24:00:00Z",
+            "2026-11-20T13:60:00Z",
+            "2026-11-20T13:45:60Z",
+            "2026-02-29T00:00:00Z",
+            "1900-02-29 00:00:00",
+            "2026-13-01T00:00:00Z",
+            "2026-00-01T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-11-20T13:45:12.Z",
+            "2026-11-20T13:45:12.1234567890Z",
+            "2026-11-20T13:45:12+0100",
+            "2026-11-20T13:45:12+24:00",
+            "2026-11-20 13:45:12Z",
+            "2026-11-20 13:45:12.5",
+            "253402300800",
+            "1234567890123",
+            "-5",
+            "+5",
+            "12.5",
+            " 2026-11-20T13:45:12Z",
+            "2026-1-20T13:45:12Z",
+        ];
+        for input in bad {
+            assert_eq!(ts(input), None, "input {input:?} should be bad");
+        }
+    }
+
+    #[test]
+    fn money_is_exact_cents() {
+        let cases = [
+            ("20", 2000),
+            ("20.5", 2050),
+            ("20.00", 2000),
+            ("-3.10", -310),
+            ("+0.01", 1),
+            ("9999999999999999.99", 999_999_999_999_999_999),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_money(input.as_bytes()), Some(want), "input {input:?}");
+        }
+        for bad in [
+            "",
+            "20.",
+            ".5",
+            "1.234",
+            "1,00",
+            "--1",
+            "+",
+            "12345678901234567",
+            "1e3",
+            " 1",
+            "0x10",
+        ] {
+            assert_eq!(
+                parse_money(bad.as_bytes()),
+                None,
+                "input {bad:?} should be bad"
+            );
+        }
+    }
+
+    #[test]
+    fn integers_have_at_most_18_digits() {
+        assert_eq!(parse_int(b"42"), Some(42));
+        assert_eq!(parse_int(b"-7"), Some(-7));
+        assert_eq!(parse_int(b"+7"), Some(7));
+        assert_eq!(
+            parse_int(b"999999999999999999"),
+            Some(999_999_999_999_999_999)
+        );
+        for bad in ["", "-", "1.0", "1000000000000000000", "1 ", "x"] {
+            assert_eq!(
+                parse_int(bad.as_bytes()),
+                None,
+                "input {bad:?} should be bad"
+            );
+        }
+    }
+
+    #[test]
+    fn civil_round_trip() {
+        for days in [-800_000, -1, 0, 1, 19_000, 20_000, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(format_cents(-310), "-3.10");
+        assert_eq!(format_cents(5), "0.05");
+        assert_eq!(
+            year_month(parse_timestamp(b"2026-12-31T23:59:59-01:00").unwrap()),
+            (2027, 1)
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! Input formats of the `read` stage: a format names its columns (and so its Arrow
+//! schema) and turns one framed line into typed values, or a reason why it is bad.
+//!
+//! Three kinds exist: plain TSV with typed columns, NCSA Common/Combined Log Format
+//! (decoded into the access-log columns), and URL lists (one trimmed URL a line).
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use super::fields::{parse_int, parse_money, parse_timestamp};
+
+/// The most columns any format has; values of one line live in a stack array this big.
+pub const MAX_COLUMNS: usize = 8;
+
+/// The type of an input column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// UTF-8 text without TAB (ids, names, urls).
+    Text,
+    /// A timestamp in one of the spec's forms, stored as UTC microseconds.
+    Timestamp,
+    /// `[+-]?[0-9]{1,18}`.
+    Int,
+    /// An integer >= 1 (quantities).
+    PositiveInt,
+    /// Decimal money with at most 2 fraction digits, stored as cents.
+    Money,
+}
+
+/// One input column: its name and type.
+#[derive(Clone, Copy, Debug)]
+pub struct Column {
+    /// Column name, also the header word of the first column.
+    pub name: &'static str,
+    /// Column type.
+    pub kind: Kind,
+}
+
+/// Shorthand for declaring a column in a job file.
+pub const fn col(name: &'static str, kind: Kind) -> Column {
+    Column { name, kind }
+}
+
+/// One typed field value of a line; text borrows from the line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'a> {
+    /// No value (only CLF `bytes` of `-`).
+    Null,
+    /// Text field.
+    Text(&'a str),
+    /// UTC microseconds.
+    Timestamp(i64),
+    /// Integer.
+    Int(i64),
+    /// Cents.
+    Money(i64),
+}
+
+/// How lines of an input are split into fields.
+#[derive(Clone, Copy, Debug)]
+pub enum Format {
+    /// TAB-separated fields, one per column.
+    Tsv(&'static [Column]),
+    /// NCSA Common or Combined Log Format, decoded into [`ACCESS_LOG`] columns.
+    Clf,
+    /// One URL a line, surrounding spaces and tabs trimmed.
+    UrlList,
+}
+
+/// Columns of a web-server access log (TSV form, and what CLF is decoded into).
+pub const ACCESS_LOG: &[Column] = &[
+    col("timestamp", Kind::Timestamp),
+    col("client_ip", Kind::Text),
+    col("method", Kind::Text),
+    col("url", Kind::Text),
+    col("status", Kind::Int),
+    col("bytes", Kind::Int),
+];
+
+const URL_LIST: &[Column] = &[col("url", Kind::Text)];
+
+impl Format {
+    /// The columns this format yields.
+    pub fn columns(&self) -> &'static [Column] {
+        match self {
+            Format::Tsv(columns) => columns,
+            Format::Clf => ACCESS_LOG,
+            Format::UrlList => URL_LIST,
+        }
+    }
+
+    /// The Arrow schema of the batches this format is decoded into.
+    pub fn schema(&self) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .columns()
+            .iter()
+            .map(|c| {
+                let (ty, nullable) = match c.kind {
+                    Kind::Text => (DataType::Utf8, false),
+                    Kind::Timestamp => (
+                        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                        false,
+                    ),
+                    Kind::Int | Kind::PositiveInt => (DataType::Int64, matches!(self, Format::Clf)),
+                    Kind::Money => (DataType::Decimal128(18, 2), false),
+                };
+                Field::new(c.name, ty, nullable)
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+
+    /// Whether this line (the first of a file) is a header to skip.
+    pub fn is_header(&self, line: &str) -> bool {
+        let first_field = line.split('\t').next().unwrap_or("");
+        match self {
+            Format::Tsv(columns) => first_field == columns[0].name,
+            Format::UrlList => line.trim_matches([' ', '\t']) == "url",
+            Format::Clf => false,
+        }
+    }
+
+    /// Whether a framed line (no `\n`, no trailing `\r`) is empty and so skipped.
+    pub fn is_empty_line(&self, line: &[u8]) -> bool {
+        match self {
+            Format::UrlList => line.iter().all(|&b| b == b' ' || b == b'\t'),
+            _ => line.is_empty(),
+        }
+    }
+
+    /// Parses one non-empty line into `out` (one value per column), or says why it is bad.
+    pub fn parse_line<'a>(
+        &self,
+        line: &'a str,
+        out: &mut [Value<'a>; MAX_COLUMNS],
+    ) -> Result<(), String> {
+        match self {
+            Format::Tsv(columns) => parse_tsv(columns, line, out),
+            Format::UrlList => parse_tsv(URL_LIST, line.trim_matches([' ', '\t']), out),
+            Format::Clf => super::clf::parse_clf(line, out),
+        }
+    }
+}
+
+fn parse_tsv<'a>(
+    columns: &[Column],
+    line: &'a str,
+    out: &mut [Value<'a>; MAX_COLUMNS],
+) -> Result<(), String> {
+    let mut n = 0;
+    for field in line.split('\t') {
+        if n < columns.len() {
+            out[n] = parse_field(columns[n], field)?;
+        }
+        n += 1;
+    }
+    if n != columns.len() {
+        return Err(format!("expected {} fields, found {n}", columns.len()));
+    }
+    Ok(())
+}
+
+/// Parses one field as its column's kind; the reason names the column and quotes the value.
+pub fn parse_field(column: Column, field: &str) -> Result<Value<'_>, String> {
+    let bytes = field.as_bytes();
+    let value = match column.kind {
+        Kind::Text => Some(Value::Text(field)),
+        Kind::Timestamp => parse_timestamp(bytes).map(Value::Timestamp),
+        Kind::Int => parse_int(bytes).map(Value::Int),
+        Kind::PositiveInt => match parse_int(bytes) {
+            Some(q) if q >= 1 => Some(Value::Int(q)),
+            Some(_) => {
+                return Err(format!(
+                    "{} must be >= 1, got {}",
+                    column.name,
+                    quote(field)
+                ));
+            }
+            None => None,
+        },
+        Kind::Money => parse_money(bytes).map(Value::Money),
+    };
+    value.ok_or_else(|| format!("bad {} {}", column.name, quote(field)))
+}
+
+/// Quotes a value for a message, cut to a readable length.
+pub fn quote(s: &str) -> String {
+    const MAX: usize = 60;
+    if s.chars().count() <= MAX {
+        format!("'{s}'")
+    } else {
+        let cut: String = s.chars().take(MAX).collect();
+        format!("'{cut}...'")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SALES: &[Column] = &[
+        col("timestamp", Kind::Timestamp),
+        col("product_id", Kind::Text),
+        col("quantity", Kind::PositiveInt),
+        col("price", Kind::Money),
+    ];
+
+    fn parse(format: Format, line: &str) -> Result<Vec<Value<'_>>, String> {
+        let mut out = [Value::Null; MAX_COLUMNS];
+        format.parse_line(line, &mut out)?;
+        Ok(out[..format.columns().len()].to_vec())
+    }
+
+    #[test]
+    fn tsv_line_parses_to_typed_values() {
+        let got = parse(Format::Tsv(SALES), "2026-11-20T13:45:12Z\tp1\t2\t20.50").unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Value::Timestamp(1_795_182_312_000_000),
+                Value::Text("p1"),
+                Value::Int(2),
+                Value::Money(2050)
+            ]
+        );
+    }
+
+    #[test]
+    fn tsv_bad_lines_say_why() {
+        let cases = [
+            ("2026-11-20T13:45:12Z\tp1\t2", "expected 4 fields, found 3"),
+            (
+                "2026-11-20T13:45:12Z\tp1\t2\t1\textra",
+                "expected 4 fields, found 5",
+            ),
+            (
+                "2026-11-20T13:45:12Z\tp1\t0\t1",
+                "quantity must be >= 1, got '0'",
+            ),
+            ("2026-11-20T13:45:12Z\tp1\tx\t1", "bad quantity 'x'"),
+            ("2026-11-20T13:45:12Z\tp1\t1\t1.234", "bad price '1.234'"),
+            ("yesterday\tp1\t1\t1", "bad timestamp 'yesterday'"),
+        ];
+        for (line, reason) in cases {
+            assert_eq!(
+                parse(Format::Tsv(SALES), line),
+                Err(reason.to_string()),
+                "line {line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn url_list_trims_and_rejects_inner_tabs() {
+        assert_eq!(
+            parse(Format::UrlList, "  http://a/ \t"),
+            Ok(vec![Value::Text("http://a/")])
+        );
+        assert_eq!(
+            parse(Format::UrlList, "http://a/\thttp://b/"),
+            Err("expected 1 fields, found 2".into())
+        );
+        assert!(Format::UrlList.is_empty_line(b" \t "));
+        assert!(Format::UrlList.is_header("url"));
+        assert!(Format::Tsv(SALES).is_header("timestamp\tproduct_id"));
+        assert!(!Format::Tsv(SALES).is_header("timestamps\tproduct_id"));
+    }
+}

@@ -1,0 +1,158 @@
+//! Input discovery for the `read` stage: command-line input arguments in, a sorted
+//! list of [`InputFile`]s out (files, directories, globs, `-` for stdin; `.gz` and
+//! `.zst` recognised by name).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// How an input's bytes are obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// A regular file, memory-mapped and split into chunks.
+    Plain,
+    /// gzip, decoded as a stream.
+    Gzip,
+    /// zstd, decoded as a stream.
+    Zstd,
+    /// Standard input, decoded as a stream.
+    Stdin,
+}
+
+/// One input to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputFile {
+    /// Path as named (`-` for stdin).
+    pub path: PathBuf,
+    /// How to read it.
+    pub encoding: Encoding,
+}
+
+impl InputFile {
+    /// The name used in messages and the rejects file.
+    pub fn display_name(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// Expands input arguments into files, in sorted path order (stdin last), without
+/// duplicates, so the same set of inputs always gives the same run.
+pub fn resolve_inputs(args: &[String]) -> Result<Vec<InputFile>> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut stdin = false;
+    for arg in args {
+        if arg == "-" {
+            stdin = true;
+            continue;
+        }
+        let path = Path::new(arg);
+        if path.is_dir() {
+            let found = list_dir(path)?;
+            if found.is_empty() {
+                return Err(Error::NoInput(format!(
+                    "directory '{arg}' (it holds no regular file)"
+                )));
+            }
+            files.extend(found);
+        } else if path.exists() {
+            files.push(path.to_path_buf());
+        } else if arg.contains(['*', '?', '[']) {
+            let found = expand_glob(arg)?;
+            if found.is_empty() {
+                return Err(Error::NoInput(format!("pattern '{arg}'")));
+            }
+            files.extend(found);
+        } else {
+            return Err(Error::Usage(format!("input file '{arg}' does not exist")));
+        }
+    }
+    files.sort();
+    files.dedup();
+    let mut inputs: Vec<InputFile> = files
+        .into_iter()
+        .map(|path| {
+            let encoding = match path.extension().and_then(|e| e.to_str()) {
+                Some("gz") => Encoding::Gzip,
+                Some("zst") => Encoding::Zstd,
+                _ => Encoding::Plain,
+            };
+            InputFile { path, encoding }
+        })
+        .collect();
+    if stdin {
+        inputs.push(InputFile {
+            path: PathBuf::from("-"),
+            encoding: Encoding::Stdin,
+        });
+    }
+    Ok(inputs)
+}
+
+/// Regular files directly inside `dir`, hidden ones skipped.
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        let path = entry.path();
+        if !hidden && path.is_file() {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+fn expand_glob(pattern: &str) -> Result<Vec<PathBuf>> {
+    let paths = glob::glob(pattern)
+        .map_err(|e| Error::Usage(format!("bad glob pattern '{pattern}': {e}")))?;
+    let mut files = Vec::new();
+    for path in paths {
+        let path = path
+            .map_err(|e| Error::io(e.path().to_path_buf(), std::io::Error::other(e.to_string())))?;
+        if path.is_file() {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_globs_sorted_and_hidden_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.tsv", "a.tsv.gz", ".hidden", "c.zst"] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        let d = dir.path().display().to_string();
+        let got = resolve_inputs(&[d.clone(), format!("{d}/*.tsv")]).unwrap();
+        let names: Vec<(String, Encoding)> = got
+            .iter()
+            .map(|f| {
+                (
+                    f.path.file_name().unwrap().to_string_lossy().into_owned(),
+                    f.encoding,
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("a.tsv.gz".into(), Encoding::Gzip),
+                ("b.tsv".into(), Encoding::Plain),
+                ("c.zst".into(), Encoding::Zstd)
+            ]
+        );
+        assert!(matches!(
+            resolve_inputs(&[format!("{d}/*.csv")]),
+            Err(Error::NoInput(_))
+        ));
+        assert!(matches!(
+            resolve_inputs(&[format!("{d}/missing.tsv")]),
+            Err(Error::Usage(_))
+        ));
+    }
+}

@@ -1,0 +1,108 @@
+//! The runner: one `mrpipe run` from validated options to published output.
+//!
+//! resolve inputs -> build the rayon pool -> run the job's plan (read, map, shuffle,
+//! reduce) -> write the rejects file -> check the bad-line budget -> write every
+//! table to the sink -> commit. Nothing is published when any step fails.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::job::{AnyJob, Plan, RunContext};
+use crate::progress::Progress;
+use crate::quarantine::{self, BadLineBudget};
+use crate::read::{self, ReadStats, input};
+use crate::sink::{self, SinkUrl};
+
+/// Everything a run needs, validated.
+pub struct RunOptions {
+    /// The job.
+    pub job: &'static dyn AnyJob,
+    /// The job, configured.
+    pub plan: Box<dyn Plan>,
+    /// Input arguments as given (files, directories, globs, `-`).
+    pub inputs: Vec<String>,
+    /// Where results go.
+    pub output: SinkUrl,
+    /// Worker threads (`None`: one per core).
+    pub threads: Option<usize>,
+    /// Rejects file (`None`: next to the output, see [`default_rejects_path`]).
+    pub rejects: Option<PathBuf>,
+    /// Bad-line threshold.
+    pub budget: BadLineBudget,
+    /// Whether a progress bar may be drawn.
+    pub progress: bool,
+}
+
+/// What a successful run did.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// Line counts.
+    pub stats: ReadStats,
+    /// Rows written per table.
+    pub tables: Vec<(&'static str, u64)>,
+    /// Published paths or URLs.
+    pub published: Vec<String>,
+    /// The rejects file, when there were bad lines.
+    pub rejects: Option<PathBuf>,
+    /// Non-fatal problems.
+    pub warnings: Vec<String>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Where the rejects file goes when `--rejects` is not given: `DIR/_rejects.tsv` for a
+/// directory output, `PATH.rejects.tsv` beside a file or database, and
+/// `mrpipe-<job>.rejects.tsv` in the current directory for stdout.
+pub fn default_rejects_path(output: &SinkUrl, job: &str) -> PathBuf {
+    let beside = |p: &PathBuf| PathBuf::from(format!("{}.rejects.tsv", p.display()));
+    match output {
+        SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => d.join("_rejects.tsv"),
+        SinkUrl::ParquetFile(p) | SinkUrl::Sqlite(p) | SinkUrl::TsvFile(p) => beside(p),
+        SinkUrl::TsvStdout => PathBuf::from(format!("mrpipe-{job}.rejects.tsv")),
+    }
+}
+
+/// Runs a job end to end.
+pub fn run(opts: RunOptions) -> Result<RunSummary> {
+    let started = Instant::now();
+    let inputs = input::resolve_inputs(&opts.inputs)?;
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = opts.threads {
+        builder = builder.num_threads(n);
+    }
+    let pool = builder.build().map_err(|e| Error::sink("thread pool", e))?;
+    let ctx = RunContext {
+        progress: Progress::new(read::plain_size(&inputs), opts.progress),
+        temp_dir: opts.output.local_dir().unwrap_or_else(std::env::temp_dir),
+        inputs,
+    };
+
+    pool.install(|| {
+        let output = opts.plan.run(&ctx);
+        ctx.progress.finish();
+        let output = output?;
+        let rejects = opts
+            .rejects
+            .clone()
+            .unwrap_or_else(|| default_rejects_path(&opts.output, opts.job.info().name));
+        quarantine::write_rejects(&rejects, &output.read, &ctx.inputs)?;
+        opts.budget.check(&output.read, &ctx.inputs)?;
+
+        let mut sink = sink::open(&opts.output, output.tables.len())?;
+        let mut tables = Vec::with_capacity(output.tables.len());
+        for table in output.tables {
+            let name = table.name;
+            tables.push((name, sink.write_table(table)?));
+        }
+        let published = sink.commit()?;
+        Ok(RunSummary {
+            stats: output.read.stats,
+            tables,
+            published,
+            rejects: (output.read.stats.bad > 0).then_some(rejects),
+            warnings: output.warnings,
+            elapsed: started.elapsed(),
+        })
+    })
+}

@@ -1,0 +1,142 @@
+//! SQLite sink: each table's contents replaced inside one transaction that covers all
+//! of the job's tables, so readers see the old result or the new one, never a mix.
+//!
+//! Types: text `TEXT`, integers `INTEGER`, money `TEXT` holding the exact decimal
+//! (`'1234.50'`): SQLite has no exact decimal type, and its `NUMERIC` affinity would
+//! turn the value into a binary float.
+
+use std::path::PathBuf;
+
+use arrow::array::{Array, AsArray, Decimal128Array};
+use arrow::datatypes::{DataType, Int64Type};
+use arrow::util::display::array_value_to_string;
+use rusqlite::Connection;
+use rusqlite::types::Value as SqlValue;
+
+use super::Sink;
+use crate::error::{Error, Result};
+use crate::read::fields::format_cents;
+use crate::table::Table;
+
+/// Replaces tables in a SQLite database file.
+pub struct SqliteSink {
+    path: PathBuf,
+    conn: Connection,
+    committed: bool,
+}
+
+impl SqliteSink {
+    /// Opens (creating if needed) the database and begins the publishing transaction.
+    pub fn open(path: PathBuf) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let fail = |e: rusqlite::Error| Error::sink(format!("sqlite:{}", path.display()), e);
+        let conn = Connection::open(&path).map_err(fail)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(fail)?;
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
+        Ok(SqliteSink {
+            path,
+            conn,
+            committed: false,
+        })
+    }
+
+    fn fail(&self, e: impl std::fmt::Display) -> Error {
+        Error::sink(format!("sqlite:{}", self.path.display()), e)
+    }
+}
+
+/// Quotes an identifier for SQL.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Sink for SqliteSink {
+    fn write_table(&mut self, table: Table) -> Result<u64> {
+        let name = ident(table.name);
+        let columns: Vec<String> = table
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let ty = match f.data_type() {
+                    DataType::Int64 => "INTEGER",
+                    _ => "TEXT",
+                };
+                format!("{} {ty} NOT NULL", ident(f.name()))
+            })
+            .collect();
+        let mut ddl = format!(
+            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} ({});",
+            columns.join(", ")
+        );
+        for cols in table.indexes {
+            let index = ident(&format!("{}_{}_idx", table.name, cols.join("_")));
+            let list: Vec<String> = cols.iter().map(|c| ident(c)).collect();
+            ddl.push_str(&format!(
+                " CREATE INDEX {index} ON {name} ({});",
+                list.join(", ")
+            ));
+        }
+        self.conn.execute_batch(&ddl).map_err(|e| self.fail(e))?;
+
+        let placeholders = vec!["?"; columns.len()].join(", ");
+        let mut insert = self
+            .conn
+            .prepare(&format!("INSERT INTO {name} VALUES ({placeholders})"))
+            .map_err(|e| Error::sink(table.name, e))?;
+        let mut rows = 0u64;
+        let mut values: Vec<SqlValue> = Vec::with_capacity(columns.len());
+        for batch in table.batches {
+            let batch = batch?;
+            for row in 0..batch.num_rows() {
+                values.clear();
+                for column in batch.columns() {
+                    values.push(sql_value(column.as_ref(), row));
+                }
+                insert
+                    .execute(rusqlite::params_from_iter(values.iter()))
+                    .map_err(|e| Error::sink(table.name, e))?;
+            }
+            rows += batch.num_rows() as u64;
+        }
+        Ok(rows)
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<Vec<String>> {
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| self.fail(e))?;
+        self.committed = true;
+        Ok(vec![format!("sqlite:{}", self.path.display())])
+    }
+}
+
+impl Drop for SqliteSink {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// One cell as a SQLite value (the output tables have no nulls; a null stays NULL).
+fn sql_value(column: &dyn Array, row: usize) -> SqlValue {
+    if column.is_null(row) {
+        return SqlValue::Null;
+    }
+    match column.data_type() {
+        DataType::Int64 => SqlValue::Integer(column.as_primitive::<Int64Type>().value(row)),
+        DataType::Decimal128(_, 2) => {
+            let cents = column
+                .as_any()
+                .downcast_ref::<Decimal128Array>()
+                .map_or(0, |a| a.value(row));
+            SqlValue::Text(format_cents(cents))
+        }
+        DataType::Utf8 => SqlValue::Text(column.as_string::<i32>().value(row).to_string()),
+        _ => SqlValue::Text(array_value_to_string(column, row).unwrap_or_default()),
+    }
+}

@@ -1,0 +1,122 @@
+//! TSV sink: a header line, then one line per row, to stdout or to files published
+//! atomically. Money is written with exactly two fraction digits, nulls as empty.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use super::Sink;
+use super::atomic::{StagedFile, write_staged};
+use crate::error::{Error, Result};
+use crate::table::Table;
+
+/// Where TSV goes.
+pub enum TsvTarget {
+    /// Standard output; several tables are each preceded by a `# <table>` line.
+    Stdout,
+    /// One file (single-table jobs).
+    File(PathBuf),
+    /// `DIR/<table>.tsv`.
+    Dir(PathBuf),
+}
+
+/// Writes tables as TSV.
+pub struct TsvSink {
+    target: TsvTarget,
+    tables: usize,
+    staged: Vec<StagedFile>,
+}
+
+impl TsvSink {
+    /// A TSV sink for `target`; `tables` is how many tables the job writes.
+    pub fn new(target: TsvTarget, tables: usize) -> Self {
+        TsvSink {
+            target,
+            tables,
+            staged: Vec::new(),
+        }
+    }
+}
+
+/// Writes a header and the rows of `table` as TSV; returns the row count. `io` wraps write errors.
+pub fn write_tsv(
+    out: &mut dyn Write,
+    table: Table,
+    io: &dyn Fn(std::io::Error) -> Error,
+) -> Result<u64> {
+    let names: Vec<&str> = table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    writeln!(out, "{}", names.join("\t")).map_err(io)?;
+    let mut rows = 0u64;
+    for batch in table.batches {
+        rows += write_rows(out, &batch?).map_err(io)?;
+    }
+    Ok(rows)
+}
+
+fn write_rows(out: &mut dyn Write, batch: &RecordBatch) -> std::io::Result<u64> {
+    let options = FormatOptions::default();
+    let formatters: Vec<ArrayFormatter> = batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+        .collect::<Result<_, _>>()
+        .map_err(std::io::Error::other)?;
+    for row in 0..batch.num_rows() {
+        for (i, f) in formatters.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b"\t")?;
+            }
+            write!(out, "{}", f.value(row))?;
+        }
+        out.write_all(b"\n")?;
+    }
+    Ok(batch.num_rows() as u64)
+}
+
+impl Sink for TsvSink {
+    fn write_table(&mut self, table: Table) -> Result<u64> {
+        let dest = match &self.target {
+            TsvTarget::Stdout => {
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                if self.tables > 1 {
+                    writeln!(out, "# {}", table.name).map_err(Error::stdout)?;
+                }
+                let rows = write_tsv(&mut out, table, &Error::stdout)?;
+                out.flush().map_err(Error::stdout)?;
+                return Ok(rows);
+            }
+            TsvTarget::File(_) if self.tables > 1 => {
+                return Err(Error::Usage(
+                    "this job writes several tables; give tsv:DIR/ to write DIR/<table>.tsv"
+                        .to_string(),
+                ));
+            }
+            TsvTarget::File(path) => path.clone(),
+            TsvTarget::Dir(dir) => dir.join(format!("{}.tsv", table.name)),
+        };
+        let mut rows = 0;
+        let staged = write_staged(&dest, |w| {
+            rows = write_tsv(w, table, &|e| Error::io(&dest, e))?;
+            Ok(())
+        })?;
+        self.staged.push(staged);
+        Ok(rows)
+    }
+
+    fn commit(self: Box<Self>) -> Result<Vec<String>> {
+        let mut published = Vec::new();
+        for staged in self.staged {
+            published.push(staged.dest().display().to_string());
+            staged.publish()?;
+        }
+        Ok(published)
+    }
+}

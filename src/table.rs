@@ -1,0 +1,101 @@
+//! Result tables: what a job hands to the `sink` stage. A [`Table`] is a name, an
+//! Arrow schema, the indexes SQL sinks create, and the rows as a stream of record
+//! batches of a fixed size (fixed so Parquet page and row-group cuts never depend on
+//! how the rows were computed).
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::error::{Error, Result};
+
+/// Rows per output record batch.
+pub const OUTPUT_BATCH_ROWS: usize = 64 * 1024;
+
+/// A stream of record batches.
+pub type Batches = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
+/// One output table.
+pub struct Table {
+    /// Table name, as in the spec (`sales_rank`, `monthly_spending`, ...).
+    pub name: &'static str,
+    /// Column names and types.
+    pub schema: SchemaRef,
+    /// Column lists that SQL sinks index.
+    pub indexes: &'static [&'static [&'static str]],
+    /// The rows, in the table's final order.
+    pub batches: Batches,
+}
+
+impl Table {
+    /// A table whose rows are all in memory, cut into fixed-size batches.
+    pub fn from_columns(
+        name: &'static str,
+        schema: SchemaRef,
+        indexes: &'static [&'static [&'static str]],
+        columns: Vec<ArrayRef>,
+    ) -> Result<Table> {
+        let batch =
+            RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::sink(name, e))?;
+        let rows = batch.num_rows();
+        let slices: Vec<Result<RecordBatch>> = (0..rows)
+            .step_by(OUTPUT_BATCH_ROWS)
+            .map(|start| Ok(batch.slice(start, OUTPUT_BATCH_ROWS.min(rows - start))))
+            .collect();
+        Ok(Table {
+            name,
+            schema,
+            indexes,
+            batches: Box::new(slices.into_iter()),
+        })
+    }
+}
+
+/// A schema of non-null columns.
+pub fn schema(columns: &[(&str, DataType)]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(n, t)| Field::new(*n, t.clone(), false))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The Arrow type of money columns.
+pub const MONEY: DataType = DataType::Decimal128(18, 2);
+
+/// A text column.
+pub fn text<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(values))
+}
+
+/// A BIGINT column; `what` names the column in the overflow error.
+pub fn bigint(what: &str, values: impl Iterator<Item = i128>) -> Result<ArrayRef> {
+    let values: Vec<i64> = values
+        .map(|v| i64::try_from(v).map_err(|_| overflow(what, v, "BIGINT")))
+        .collect::<Result<_>>()?;
+    Ok(Arc::new(Int64Array::from(values)))
+}
+
+/// A DECIMAL(18,2) column from cents; `what` names the column in the overflow error.
+pub fn money(what: &str, cents: impl Iterator<Item = i128>) -> Result<ArrayRef> {
+    const LIMIT: i128 = 1_000_000_000_000_000_000;
+    let values: Vec<i128> = cents
+        .map(|c| {
+            if c.abs() < LIMIT {
+                Ok(c)
+            } else {
+                Err(overflow(what, c, "DECIMAL(18,2)"))
+            }
+        })
+        .collect::<Result<_>>()?;
+    let array = Decimal128Array::from(values)
+        .with_precision_and_scale(18, 2)
+        .map_err(|e| Error::sink(what, e))?;
+    Ok(Arc::new(array))
+}
+
+fn overflow(what: &str, value: i128, ty: &str) -> Error {
+    Error::sink(what, format!("value {value} does not fit {ty}"))
+}
