@@ -1,0 +1,158 @@
+//! Helpers for the end-to-end tests: run the real `mrpipe` and `gen-data` binaries,
+//! parse the summary line, and compare outputs printing expected vs got.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The repository root (where `sample_data/` lives).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A path under `sample_data/`.
+pub fn sample(rel: &str) -> String {
+    root().join("sample_data").join(rel).display().to_string()
+}
+
+/// The expected output file `sample_data/expected/<name>`.
+pub fn expected(name: &str) -> String {
+    std::fs::read_to_string(root().join("sample_data/expected").join(name))
+        .expect("expected file exists")
+}
+
+/// Runs `mrpipe` with `args` in `cwd`.
+pub fn mrpipe_in(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("mrpipe runs")
+}
+
+/// Runs `mrpipe` with `args` in a fresh temporary directory (so default rejects files stay out of the tree).
+pub fn mrpipe(args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    mrpipe_in(dir.path(), args)
+}
+
+/// Runs `mrpipe` and asserts it succeeded; returns stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let out = mrpipe(args);
+    assert!(
+        out.status.success(),
+        "mrpipe {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Asserts two texts are equal, printing both in full when not.
+pub fn assert_same(what: &str, expected: &str, got: &str) {
+    assert!(
+        expected == got,
+        "{what}: output differs\n--- expected ---\n{expected}--- got ---\n{got}--- end ---"
+    );
+}
+
+/// Writes generated data with `gen-data` and returns its path.
+pub fn generate(dir: &Path, kind: &str, rows: u64, extra: &[&str]) -> String {
+    let path = dir.join(format!("{kind}.data"));
+    let status = Command::new(env!("CARGO_BIN_EXE_gen-data"))
+        .args([
+            kind,
+            "--rows",
+            &rows.to_string(),
+            "--out",
+            &path.display().to_string(),
+        ])
+        .args(extra)
+        .status()
+        .expect("gen-data runs");
+    assert!(status.success(), "gen-data {kind} failed");
+    path.display().to_string()
+}
+
+/// Line counts parsed from the summary line on stderr.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Counts {
+    pub lines: u64,
+    pub good: u64,
+    pub bad: u64,
+    pub empty: u64,
+    pub headers: u64,
+}
+
+/// Parses `N lines read (G good, B bad, E empty, H header)` from a run's stderr.
+pub fn counts(stderr: &[u8]) -> Counts {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text
+        .lines()
+        .find(|l| l.contains(" lines read ("))
+        .unwrap_or_else(|| panic!("no summary in {text}"));
+    let (before, after) = line.split_once(" lines read (").unwrap();
+    let lines = before.rsplit(' ').next().unwrap().parse().unwrap();
+    let inside = after.split(')').next().unwrap();
+    let n: Vec<u64> = inside
+        .split(", ")
+        .map(|part| part.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    Counts {
+        lines,
+        good: n[0],
+        bad: n[1],
+        empty: n[2],
+        headers: n[3],
+    }
+}
+
+/// Bytes of a file.
+pub fn bytes(path: impl AsRef<Path>) -> Vec<u8> {
+    std::fs::read(path.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()))
+}
+
+/// Names of the entries of a directory, sorted.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Parses a timestamp the independent way (chrono), for the oracles.
+pub fn oracle_ts(s: &str) -> chrono::DateTime<chrono::Utc> {
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return chrono::DateTime::from_timestamp(s.parse().unwrap(), 0).unwrap();
+    }
+    if s.contains('T') {
+        return chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+    }
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .unwrap()
+        .and_utc()
+}
+
+/// Parses money into cents the independent way, for the oracles.
+pub fn oracle_cents(s: &str) -> i128 {
+    let (neg, body) = s.strip_prefix('-').map_or((false, s), |b| (true, b));
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let frac = format!("{frac:0<2}");
+    let c = int.parse::<i128>().unwrap() * 100 + frac.parse::<i128>().unwrap();
+    if neg { -c } else { c }
+}
+
+/// Formats cents as the TSV sink does.
+pub fn oracle_money(c: i128) -> String {
+    format!(
+        "{}{}.{:02}",
+        if c < 0 { "-" } else { "" },
+        c.abs() / 100,
+        c.abs() % 100
+    )
+}
