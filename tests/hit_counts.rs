@@ -1,0 +1,185 @@
+//! End-to-end tests of `mrpipe run hit-counts`: TSV and CLF logs, --strip-query,
+//! stdin and compressed input.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+#[test]
+fn sample_tsv_and_clf_logs() {
+    let got = run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", "-"]);
+    assert_same("hit_counts", &expected("hit_counts.tsv"), &got);
+    let got = run_ok(&[
+        "run",
+        "hit-counts",
+        &sample("access/tsv"),
+        "--strip-query",
+        "-o",
+        "-",
+    ]);
+    assert_same(
+        "hit_counts --strip-query",
+        &expected("hit_counts_strip_query.tsv"),
+        &got,
+    );
+    let res = mrpipe(&[
+        "run",
+        "hit-counts",
+        &sample("access/clf"),
+        "--format",
+        "clf",
+        "-o",
+        "-",
+    ]);
+    assert_same(
+        "hit_counts clf",
+        &expected("hit_counts_clf.tsv"),
+        &String::from_utf8(res.stdout).unwrap(),
+    );
+    assert_eq!(
+        counts(&res.stderr),
+        Counts {
+            lines: 9,
+            good: 6,
+            bad: 3,
+            empty: 0,
+            headers: 0
+        }
+    );
+}
+
+#[test]
+fn stdin_gzip_and_zstd_inputs_give_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = std::fs::read(sample("access/tsv/access.tsv")).unwrap();
+    let gz = dir.path().join("access.tsv.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    enc.write_all(&plain).unwrap();
+    enc.finish().unwrap();
+    let zst = dir.path().join("access.tsv.zst");
+    std::fs::write(&zst, zstd::encode_all(&plain[..], 3).unwrap()).unwrap();
+    for input in [gz.display().to_string(), zst.display().to_string()] {
+        assert_same(
+            &input,
+            &expected("hit_counts.tsv"),
+            &run_ok(&["run", "hit-counts", &input, "-o", "-"]),
+        );
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args([
+            "run",
+            "hit-counts",
+            "-",
+            "-o",
+            "-",
+            "--rejects",
+            &dir.path().join("r.tsv").display().to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&plain).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_same(
+        "stdin",
+        &expected("hit_counts.tsv"),
+        &String::from_utf8(out.stdout).unwrap(),
+    );
+    assert!(
+        String::from_utf8(bytes(dir.path().join("r.tsv")))
+            .unwrap()
+            .contains("\n-\t10\tbad bytes 'many'")
+    );
+}
+
+#[test]
+fn a_closed_stdout_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), "access-tsv", 200_000, &[]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(["run", "hit-counts", &input, "-q", "-o", "-"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away, like `| head -0`
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn generated_tsv_matches_the_oracle_and_clf_is_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), "access-tsv", 150_000, &["--seed", "21"]);
+    let mut hits: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for line in std::fs::read_to_string(&input).unwrap().lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let url = f[3].split('?').next().unwrap();
+        *hits
+            .entry((oracle_ts(f[0]).format("%Y-%m").to_string(), url.to_string()))
+            .or_default() += 1;
+    }
+    let mut rows: Vec<_> = hits.into_iter().collect();
+    rows.sort_by(|a, b| {
+        a.0.0
+            .cmp(&b.0.0)
+            .then(b.1.cmp(&a.1))
+            .then(a.0.1.cmp(&b.0.1))
+    });
+    let mut want = String::from("month\turl\thits\n");
+    for ((m, u), h) in rows {
+        want.push_str(&format!("{m}\t{u}\t{h}\n"));
+    }
+    assert_same(
+        "generated hit_counts",
+        &want,
+        &run_ok(&["run", "hit-counts", &input, "--strip-query", "-o", "-"]),
+    );
+
+    let clf = generate(
+        dir.path(),
+        "access-clf",
+        100_000,
+        &["--seed", "4", "--bad-rate", "0.01"],
+    );
+    let run = |threads: &str| {
+        let o = dir
+            .path()
+            .join(format!("clf{threads}"))
+            .display()
+            .to_string();
+        run_ok(&[
+            "run",
+            "hit-counts",
+            &clf,
+            "--format",
+            "clf",
+            "-j",
+            threads,
+            "-o",
+            &o,
+        ]);
+        bytes(format!("{o}/hit_counts.parquet"))
+    };
+    assert_eq!(run("1"), run("2"));
+}
