@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::job::RunContext;
-use crate::map::{Combiner, MapReduce};
+use crate::map::{Combiner, Entries, MapReduce};
 use crate::read::format::Format;
 use crate::read::{self, BadLine, ReadStats};
 use crate::{reduce, shuffle};
@@ -28,7 +28,7 @@ pub fn map_reduce<J: MapReduce>(
     job: &J,
     format: &Format,
     ctx: &RunContext,
-) -> Result<(Vec<(J::Key, J::Acc)>, ReadSummary)> {
+) -> Result<(Entries<J>, ReadSummary)> {
     ctx.progress.set_message("map");
     let outcome = read::read_fold(
         &ctx.inputs,

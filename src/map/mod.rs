@@ -29,6 +29,9 @@ pub trait MapReduce: Sync {
     fn merge(&self, into: &mut Self::Acc, other: Self::Acc);
 }
 
+/// One entry per key of a step: what reduce produces and a job's final step consumes.
+pub type Entries<J> = Vec<(<J as MapReduce>::Key, <J as MapReduce>::Acc)>;
+
 /// A task-local map from key to partial aggregate.
 ///
 /// Uses a fixed-seed hasher so that partition assignment, and so every intermediate

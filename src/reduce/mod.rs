@@ -4,14 +4,12 @@
 
 use rayon::prelude::*;
 
-use crate::map::{Combiner, MapReduce};
+use crate::map::{Combiner, Entries, MapReduce};
 
 /// Merges each partition's partials into one entry per key, in parallel.
-pub fn reduce_partitions<J: MapReduce>(
-    job: &J,
-    partitions: Vec<Vec<Vec<(J::Key, J::Acc)>>>,
-) -> Vec<(J::Key, J::Acc)> {
-    let reduced: Vec<Vec<(J::Key, J::Acc)>> = partitions
+/// `partitions[p]` holds every map task's entries of partition `p`.
+pub fn reduce_partitions<J: MapReduce>(job: &J, partitions: Vec<Vec<Entries<J>>>) -> Entries<J> {
+    let reduced: Vec<Entries<J>> = partitions
         .into_par_iter()
         .map(|tasks| {
             let mut merged: Combiner<J::Key, J::Acc> = Combiner::default();
