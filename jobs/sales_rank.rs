@@ -95,11 +95,7 @@ impl MapReduce for SumSales {
     type Key = String;
     type Acc = Sold;
 
-    fn map(
-        &self,
-        batch: &arrow::array::RecordBatch,
-        combiner: &mut Combiner<String, Sold>,
-    ) -> Result<()> {
+    fn map(&self, batch: &arrow::array::RecordBatch, combiner: &mut Combiner<String, Sold>) -> Result<()> {
         let ts = columns::timestamp(batch, "timestamp")?;
         let product = columns::text(batch, "product_id")?;
         let category = columns::text(batch, "category_id")?;
@@ -140,19 +136,11 @@ impl Plan for SalesRankPlan {
                 (category, product, sold)
             })
             .collect();
-        rows.par_sort_unstable_by(|a, b| {
-            a.0.cmp(b.0)
-                .then(b.2.quantity.cmp(&a.2.quantity))
-                .then(a.1.cmp(b.1))
-        });
+        rows.par_sort_unstable_by(|a, b| a.0.cmp(b.0).then(b.2.quantity.cmp(&a.2.quantity)).then(a.1.cmp(b.1)));
         let mut ranked = Vec::with_capacity(rows.len());
         let mut rank = 0u64;
         for (i, row) in rows.iter().enumerate() {
-            rank = if i > 0 && rows[i - 1].0 == row.0 {
-                rank + 1
-            } else {
-                1
-            };
+            rank = if i > 0 && rows[i - 1].0 == row.0 { rank + 1 } else { 1 };
             if self.top.is_none_or(|top| rank <= top) {
                 ranked.push((rank, row));
             }

@@ -38,8 +38,7 @@ pub const COLUMNS: &[Column] = &[
 const BUILTIN_SELLERS: &str = include_str!("../sample_data/spending/sellers.tsv");
 
 /// Default monthly budget per category, in percent of income.
-const BUDGET_SHARES: &[(&str, i128)] =
-    &[("housing", 40), ("food", 20), ("gas", 10), ("shopping", 20)];
+const BUDGET_SHARES: &[(&str, i128)] = &[("housing", 40), ("food", 20), ("gas", 10), ("shopping", 20)];
 
 static INFO: JobInfo = JobInfo {
     name: "spending",
@@ -85,14 +84,9 @@ impl Job for Spending {
             MonthArg::Month(y, m) => (y, m),
             MonthArg::Current => year_month(args.as_of),
         });
-        for path in [
-            &args.sellers,
-            &args.overrides,
-            &args.incomes,
-            &args.budget_overrides,
-        ]
-        .into_iter()
-        .flatten()
+        for path in [&args.sellers, &args.overrides, &args.incomes, &args.budget_overrides]
+            .into_iter()
+            .flatten()
         {
             if !path.is_file() {
                 return Err(crate::error::Error::Usage(format!(
@@ -118,20 +112,10 @@ pub struct Categorizer {
 
 impl Categorizer {
     /// Builds the categorizer; skipped side-file rows add warnings.
-    pub fn load(
-        sellers: Option<&Path>,
-        overrides: Option<&Path>,
-        warnings: &mut Vec<String>,
-    ) -> Result<Categorizer> {
+    pub fn load(sellers: Option<&Path>, overrides: Option<&Path>, warnings: &mut Vec<String>) -> Result<Categorizer> {
         let seed = match sellers {
             Some(path) => read_side_file(path, "seller", 2, warnings)?,
-            None => parse_side(
-                BUILTIN_SELLERS.as_bytes(),
-                "built-in seller map",
-                "seller",
-                2,
-                warnings,
-            ),
+            None => parse_side(BUILTIN_SELLERS.as_bytes(), "built-in seller map", "seller", 2, warnings),
         };
         let mut categories: HashMap<String, String> = HashMap::new();
         for row in seed {
@@ -244,15 +228,8 @@ struct Budgets {
 }
 
 impl Budgets {
-    fn load(
-        incomes: Option<&Path>,
-        overrides: Option<&Path>,
-        warnings: &mut Vec<String>,
-    ) -> Result<Budgets> {
-        let mut money_rows = |path: Option<&Path>,
-                              header: &str,
-                              fields: usize|
-         -> Result<Vec<(Vec<String>, i128)>> {
+    fn load(incomes: Option<&Path>, overrides: Option<&Path>, warnings: &mut Vec<String>) -> Result<Budgets> {
+        let mut money_rows = |path: Option<&Path>, header: &str, fields: usize| -> Result<Vec<(Vec<String>, i128)>> {
             let Some(path) = path else {
                 return Ok(Vec::new());
             };
@@ -284,10 +261,7 @@ impl Budgets {
 
     /// The monthly budget of a user's category, if there is one.
     fn budget(&self, user: &str, category: &str) -> Option<i128> {
-        if let Some(b) = self
-            .overrides
-            .get(&(user.to_string(), category.to_string()))
-        {
+        if let Some(b) = self.overrides.get(&(user.to_string(), category.to_string())) {
             return Some(*b);
         }
         let income = self.incomes.get(user)?;
@@ -331,9 +305,7 @@ impl Plan for SpendingPlan {
                 }
             })
             .collect();
-        rows.par_sort_unstable_by(|a, b| {
-            (a.user, a.month, a.category).cmp(&(b.user, b.month, b.category))
-        });
+        rows.par_sort_unstable_by(|a, b| (a.user, a.month, a.category).cmp(&(b.user, b.month, b.category)));
 
         let spending_schema = table::schema(&[
             ("user_id", DataType::Utf8),
@@ -398,11 +370,7 @@ impl Plan for SpendingPlan {
                 ],
             )?);
         }
-        Ok(JobOutput {
-            tables,
-            read,
-            warnings,
-        })
+        Ok(JobOutput { tables, read, warnings })
     }
 }
 

@@ -136,17 +136,13 @@ impl UrlDedupPlan {
 
     fn in_memory(&self, ctx: &RunContext) -> Result<(Table, ReadSummary)> {
         let (counts, read) = map_reduce(&self.count, &Format::UrlList, ctx)?;
-        let mut rows: Vec<(String, u64)> =
-            counts.into_iter().filter(|(_, c)| self.keep(*c)).collect();
+        let mut rows: Vec<(String, u64)> = counts.into_iter().filter(|(_, c)| self.keep(*c)).collect();
         rows.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let columns = vec![
             table::text(rows.iter().map(|r| r.0.as_str())),
             table::bigint("occurrences", rows.iter().map(|r| i128::from(r.1)))?,
         ];
-        Ok((
-            Table::from_columns("urls", urls_schema(), INDEXES, columns)?,
-            read,
-        ))
+        Ok((Table::from_columns("urls", urls_schema(), INDEXES, columns)?, read))
     }
 
     fn spilling(&self, ctx: &RunContext, limit: u64) -> Result<(Table, ReadSummary)> {
@@ -157,9 +153,7 @@ impl UrlDedupPlan {
             .map(|f| match f.encoding {
                 Encoding::Plain => std::fs::metadata(&f.path).map_or(0, |m| m.len()),
                 // Compressed text of URLs is typically 4-8x smaller; stdin is unknown.
-                Encoding::Gzip | Encoding::Zstd => {
-                    std::fs::metadata(&f.path).map_or(0, |m| m.len() * 8)
-                }
+                Encoding::Gzip | Encoding::Zstd => std::fs::metadata(&f.path).map_or(0, |m| m.len() * 8),
                 Encoding::Stdin => limit * 16,
             })
             .sum();
@@ -252,10 +246,7 @@ impl<I: Iterator<Item = Result<(String, u64)>>> Iterator for BatchStream<I> {
         if urls.is_empty() {
             return None;
         }
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(urls)),
-            Arc::new(Int64Array::from(counts)),
-        ];
+        let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(urls)), Arc::new(Int64Array::from(counts))];
         Some(RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| Error::sink("urls", e)))
     }
 }
@@ -333,14 +324,8 @@ mod tests {
     #[test]
     fn normalization_rules() {
         let cases = [
-            (
-                "HTTP://Example.COM:80/A?b=1#frag",
-                "http://example.com/A?b=1",
-            ),
-            (
-                "https://User:PW@Example.com:443/",
-                "https://User:PW@example.com/",
-            ),
+            ("HTTP://Example.COM:80/A?b=1#frag", "http://example.com/A?b=1"),
+            ("https://User:PW@Example.com:443/", "https://User:PW@example.com/"),
             ("https://example.com:8443/x?", "https://example.com:8443/x"),
             ("http://example.com:443/", "http://example.com:443/"),
             ("http://example.com/a??", "http://example.com/a??"),

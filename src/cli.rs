@@ -54,14 +54,14 @@ pub fn command() -> Command {
             info.outputs.join(", "),
             info.example
         );
-        CommonArgs::augment_args(
-            job.augment(Command::new(info.name).about(info.about).after_help(help)),
-        )
+        CommonArgs::augment_args(job.augment(Command::new(info.name).about(info.about).after_help(help)))
     });
     Command::new("mrpipe")
         .version(env!("CARGO_PKG_VERSION"))
         .about("Fast, reproducible map/reduce jobs over tab-delimited logs, to Parquet, SQLite or TSV")
-        .after_help(format!("Run `mrpipe jobs` for the built-in jobs, `mrpipe run <JOB> --help` for a job's options.\n\n{EXIT_CODES}"))
+        .after_help(format!(
+            "Run `mrpipe jobs` for the built-in jobs, `mrpipe run <JOB> --help` for a job's options.\n\n{EXIT_CODES}"
+        ))
         .subcommand_required(true)
         .arg_required_else_help(true)
         .subcommand(
@@ -75,7 +75,13 @@ pub fn command() -> Command {
         .subcommand(
             Command::new("show")
                 .about("Print Parquet files as a table (TSV when stdout is not a terminal)")
-                .arg(Arg::new("files").value_name("FILE").required(true).num_args(1..).value_parser(value_parser!(PathBuf))),
+                .arg(
+                    Arg::new("files")
+                        .value_name("FILE")
+                        .required(true)
+                        .num_args(1..)
+                        .value_parser(value_parser!(PathBuf)),
+                ),
         )
 }
 
@@ -96,10 +102,8 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
             let Some((name, job_matches)) = run.subcommand() else {
                 return Err(Error::Usage("no job given; see `mrpipe jobs`".into()));
             };
-            let job =
-                jobs::find(name).ok_or_else(|| Error::Usage(format!("unknown job '{name}'")))?;
-            let common = CommonArgs::from_arg_matches(job_matches)
-                .map_err(|e| Error::Usage(e.to_string()))?;
+            let job = jobs::find(name).ok_or_else(|| Error::Usage(format!("unknown job '{name}'")))?;
+            let common = CommonArgs::from_arg_matches(job_matches).map_err(|e| Error::Usage(e.to_string()))?;
             let plan = job.configure_from(job_matches)?;
             let budget = match (common.strict, common.max_bad_lines) {
                 (true, _) => BadLineBudget::Count(0),

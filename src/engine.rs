@@ -24,11 +24,7 @@ pub struct ReadSummary {
 }
 
 /// Runs `job` over the context's inputs read as `format`; one entry per key.
-pub fn map_reduce<J: MapReduce>(
-    job: &J,
-    format: &Format,
-    ctx: &RunContext,
-) -> Result<(Entries<J>, ReadSummary)> {
+pub fn map_reduce<J: MapReduce>(job: &J, format: &Format, ctx: &RunContext) -> Result<(Entries<J>, ReadSummary)> {
     ctx.progress.set_message("map");
     let outcome = read::read_fold(
         &ctx.inputs,

@@ -30,10 +30,7 @@ pub enum Error {
 
     /// An I/O failure on a named file.
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     /// A failure writing an output.
     #[error("writing {target}: {message}")]

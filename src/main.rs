@@ -103,15 +103,12 @@ fn show(files: &[PathBuf]) -> Result<()> {
             .build()
             .map_err(|e| fail(&e))?;
         let schema = arrow::array::RecordBatchReader::schema(&reader);
-        let batches: Vec<_> = reader
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| fail(&e))?;
+        let batches: Vec<_> = reader.collect::<std::result::Result<_, _>>().map_err(|e| fail(&e))?;
         if files.len() > 1 {
             writeln!(out, "# {}", path.display()).map_err(Error::stdout)?;
         }
         if terminal {
-            let table =
-                arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| fail(&e))?;
+            let table = arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| fail(&e))?;
             writeln!(out, "{table}").map_err(Error::stdout)?;
         } else {
             let table = mrpipe::table::Table {

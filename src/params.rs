@@ -12,9 +12,8 @@ pub fn parse_as_of(s: &str) -> Result<i64, String> {
     if let Some(days) = fields::parse_date(s.as_bytes()) {
         return Ok(days * 86_400 * MICROS_PER_SEC);
     }
-    fields::parse_timestamp(s.as_bytes()).ok_or_else(|| {
-        "expected now, YYYY-MM-DD, or a timestamp like 2026-11-20T13:45:12Z".to_string()
-    })
+    fields::parse_timestamp(s.as_bytes())
+        .ok_or_else(|| "expected now, YYYY-MM-DD, or a timestamp like 2026-11-20T13:45:12Z".to_string())
 }
 
 /// `<n>d`, `<n>h`, `<n>m` or `<n>s` (n >= 1), as microseconds.
@@ -53,11 +52,7 @@ pub fn parse_month(s: &str) -> Result<MonthArg, String> {
         return Ok(MonthArg::Current);
     }
     let b = s.as_bytes();
-    let ok = b.len() == 7
-        && b[4] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || c.is_ascii_digit());
+    let ok = b.len() == 7 && b[4] == b'-' && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit());
     let (y, m) = if ok {
         (s[..4].parse().unwrap_or(0), s[5..].parse().unwrap_or(0))
     } else {

@@ -24,8 +24,7 @@ pub enum BadLineBudget {
 impl BadLineBudget {
     /// Parses `N`, `P%` or a fraction below 1 such as `0.001`.
     pub fn parse(s: &str) -> Result<BadLineBudget, String> {
-        let err =
-            || "expected a count (100), a percentage (0.1%) or a fraction (0.001)".to_string();
+        let err = || "expected a count (100), a percentage (0.1%) or a fraction (0.001)".to_string();
         if let Some(pct) = s.strip_suffix('%') {
             let p: f64 = pct.parse().map_err(|_| err())?;
             return if (0.0..=100.0).contains(&p) {
@@ -139,14 +138,8 @@ mod tests {
     #[test]
     fn budget_forms() {
         assert_eq!(BadLineBudget::parse("10"), Ok(BadLineBudget::Count(10)));
-        assert_eq!(
-            BadLineBudget::parse("0.1%"),
-            Ok(BadLineBudget::Fraction(0.001))
-        );
-        assert_eq!(
-            BadLineBudget::parse("0.5"),
-            Ok(BadLineBudget::Fraction(0.5))
-        );
+        assert_eq!(BadLineBudget::parse("0.1%"), Ok(BadLineBudget::Fraction(0.001)));
+        assert_eq!(BadLineBudget::parse("0.5"), Ok(BadLineBudget::Fraction(0.5)));
         assert!(BadLineBudget::parse("-1").is_err());
         assert!(BadLineBudget::parse("101%").is_err());
         assert!(BadLineBudget::parse("ten").is_err());

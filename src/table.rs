@@ -36,8 +36,7 @@ impl Table {
         indexes: &'static [&'static [&'static str]],
         columns: Vec<ArrayRef>,
     ) -> Result<Table> {
-        let batch =
-            RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::sink(name, e))?;
+        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::sink(name, e))?;
         let rows = batch.num_rows();
         let slices: Vec<Result<RecordBatch>> = (0..rows)
             .step_by(OUTPUT_BATCH_ROWS)

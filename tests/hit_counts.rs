@@ -13,28 +13,13 @@ use common::*;
 fn sample_tsv_and_clf_logs() {
     let got = run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", "-"]);
     assert_same("hit_counts", &expected("hit_counts.tsv"), &got);
-    let got = run_ok(&[
-        "run",
-        "hit-counts",
-        &sample("access/tsv"),
-        "--strip-query",
-        "-o",
-        "-",
-    ]);
+    let got = run_ok(&["run", "hit-counts", &sample("access/tsv"), "--strip-query", "-o", "-"]);
     assert_same(
         "hit_counts --strip-query",
         &expected("hit_counts_strip_query.tsv"),
         &got,
     );
-    let res = mrpipe(&[
-        "run",
-        "hit-counts",
-        &sample("access/clf"),
-        "--format",
-        "clf",
-        "-o",
-        "-",
-    ]);
+    let res = mrpipe(&["run", "hit-counts", &sample("access/clf"), "--format", "clf", "-o", "-"]);
     assert_same(
         "hit_counts clf",
         &expected("hit_counts_clf.tsv"),
@@ -57,10 +42,7 @@ fn stdin_gzip_and_zstd_inputs_give_the_same_rows() {
     let dir = tempfile::tempdir().unwrap();
     let plain = std::fs::read(sample("access/tsv/access.tsv")).unwrap();
     let gz = dir.path().join("access.tsv.gz");
-    let mut enc = flate2::write::GzEncoder::new(
-        std::fs::File::create(&gz).unwrap(),
-        flate2::Compression::default(),
-    );
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
     enc.write_all(&plain).unwrap();
     enc.finish().unwrap();
     let zst = dir.path().join("access.tsv.zst");
@@ -115,16 +97,8 @@ fn a_closed_stdout_exits_quietly() {
         .unwrap();
     drop(child.stdout.take()); // the reader goes away, like `| head -0`
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -140,12 +114,7 @@ fn generated_tsv_matches_the_oracle_and_clf_is_reproducible() {
             .or_default() += 1;
     }
     let mut rows: Vec<_> = hits.into_iter().collect();
-    rows.sort_by(|a, b| {
-        a.0.0
-            .cmp(&b.0.0)
-            .then(b.1.cmp(&a.1))
-            .then(a.0.1.cmp(&b.0.1))
-    });
+    rows.sort_by(|a, b| a.0.0.cmp(&b.0.0).then(b.1.cmp(&a.1)).then(a.0.1.cmp(&b.0.1)));
     let mut want = String::from("month\turl\thits\n");
     for ((m, u), h) in rows {
         want.push_str(&format!("{m}\t{u}\t{h}\n"));
@@ -163,22 +132,8 @@ fn generated_tsv_matches_the_oracle_and_clf_is_reproducible() {
         &["--seed", "4", "--bad-rate", "0.01"],
     );
     let run = |threads: &str| {
-        let o = dir
-            .path()
-            .join(format!("clf{threads}"))
-            .display()
-            .to_string();
-        run_ok(&[
-            "run",
-            "hit-counts",
-            &clf,
-            "--format",
-            "clf",
-            "-j",
-            threads,
-            "-o",
-            &o,
-        ]);
+        let o = dir.path().join(format!("clf{threads}")).display().to_string();
+        run_ok(&["run", "hit-counts", &clf, "--format", "clf", "-j", threads, "-o", &o]);
         bytes(format!("{o}/hit_counts.parquet"))
     };
     assert_eq!(run("1"), run("2"));

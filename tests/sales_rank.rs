@@ -11,15 +11,7 @@ const AS_OF: [&str; 2] = ["--as-of", "2026-11-23"];
 
 #[test]
 fn sample_data_gives_the_hand_checked_ranking() {
-    let got = run_ok(&[
-        "run",
-        "sales-rank",
-        &sample("sales"),
-        AS_OF[0],
-        AS_OF[1],
-        "-o",
-        "-",
-    ]);
+    let got = run_ok(&["run", "sales-rank", &sample("sales"), AS_OF[0], AS_OF[1], "-o", "-"]);
     assert_same("sales_rank", &expected("sales_rank.tsv"), &got);
     let got = run_ok(&[
         "run",
@@ -40,15 +32,7 @@ fn bad_lines_are_counted_and_quarantined_with_line_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let o = out.display().to_string();
-    let res = mrpipe(&[
-        "run",
-        "sales-rank",
-        &sample("sales"),
-        AS_OF[0],
-        AS_OF[1],
-        "-o",
-        &o,
-    ]);
+    let res = mrpipe(&["run", "sales-rank", &sample("sales"), AS_OF[0], AS_OF[1], "-o", &o]);
     assert!(res.status.success());
     assert_eq!(
         counts(&res.stderr),
@@ -103,11 +87,7 @@ fn exceeding_the_bad_line_budget_exits_3_and_publishes_nothing() {
         "--max-bad-lines",
         "7",
     ]);
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let before = bytes(out.join("sales_rank.parquet"));
     for budget in [
         vec!["--strict"],
@@ -146,32 +126,18 @@ fn usage_errors_exit_2_and_name_the_bad_value() {
             &["run", "sales-rank", "missing.tsv"],
             "input file 'missing.tsv' does not exist",
         ),
-        (
-            &["run", "sales-rank", "x", "--as-of", "2026-13-01"],
-            "'2026-13-01'",
-        ),
+        (&["run", "sales-rank", "x", "--as-of", "2026-13-01"], "'2026-13-01'"),
         (&["run", "sales-rank", "x", "--window", "7w"], "'7w'"),
-        (
-            &["run", "sales-rank", "x", "--max-bad-lines", "lots"],
-            "'lots'",
-        ),
+        (&["run", "sales-rank", "x", "--max-bad-lines", "lots"], "'lots'"),
     ];
     for (args, needle) in cases {
         let res = mrpipe(args);
         let err = String::from_utf8_lossy(&res.stderr);
         assert_eq!(res.status.code(), Some(2), "{args:?}: {err}");
-        assert!(
-            err.contains(needle),
-            "{args:?}: expected {needle:?} in {err}"
-        );
+        assert!(err.contains(needle), "{args:?}: expected {needle:?} in {err}");
     }
     let res = mrpipe(&["run", "sales-rank", "/nonexistent-dir/*.tsv"]);
-    assert_eq!(
-        res.status.code(),
-        Some(5),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    assert_eq!(res.status.code(), Some(5), "{}", String::from_utf8_lossy(&res.stderr));
 }
 
 #[test]
@@ -180,15 +146,7 @@ fn sqlite_output_replaces_the_table() {
     let db = dir.path().join("r.db");
     let url = format!("sqlite:{}", db.display());
     for _ in 0..2 {
-        run_ok(&[
-            "run",
-            "sales-rank",
-            &sample("sales"),
-            AS_OF[0],
-            AS_OF[1],
-            "-o",
-            &url,
-        ]);
+        run_ok(&["run", "sales-rank", &sample("sales"), AS_OF[0], AS_OF[1], "-o", &url]);
     }
     let conn = rusqlite::Connection::open(&db).unwrap();
     let mut stmt = conn
@@ -226,30 +184,17 @@ fn oracle(data: &str, skip_lines: &[u64], from: &str, to: &str) -> String {
         if t < from || t >= to {
             continue;
         }
-        let e = sums
-            .entry((f[2].to_string(), f[1].to_string()))
-            .or_default();
+        let e = sums.entry((f[2].to_string(), f[1].to_string())).or_default();
         e.0 += f[3].parse::<i128>().unwrap();
         e.1 += oracle_cents(f[4]);
     }
-    let mut rows: Vec<(&String, &String, i128, i128)> =
-        sums.iter().map(|((c, p), (q, r))| (c, p, *q, *r)).collect();
+    let mut rows: Vec<(&String, &String, i128, i128)> = sums.iter().map(|((c, p), (q, r))| (c, p, *q, *r)).collect();
     rows.sort_by(|a, b| a.0.cmp(b.0).then(b.2.cmp(&a.2)).then(a.1.cmp(b.1)));
     let mut out = String::from("category_id\trank\tproduct_id\ttotal_sold\trevenue\n");
     let mut rank = 0;
     for (i, r) in rows.iter().enumerate() {
-        rank = if i > 0 && rows[i - 1].0 == r.0 {
-            rank + 1
-        } else {
-            1
-        };
-        out.push_str(&format!(
-            "{}\t{rank}\t{}\t{}\t{}\n",
-            r.0,
-            r.1,
-            r.2,
-            oracle_money(r.3)
-        ));
+        rank = if i > 0 && rows[i - 1].0 == r.0 { rank + 1 } else { 1 };
+        out.push_str(&format!("{}\t{rank}\t{}\t{}\t{}\n", r.0, r.1, r.2, oracle_money(r.3)));
     }
     out
 }
@@ -257,12 +202,7 @@ fn oracle(data: &str, skip_lines: &[u64], from: &str, to: &str) -> String {
 #[test]
 fn generated_data_matches_the_oracle_and_every_good_line_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let input = generate(
-        dir.path(),
-        "sales",
-        150_000,
-        &["--bad-rate", "0.01", "--seed", "11"],
-    );
+    let input = generate(dir.path(), "sales", 150_000, &["--bad-rate", "0.01", "--seed", "11"]);
     let data = String::from_utf8_lossy(&bytes(&input)).into_owned();
     let rejects = dir.path().join("rejects.tsv");
     let r = rejects.display().to_string();
@@ -279,11 +219,7 @@ fn generated_data_matches_the_oracle_and_every_good_line_counts() {
         "-o",
         "-",
     ]);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
     let c = counts(&res.stderr);
     let file_lines = bytes(&input).iter().filter(|&&b| b == b'\n').count() as u64;
     assert_eq!(c.lines, file_lines);
@@ -297,26 +233,13 @@ fn generated_data_matches_the_oracle_and_every_good_line_counts() {
     for row in rejects.lines().skip(1) {
         let f: Vec<&str> = row.splitn(4, '\t').collect();
         let n: u64 = f[1].parse().unwrap();
-        assert_eq!(
-            mrpipe::quarantine::escape(raw_lines[n as usize - 1]),
-            f[3],
-            "line {n}"
-        );
+        assert_eq!(mrpipe::quarantine::escape(raw_lines[n as usize - 1]), f[3], "line {n}");
         bad_numbers.push(n);
     }
     assert_eq!(bad_numbers.len() as u64, c.bad);
 
-    let want = oracle(
-        &data,
-        &bad_numbers,
-        "2026-11-10T06:00:00Z",
-        "2026-11-20T06:00:00Z",
-    );
-    assert_same(
-        "generated sales_rank",
-        &want,
-        &String::from_utf8(res.stdout).unwrap(),
-    );
+    let want = oracle(&data, &bad_numbers, "2026-11-10T06:00:00Z", "2026-11-20T06:00:00Z");
+    assert_same("generated sales_rank", &want, &String::from_utf8(res.stdout).unwrap());
 }
 
 #[test]
@@ -325,17 +248,7 @@ fn parquet_is_byte_identical_across_thread_counts_and_runs() {
     let input = generate(dir.path(), "sales", 120_000, &["--seed", "5"]);
     let run = |threads: &str, out: &str| {
         let o = dir.path().join(out).display().to_string();
-        run_ok(&[
-            "run",
-            "sales-rank",
-            &input,
-            AS_OF[0],
-            AS_OF[1],
-            "-j",
-            threads,
-            "-o",
-            &o,
-        ]);
+        run_ok(&["run", "sales-rank", &input, AS_OF[0], AS_OF[1], "-j", threads, "-o", &o]);
         bytes(dir.path().join(out).join("sales_rank.parquet"))
     };
     let one = run("1", "t1");

@@ -43,10 +43,7 @@ fn sample_data_gives_spending_and_alerts() {
         err.contains("overrides.tsv:8: expected 3 fields, found 1; row skipped"),
         "{err}"
     );
-    assert!(
-        err.contains("incomes.tsv:4: bad amount 'lots'; row skipped"),
-        "{err}"
-    );
+    assert!(err.contains("incomes.tsv:4: bad amount 'lots'; row skipped"), "{err}");
     assert_eq!(
         counts(&res.stderr),
         Counts {
@@ -70,11 +67,7 @@ fn month_filter_and_current_month() {
         "-o",
         "-",
     ]);
-    assert_same(
-        "--month 2026-10",
-        &expected("monthly_spending_2026-10.tsv"),
-        &got,
-    );
+    assert_same("--month 2026-10", &expected("monthly_spending_2026-10.tsv"), &got);
     let got = run_ok(&[
         "run",
         "spending",
@@ -86,11 +79,7 @@ fn month_filter_and_current_month() {
         "-o",
         "-",
     ]);
-    assert_same(
-        "--month current",
-        &expected("monthly_spending_2026-10.tsv"),
-        &got,
-    );
+    assert_same("--month current", &expected("monthly_spending_2026-10.tsv"), &got);
 }
 
 #[test]
@@ -104,21 +93,12 @@ fn without_budgets_only_monthly_spending_is_written() {
         "-o",
         &out.display().to_string(),
     ]);
-    assert_eq!(
-        entries(&out),
-        vec!["_rejects.tsv", "monthly_spending.parquet"]
-    );
+    assert_eq!(entries(&out), vec!["_rejects.tsv", "monthly_spending.parquet"]);
 }
 
 #[test]
 fn a_missing_side_file_is_a_usage_error() {
-    let res = mrpipe(&[
-        "run",
-        "spending",
-        &side("transactions"),
-        "--incomes",
-        "nope.tsv",
-    ]);
+    let res = mrpipe(&["run", "spending", &side("transactions"), "--incomes", "nope.tsv"]);
     assert_eq!(res.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&res.stderr).contains("'nope.tsv'"));
 }
@@ -140,10 +120,7 @@ fn generated_data_matches_the_oracle() {
     for line in std::fs::read_to_string(&input).unwrap().lines().skip(1) {
         let f: Vec<&str> = line.split('\t').collect();
         let month = oracle_ts(f[1]).format("%Y-%m").to_string();
-        let category = sellers
-            .get(f[2])
-            .cloned()
-            .unwrap_or_else(|| "uncategorized".into());
+        let category = sellers.get(f[2]).cloned().unwrap_or_else(|| "uncategorized".into());
         *sums.entry((f[0].to_string(), month, category)).or_default() += oracle_cents(f[3]);
     }
     let mut want = String::from("user_id\tmonth\tcategory\tamount\n");
@@ -157,12 +134,7 @@ fn generated_data_matches_the_oracle() {
 #[test]
 fn parquet_is_byte_identical_across_thread_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let input = generate(
-        dir.path(),
-        "spending",
-        80_000,
-        &["--seed", "9", "--bad-rate", "0.002"],
-    );
+    let input = generate(dir.path(), "spending", 80_000, &["--seed", "9", "--bad-rate", "0.002"]);
     let base = dir.path().display().to_string();
     let run = |threads: &str| {
         let o = format!("{base}/t{threads}");

@@ -10,15 +10,7 @@ use common::*;
 #[test]
 fn sample_modes_and_normalization() {
     for mode in ["distinct", "singletons"] {
-        let got = run_ok(&[
-            "run",
-            "url-dedup",
-            &sample("urls"),
-            "--mode",
-            mode,
-            "-o",
-            "-",
-        ]);
+        let got = run_ok(&["run", "url-dedup", &sample("urls"), "--mode", mode, "-o", "-"]);
         assert_same(mode, &expected(&format!("urls_{mode}.tsv")), &got);
         let got = run_ok(&[
             "run",
@@ -30,11 +22,7 @@ fn sample_modes_and_normalization() {
             "-o",
             "-",
         ]);
-        assert_same(
-            mode,
-            &expected(&format!("urls_{mode}_normalized.tsv")),
-            &got,
-        );
+        assert_same(mode, &expected(&format!("urls_{mode}_normalized.tsv")), &got);
         let got = run_ok(&[
             "run",
             "url-dedup",
@@ -47,11 +35,7 @@ fn sample_modes_and_normalization() {
             "-o",
             "-",
         ]);
-        assert_same(
-            mode,
-            &expected(&format!("urls_{mode}_normalized.tsv")),
-            &got,
-        );
+        assert_same(mode, &expected(&format!("urls_{mode}_normalized.tsv")), &got);
     }
 }
 
@@ -65,23 +49,10 @@ fn memory_limit_four_times_smaller_than_input_gives_the_same_bytes() {
         let run = |extra: &[&str], name: &str| {
             let out = dir.path().join(format!("{mode}-{name}"));
             let o = out.display().to_string();
-            let mut args = vec![
-                "run",
-                "url-dedup",
-                &input,
-                "--mode",
-                mode,
-                "--normalize",
-                "-o",
-                &o,
-            ];
+            let mut args = vec!["run", "url-dedup", &input, "--mode", mode, "--normalize", "-o", &o];
             args.extend_from_slice(extra);
             run_ok(&args);
-            assert_eq!(
-                entries(&out),
-                vec!["urls.parquet"],
-                "spill files must be removed"
-            );
+            assert_eq!(entries(&out), vec!["urls.parquet"], "spill files must be removed");
             bytes(out.join("urls.parquet"))
         };
         let in_memory = run(&[], "mem");
@@ -105,14 +76,6 @@ fn memory_limit_four_times_smaller_than_input_gives_the_same_bytes() {
     for (u, c) in &counts {
         want.push_str(&format!("{u}\t{c}\n"));
     }
-    let got = run_ok(&[
-        "run",
-        "url-dedup",
-        &input,
-        "--memory-limit",
-        &limit,
-        "-o",
-        "-",
-    ]);
+    let got = run_ok(&["run", "url-dedup", &input, "--memory-limit", &limit, "-o", "-"]);
     assert_same("generated distinct urls", &want, &got);
 }

@@ -245,11 +245,7 @@ fn generate(args: &Args) -> std::io::Result<()> {
                 let bytes = g.rng.random_range(0..100_000u32);
                 let line = if args.kind == Kind::AccessTsv {
                     let ts = g.timestamp();
-                    g.maybe_break(
-                        format!("{ts}\t{ip}\t{method}\t{url}\t{status}\t{bytes}"),
-                        Some(0),
-                        None,
-                    )
+                    g.maybe_break(format!("{ts}\t{ip}\t{method}\t{url}\t{status}\t{bytes}"), Some(0), None)
                 } else {
                     clf_line(&mut g, &ip, method, &url, status, bytes)
                 };
@@ -301,8 +297,7 @@ fn clf_line(g: &mut Gen, ip: &str, method: &str, url: &str, status: u32, bytes: 
         return match g.rng.random_range(0..3) {
             0 => b"\\x16\\x03\\x01\\x02\\x00\\x01\\x00\\x01\\xfc\\x03\\x03".to_vec(),
             1 => format!("{ip} - - [20/Nov/2026:13:45:12 +0000] \"GET {url}").into_bytes(),
-            _ => format!("{ip} - - [20/Nov/2026:13:45:12 +0000] \"-\" 400 0 \"-\" \"-\"")
-                .into_bytes(),
+            _ => format!("{ip} - - [20/Nov/2026:13:45:12 +0000] \"-\" 400 0 \"-\" \"-\"").into_bytes(),
         };
     }
     let t = g.start + g.rng.random_range(0..g.span);
@@ -330,10 +325,7 @@ fn clf_line(g: &mut Gen, ip: &str, method: &str, url: &str, status: u32, bytes: 
 /// Seller map, crowd overrides and incomes for generated transactions.
 fn write_spending_side_files(g: &mut Gen, dir: &Path) -> std::io::Result<()> {
     std::fs::copy(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/sample_data/spending/sellers.tsv"
-        ),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/sample_data/spending/sellers.tsv"),
         dir.join("sellers.tsv"),
     )?;
     let mut overrides = open(&dir.join("overrides.tsv"))?;

@@ -22,8 +22,7 @@ pub trait MapReduce: Sync {
     type Acc: Default + Send;
 
     /// Folds one batch into the task's combiner.
-    fn map(&self, batch: &RecordBatch, combiner: &mut Combiner<Self::Key, Self::Acc>)
-    -> Result<()>;
+    fn map(&self, batch: &RecordBatch, combiner: &mut Combiner<Self::Key, Self::Acc>) -> Result<()>;
 
     /// Adds `other` into `into`; both are partial aggregates of the same key.
     fn merge(&self, into: &mut Self::Acc, other: Self::Acc);
@@ -93,9 +92,7 @@ pub fn fixed_hash<Q: Hash + ?Sized>(key: &Q) -> u64 {
 /// Typed access to a decoded batch's columns by name. The reader built the batch from
 /// the job's own column list, so a failure here is a bug in that list, reported as such.
 pub mod columns {
-    use arrow::array::{
-        Array, Decimal128Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-    };
+    use arrow::array::{Array, Decimal128Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 
     use crate::error::{Error, Result};
 
@@ -120,10 +117,7 @@ pub mod columns {
     }
 
     /// A timestamp column (UTC microseconds).
-    pub fn timestamp<'a>(
-        batch: &'a RecordBatch,
-        name: &str,
-    ) -> Result<&'a TimestampMicrosecondArray> {
+    pub fn timestamp<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a TimestampMicrosecondArray> {
         get(batch, name)
     }
 

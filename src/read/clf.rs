@@ -23,16 +23,11 @@ pub fn parse_clf<'a>(line: &'a str, out: &mut [Value<'a>; MAX_COLUMNS]) -> Resul
     }
     let rest = rest.strip_prefix('[').ok_or_else(|| bad("no [time]"))?;
     let (time, rest) = rest.split_once("] ").ok_or_else(|| bad("no [time]"))?;
-    let timestamp =
-        parse_clf_time(time.as_bytes()).ok_or_else(|| format!("bad timestamp {}", quote(time)))?;
-    let rest = rest
-        .strip_prefix('"')
-        .ok_or_else(|| bad("no \"request\""))?;
+    let timestamp = parse_clf_time(time.as_bytes()).ok_or_else(|| format!("bad timestamp {}", quote(time)))?;
+    let rest = rest.strip_prefix('"').ok_or_else(|| bad("no \"request\""))?;
     let end = closing_quote(rest.as_bytes()).ok_or_else(|| bad("unterminated \"request\""))?;
     let request = &rest[..end];
-    let rest = rest[end + 1..]
-        .strip_prefix(' ')
-        .ok_or_else(|| bad("no status"))?;
+    let rest = rest[end + 1..].strip_prefix(' ').ok_or_else(|| bad("no status"))?;
 
     let mut parts = request.split(' ');
     let method = parts.next().unwrap_or("");
@@ -45,8 +40,7 @@ pub fn parse_clf<'a>(line: &'a str, out: &mut [Value<'a>; MAX_COLUMNS]) -> Resul
     let mut tail = rest.splitn(3, ' ');
     let status_field = tail.next().unwrap_or("");
     let bytes_field = tail.next().ok_or_else(|| bad("no bytes"))?;
-    let status = parse_int(status_field.as_bytes())
-        .ok_or_else(|| format!("bad status {}", quote(status_field)))?;
+    let status = parse_int(status_field.as_bytes()).ok_or_else(|| format!("bad status {}", quote(status_field)))?;
     let bytes = match bytes_field {
         "-" => Value::Null,
         b => Value::Int(parse_int(b.as_bytes()).ok_or_else(|| format!("bad bytes {}", quote(b)))?),

@@ -7,8 +7,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Decimal128Builder, Int64Builder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, Decimal128Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::SchemaRef;
 
@@ -77,6 +76,14 @@ pub struct ChunkReport {
     pub chunk_lines: Vec<(ChunkId, u64)>,
 }
 
+impl ChunkReport {
+    /// Counts and keeps one bad line.
+    pub fn quarantine(&mut self, bad: BadLine) {
+        self.stats.bad += 1;
+        self.bad_lines.push(bad);
+    }
+}
+
 /// Accumulates typed rows into Arrow arrays of one format's schema.
 pub struct BatchBuilder {
     schema: SchemaRef,
@@ -98,15 +105,11 @@ impl BatchBuilder {
             .columns()
             .iter()
             .map(|c| match c.kind {
-                Kind::Text => {
-                    ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 16))
+                Kind::Text => ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 16)),
+                Kind::Timestamp => {
+                    ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"))
                 }
-                Kind::Timestamp => ColumnBuilder::Timestamp(
-                    TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
-                ),
-                Kind::Int | Kind::PositiveInt => {
-                    ColumnBuilder::Int(Int64Builder::with_capacity(capacity))
-                }
+                Kind::Int | Kind::PositiveInt => ColumnBuilder::Int(Int64Builder::with_capacity(capacity)),
                 Kind::Money => ColumnBuilder::Money(
                     Decimal128Builder::with_capacity(capacity)
                         .with_precision_and_scale(18, 2)
@@ -183,8 +186,7 @@ pub fn decode_chunk(
     let mut values = [Value::Null; MAX_COLUMNS];
     let mut line_no = 0u64;
     let mut start = 0usize;
-    let stats = &mut report.stats;
-    stats.bytes += data.len() as u64;
+    report.stats.bytes += data.len() as u64;
     while start < data.len() {
         let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
         let mut line = &data[start..end];
@@ -194,47 +196,43 @@ pub fn decode_chunk(
             line = rest;
         }
         if format.is_empty_line(line) {
-            stats.empty += 1;
+            report.stats.empty += 1;
             continue;
         }
         let text = match std::str::from_utf8(line) {
             Ok(text) => text,
             Err(e) => {
                 let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1);
-                report.bad_lines.push(BadLine {
+                report.quarantine(BadLine {
                     chunk,
                     line: line_no,
                     reason,
                     raw: line.to_vec(),
                 });
-                stats.bad += 1;
                 continue;
             }
         };
         if line_no == 1 && chunk.index == 0 && format.is_header(text) {
-            stats.headers += 1;
+            report.stats.headers += 1;
             continue;
         }
         match format.parse_line(text, &mut values) {
             Ok(()) => {
                 builder.append(&values[..format.columns().len()]);
-                stats.good += 1;
+                report.stats.good += 1;
                 if builder.len() == BATCH_ROWS {
                     on_batch(builder.finish())?;
                 }
             }
-            Err(reason) => {
-                report.bad_lines.push(BadLine {
-                    chunk,
-                    line: line_no,
-                    reason,
-                    raw: line.to_vec(),
-                });
-                stats.bad += 1;
-            }
+            Err(reason) => report.quarantine(BadLine {
+                chunk,
+                line: line_no,
+                reason,
+                raw: line.to_vec(),
+            }),
         }
     }
-    stats.lines += line_no;
+    report.stats.lines += line_no;
     report.chunk_lines.push((chunk, line_no));
     if !builder.is_empty() {
         on_batch(builder.finish())?;
@@ -265,23 +263,13 @@ mod tests {
     fn crlf_header_empty_and_no_final_newline() {
         let (batches, report) = decode(b"id\tn\r\na\t1\r\n\r\n\nb\t2\nbad\n\xff\t3\nc\t3", 0);
         let s = report.stats;
-        assert_eq!(
-            (s.lines, s.good, s.bad, s.empty, s.headers),
-            (8, 3, 2, 2, 1)
-        );
+        assert_eq!((s.lines, s.good, s.bad, s.empty, s.headers), (8, 3, 2, 2, 1));
         assert_eq!(s.lines, s.good + s.bad + s.empty + s.headers);
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 3);
-        let bad: Vec<(u64, &str)> = report
-            .bad_lines
-            .iter()
-            .map(|b| (b.line, b.reason.as_str()))
-            .collect();
+        let bad: Vec<(u64, &str)> = report.bad_lines.iter().map(|b| (b.line, b.reason.as_str())).collect();
         assert_eq!(
             bad,
-            vec![
-                (6, "expected 2 fields, found 1"),
-                (7, "invalid UTF-8 at byte 1")
-            ]
+            vec![(6, "expected 2 fields, found 1"), (7, "invalid UTF-8 at byte 1")]
         );
     }
 

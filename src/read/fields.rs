@@ -36,11 +36,7 @@ pub fn parse_timestamp(s: &[u8]) -> Option<i64> {
                 // Scale to exactly six digits: pad short fractions, truncate long ones.
                 let mut f = 0i64;
                 for i in 0..6 {
-                    f = f * 10
-                        + frac
-                            .get(i)
-                            .filter(|_| i < n)
-                            .map_or(0, |b| i64::from(b - b'0'));
+                    f = f * 10 + frac.get(i).filter(|_| i < n).map_or(0, |b| i64::from(b - b'0'));
                 }
                 micros += f;
                 rest = &frac[n..];
@@ -177,8 +173,7 @@ fn digits(s: &[u8]) -> Option<i64> {
 }
 
 fn two_digits(a: u8, b: u8) -> Option<i64> {
-    (a.is_ascii_digit() && b.is_ascii_digit())
-        .then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+    (a.is_ascii_digit() && b.is_ascii_digit()).then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
@@ -229,10 +224,7 @@ mod tests {
             ("2026-11-20T13:45:12+01:00", "2026-11-20T12:45:12Z"),
             ("2026-11-20T00:15:00-02:30", "2026-11-20T02:45:00Z"),
             ("2026-11-20T13:45:12.5Z", "2026-11-20T13:45:12.500000Z"),
-            (
-                "2026-11-20T13:45:12.123456789Z",
-                "2026-11-20T13:45:12.123456Z",
-            ),
+            ("2026-11-20T13:45:12.123456789Z", "2026-11-20T13:45:12.123456Z"),
             ("2026-11-20 13:45:12", "2026-11-20T13:45:12Z"),
             ("0", "1970-01-01T00:00:00Z"),
             ("1795614312", "2026-11-25T13:45:12Z"),
@@ -306,11 +298,7 @@ mod tests {
             " 1",
             "0x10",
         ] {
-            assert_eq!(
-                parse_money(bad.as_bytes()),
-                None,
-                "input {bad:?} should be bad"
-            );
+            assert_eq!(parse_money(bad.as_bytes()), None, "input {bad:?} should be bad");
         }
     }
 
@@ -319,16 +307,9 @@ mod tests {
         assert_eq!(parse_int(b"42"), Some(42));
         assert_eq!(parse_int(b"-7"), Some(-7));
         assert_eq!(parse_int(b"+7"), Some(7));
-        assert_eq!(
-            parse_int(b"999999999999999999"),
-            Some(999_999_999_999_999_999)
-        );
+        assert_eq!(parse_int(b"999999999999999999"), Some(999_999_999_999_999_999));
         for bad in ["", "-", "1.0", "1000000000000000000", "1 ", "x"] {
-            assert_eq!(
-                parse_int(bad.as_bytes()),
-                None,
-                "input {bad:?} should be bad"
-            );
+            assert_eq!(parse_int(bad.as_bytes()), None, "input {bad:?} should be bad");
         }
     }
 

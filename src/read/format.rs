@@ -98,10 +98,7 @@ impl Format {
             .map(|c| {
                 let (ty, nullable) = match c.kind {
                     Kind::Text => (DataType::Utf8, false),
-                    Kind::Timestamp => (
-                        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                        false,
-                    ),
+                    Kind::Timestamp => (DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
                     Kind::Int | Kind::PositiveInt => (DataType::Int64, matches!(self, Format::Clf)),
                     Kind::Money => (DataType::Decimal128(18, 2), false),
                 };
@@ -130,11 +127,7 @@ impl Format {
     }
 
     /// Parses one non-empty line into `out` (one value per column), or says why it is bad.
-    pub fn parse_line<'a>(
-        &self,
-        line: &'a str,
-        out: &mut [Value<'a>; MAX_COLUMNS],
-    ) -> Result<(), String> {
+    pub fn parse_line<'a>(&self, line: &'a str, out: &mut [Value<'a>; MAX_COLUMNS]) -> Result<(), String> {
         match self {
             Format::Tsv(columns) => parse_tsv(columns, line, out),
             Format::UrlList => parse_tsv(URL_LIST, line.trim_matches([' ', '\t']), out),
@@ -143,11 +136,7 @@ impl Format {
     }
 }
 
-fn parse_tsv<'a>(
-    columns: &[Column],
-    line: &'a str,
-    out: &mut [Value<'a>; MAX_COLUMNS],
-) -> Result<(), String> {
+fn parse_tsv<'a>(columns: &[Column], line: &'a str, out: &mut [Value<'a>; MAX_COLUMNS]) -> Result<(), String> {
     let mut n = 0;
     for field in line.split('\t') {
         if n < columns.len() {
@@ -171,11 +160,7 @@ pub fn parse_field(column: Column, field: &str) -> Result<Value<'_>, String> {
         Kind::PositiveInt => match parse_int(bytes) {
             Some(q) if q >= 1 => Some(Value::Int(q)),
             Some(_) => {
-                return Err(format!(
-                    "{} must be >= 1, got {}",
-                    column.name,
-                    quote(field)
-                ));
+                return Err(format!("{} must be >= 1, got {}", column.name, quote(field)));
             }
             None => None,
         },
@@ -230,14 +215,8 @@ mod tests {
     fn tsv_bad_lines_say_why() {
         let cases = [
             ("2026-11-20T13:45:12Z\tp1\t2", "expected 4 fields, found 3"),
-            (
-                "2026-11-20T13:45:12Z\tp1\t2\t1\textra",
-                "expected 4 fields, found 5",
-            ),
-            (
-                "2026-11-20T13:45:12Z\tp1\t0\t1",
-                "quantity must be >= 1, got '0'",
-            ),
+            ("2026-11-20T13:45:12Z\tp1\t2\t1\textra", "expected 4 fields, found 5"),
+            ("2026-11-20T13:45:12Z\tp1\t0\t1", "quantity must be >= 1, got '0'"),
             ("2026-11-20T13:45:12Z\tp1\tx\t1", "bad quantity 'x'"),
             ("2026-11-20T13:45:12Z\tp1\t1\t1.234", "bad price '1.234'"),
             ("yesterday\tp1\t1\t1", "bad timestamp 'yesterday'"),

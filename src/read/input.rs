@@ -49,9 +49,7 @@ pub fn resolve_inputs(args: &[String]) -> Result<Vec<InputFile>> {
         if path.is_dir() {
             let found = list_dir(path)?;
             if found.is_empty() {
-                return Err(Error::NoInput(format!(
-                    "directory '{arg}' (it holds no regular file)"
-                )));
+                return Err(Error::NoInput(format!("directory '{arg}' (it holds no regular file)")));
             }
             files.extend(found);
         } else if path.exists() {
@@ -104,12 +102,10 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn expand_glob(pattern: &str) -> Result<Vec<PathBuf>> {
-    let paths = glob::glob(pattern)
-        .map_err(|e| Error::Usage(format!("bad glob pattern '{pattern}': {e}")))?;
+    let paths = glob::glob(pattern).map_err(|e| Error::Usage(format!("bad glob pattern '{pattern}': {e}")))?;
     let mut files = Vec::new();
     for path in paths {
-        let path = path
-            .map_err(|e| Error::io(e.path().to_path_buf(), std::io::Error::other(e.to_string())))?;
+        let path = path.map_err(|e| Error::io(e.path().to_path_buf(), std::io::Error::other(e.to_string())))?;
         if path.is_file() {
             files.push(path);
         }
@@ -131,12 +127,7 @@ mod tests {
         let got = resolve_inputs(&[d.clone(), format!("{d}/*.tsv")]).unwrap();
         let names: Vec<(String, Encoding)> = got
             .iter()
-            .map(|f| {
-                (
-                    f.path.file_name().unwrap().to_string_lossy().into_owned(),
-                    f.encoding,
-                )
-            })
+            .map(|f| (f.path.file_name().unwrap().to_string_lossy().into_owned(), f.encoding))
             .collect();
         assert_eq!(
             names,

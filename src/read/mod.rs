@@ -80,15 +80,12 @@ where
         }
         Ok(())
     };
-    let fold_chunk =
-        |acc: Result<(S, ChunkReport)>, id: ChunkId, data: &[u8]| -> Result<(S, ChunkReport)> {
-            let (mut state, mut report) = acc?;
-            decode::decode_chunk(data, id, format, &mut report, &mut |batch| {
-                fold(&mut state, batch)
-            })?;
-            progress.add(data.len() as u64);
-            Ok((state, report))
-        };
+    let fold_chunk = |acc: Result<(S, ChunkReport)>, id: ChunkId, data: &[u8]| -> Result<(S, ChunkReport)> {
+        let (mut state, mut report) = acc?;
+        decode::decode_chunk(data, id, format, &mut report, &mut |batch| fold(&mut state, batch))?;
+        progress.add(data.len() as u64);
+        Ok((state, report))
+    };
     let start = || Ok((init(), ChunkReport::default()));
 
     let plain = plan_plain_chunks(inputs)?;
@@ -106,8 +103,7 @@ where
             continue;
         }
         let results = std::thread::scope(|scope| {
-            let (tx, rx) =
-                sync_channel::<Result<(ChunkId, Vec<u8>)>>(rayon::current_num_threads() * 2);
+            let (tx, rx) = sync_channel::<Result<(ChunkId, Vec<u8>)>>(rayon::current_num_threads() * 2);
             scope.spawn(move || stream_blocks(input, file_index as u32, &tx));
             rx.into_iter()
                 .par_bridge()
@@ -136,9 +132,7 @@ pub fn plain_size(inputs: &[InputFile]) -> Option<u64> {
 }
 
 /// Cuts every plain input into line-aligned ranges sized for the pool.
-fn plan_plain_chunks(
-    inputs: &[InputFile],
-) -> Result<Vec<(ChunkId, std::path::PathBuf, Range<u64>)>> {
+fn plan_plain_chunks(inputs: &[InputFile]) -> Result<Vec<(ChunkId, std::path::PathBuf, Range<u64>)>> {
     let sizes: Vec<(usize, u64)> = inputs
         .iter()
         .enumerate()
@@ -156,9 +150,8 @@ fn plan_plain_chunks(
         let path = &inputs[i].path;
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let n = len.div_ceil(target).max(1) as usize;
-        let ranges =
-            chunk::line_aligned_ranges(len as usize, n, |at| next_line_start(&file, at as u64))
-                .map_err(|e| Error::io(path, e))?;
+        let ranges = chunk::line_aligned_ranges(len as usize, n, |at| next_line_start(&file, at as u64))
+            .map_err(|e| Error::io(path, e))?;
         for (k, r) in ranges.into_iter().enumerate() {
             let id = ChunkId {
                 file: i as u32,
@@ -203,17 +196,13 @@ fn read_range(path: &std::path::Path, range: Range<u64>) -> std::io::Result<Vec<
 }
 
 /// Reads a compressed file or stdin as line-aligned blocks and sends them in order.
-fn stream_blocks(
-    input: &InputFile,
-    file: u32,
-    tx: &std::sync::mpsc::SyncSender<Result<(ChunkId, Vec<u8>)>>,
-) {
+fn stream_blocks(input: &InputFile, file: u32, tx: &std::sync::mpsc::SyncSender<Result<(ChunkId, Vec<u8>)>>) {
     let opened: std::io::Result<Box<dyn Read>> = (|| {
         Ok(match input.encoding {
             Encoding::Stdin => Box::new(std::io::stdin().lock()) as Box<dyn Read>,
-            Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
-                File::open(&input.path)?,
-            ))),
+            Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(File::open(
+                &input.path,
+            )?))),
             Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(File::open(&input.path)?)?),
             Encoding::Plain => Box::new(File::open(&input.path)?),
         })
@@ -233,10 +222,7 @@ fn stream_blocks(
         let mut eof = false;
         // Read until the block is big enough and holds a line end (a line may be longer than a block).
         while block.len() < STREAM_BLOCK || memchr::memrchr(b'\n', &block).is_none() {
-            match (&mut reader)
-                .take(STREAM_BLOCK as u64)
-                .read_to_end(&mut block)
-            {
+            match (&mut reader).take(STREAM_BLOCK as u64).read_to_end(&mut block) {
                 Ok(0) => {
                     eof = true;
                     break;

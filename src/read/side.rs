@@ -65,10 +65,7 @@ pub fn parse_side(
             ));
             continue;
         }
-        rows.push(SideRow {
-            line: line_no,
-            fields,
-        });
+        rows.push(SideRow { line: line_no, fields });
     }
     rows
 }

@@ -16,10 +16,7 @@ pub fn partition_of<Q: Hash + ?Sized>(key: &Q, partitions: usize) -> usize {
 }
 
 /// Splits one task's combiner into `partitions` vectors by key hash.
-pub fn partition<K: Hash + Eq, A: Default>(
-    combiner: Combiner<K, A>,
-    partitions: usize,
-) -> Vec<Vec<(K, A)>> {
+pub fn partition<K: Hash + Eq, A: Default>(combiner: Combiner<K, A>, partitions: usize) -> Vec<Vec<(K, A)>> {
     let mut out: Vec<Vec<(K, A)>> = (0..partitions).map(|_| Vec::new()).collect();
     for (key, acc) in combiner.into_entries() {
         out[partition_of(&key, partitions)].push((key, acc));
@@ -29,9 +26,7 @@ pub fn partition<K: Hash + Eq, A: Default>(
 
 /// Regroups per-task partitions into per-partition lists of task outputs.
 pub fn transpose<T>(tasks: Vec<Vec<Vec<T>>>, partitions: usize) -> Vec<Vec<Vec<T>>> {
-    let mut out: Vec<Vec<Vec<T>>> = (0..partitions)
-        .map(|_| Vec::with_capacity(tasks.len()))
-        .collect();
+    let mut out: Vec<Vec<Vec<T>>> = (0..partitions).map(|_| Vec::with_capacity(tasks.len())).collect();
     for task in tasks {
         for (p, part) in task.into_iter().enumerate() {
             out[p].push(part);
@@ -53,18 +48,11 @@ mod tests {
                 *a.entry(format!("k{i}").as_str()) += 1;
                 *b.entry(format!("k{}", i / 2).as_str()) += 1;
             }
-            let parts = transpose(
-                vec![partition(a, partitions), partition(b, partitions)],
-                partitions,
-            );
+            let parts = transpose(vec![partition(a, partitions), partition(b, partitions)], partitions);
             let mut owner = std::collections::HashMap::new();
             for (p, tasks) in parts.iter().enumerate() {
                 for (key, _) in tasks.iter().flatten() {
-                    assert_eq!(
-                        *owner.entry(key.clone()).or_insert(p),
-                        p,
-                        "key {key} in two partitions"
-                    );
+                    assert_eq!(*owner.entry(key.clone()).or_insert(p), p, "key {key} in two partitions");
                 }
             }
             assert_eq!(owner.len(), 1000);

@@ -67,8 +67,7 @@ impl SpillWriter {
             let mut file = self.files[p]
                 .lock()
                 .map_err(|_| Error::sink("spill", "a spill writer panicked"))?;
-            file.write_all(&bytes)
-                .map_err(|e| Error::io(self.dir.path(), e))?;
+            file.write_all(&bytes).map_err(|e| Error::io(self.dir.path(), e))?;
         }
         Ok(())
     }
@@ -83,10 +82,7 @@ impl SpillWriter {
             file.flush().map_err(|e| Error::io(self.dir.path(), e))?;
             paths.push(self.dir.path().join(format!("part-{p:05}")));
         }
-        Ok(SpillPartitions {
-            dir: self.dir,
-            paths,
-        })
+        Ok(SpillPartitions { dir: self.dir, paths })
     }
 }
 
@@ -112,8 +108,7 @@ impl SpillPartitions {
                 *merged.entry_owned(key) += count;
             }
         }
-        let mut entries: Vec<(String, u64)> =
-            merged.into_entries().filter(|(_, c)| keep(*c)).collect();
+        let mut entries: Vec<(String, u64)> = merged.into_entries().filter(|(_, c)| keep(*c)).collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let run = path.with_extension("run");
         let mut out = BufWriter::new(File::create(&run).map_err(|e| Error::io(&run, e))?);
@@ -202,9 +197,8 @@ impl RecordReader {
         let mut count = [0u8; 8];
         self.reader.read_exact(&mut count).map_err(io)?;
         // Keys were written from `&str`, so they are valid UTF-8 unless the file was damaged.
-        let key = String::from_utf8(key).map_err(|_| {
-            Error::sink("spill", format!("{}: damaged record", self.path.display()))
-        })?;
+        let key = String::from_utf8(key)
+            .map_err(|_| Error::sink("spill", format!("{}: damaged record", self.path.display())))?;
         Ok(Some((key, u64::from_le_bytes(count))))
     }
 }
@@ -231,11 +225,7 @@ mod tests {
         let runs: Vec<PathBuf> = (0..parts.len())
             .map(|p| parts.reduce_to_run(p, &|c| c == 2).unwrap())
             .collect();
-        let merged: Vec<(String, u64)> = parts
-            .merge_runs(&runs)
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let merged: Vec<(String, u64)> = parts.merge_runs(&runs).unwrap().map(Result::unwrap).collect();
         let want: Vec<(String, u64)> = (0..100)
             .filter(|i| i % 2 == 1)
             .map(|i| (format!("u{i:03}"), 2))

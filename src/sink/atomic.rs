@@ -40,9 +40,7 @@ impl StagedFile {
 
     /// Flushes and fsyncs the written data; call before [`StagedFile::publish`].
     pub fn seal(&self, writer: BufWriter<File>) -> Result<()> {
-        let file = writer
-            .into_inner()
-            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+        let file = writer.into_inner().map_err(|e| Error::io(&self.tmp, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&self.tmp, e))
     }
 
@@ -74,13 +72,20 @@ impl Drop for StagedFile {
 }
 
 /// Writes a whole staged file with `write`, then seals it.
-pub fn write_staged(
-    dest: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
-) -> Result<StagedFile> {
+pub fn write_staged(dest: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<StagedFile> {
     let (staged, mut writer) = StagedFile::create(dest)?;
     write(&mut writer)?;
     writer.flush().map_err(|e| Error::io(dest, e))?;
     staged.seal(writer)?;
     Ok(staged)
+}
+
+/// Publishes staged files in order; returns their final paths.
+pub fn publish_all(staged: Vec<StagedFile>) -> Result<Vec<String>> {
+    let mut published = Vec::with_capacity(staged.len());
+    for file in staged {
+        published.push(file.dest().display().to_string());
+        file.publish()?;
+    }
+    Ok(published)
 }

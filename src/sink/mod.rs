@@ -85,11 +85,7 @@ impl SinkUrl {
 
     /// A directory near the output where temporary files may go, if it is on disk.
     pub fn local_dir(&self) -> Option<PathBuf> {
-        let parent = |p: &PathBuf| {
-            p.parent()
-                .map(PathBuf::from)
-                .filter(|d| !d.as_os_str().is_empty())
-        };
+        let parent = |p: &PathBuf| p.parent().map(PathBuf::from).filter(|d| !d.as_os_str().is_empty());
         match self {
             SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => Some(d.clone()),
             SinkUrl::ParquetFile(p) | SinkUrl::Sqlite(p) | SinkUrl::TsvFile(p) => {
@@ -107,13 +103,8 @@ pub fn open(url: &SinkUrl, tables: usize) -> Result<Box<dyn Sink>> {
         SinkUrl::ParquetFile(path) => Box::new(parquet::ParquetSink::file(path.clone())),
         SinkUrl::Sqlite(path) => Box::new(sqlite::SqliteSink::open(path.clone())?),
         SinkUrl::TsvStdout => Box::new(tsv::TsvSink::new(tsv::TsvTarget::Stdout, tables)),
-        SinkUrl::TsvFile(path) => Box::new(tsv::TsvSink::new(
-            tsv::TsvTarget::File(path.clone()),
-            tables,
-        )),
-        SinkUrl::TsvDir(dir) => {
-            Box::new(tsv::TsvSink::new(tsv::TsvTarget::Dir(dir.clone()), tables))
-        }
+        SinkUrl::TsvFile(path) => Box::new(tsv::TsvSink::new(tsv::TsvTarget::File(path.clone()), tables)),
+        SinkUrl::TsvDir(dir) => Box::new(tsv::TsvSink::new(tsv::TsvTarget::Dir(dir.clone()), tables)),
     })
 }
 
@@ -125,26 +116,14 @@ mod tests {
     fn parses_output_urls() {
         let p = PathBuf::from;
         assert_eq!(SinkUrl::parse("-").unwrap(), SinkUrl::TsvStdout);
-        assert_eq!(
-            SinkUrl::parse("out").unwrap(),
-            SinkUrl::ParquetDir(p("out"))
-        );
+        assert_eq!(SinkUrl::parse("out").unwrap(), SinkUrl::ParquetDir(p("out")));
         assert_eq!(
             SinkUrl::parse("x/r.parquet").unwrap(),
             SinkUrl::ParquetFile(p("x/r.parquet"))
         );
-        assert_eq!(
-            SinkUrl::parse("sqlite:db/m.db").unwrap(),
-            SinkUrl::Sqlite(p("db/m.db"))
-        );
-        assert_eq!(
-            SinkUrl::parse("tsv:r.tsv").unwrap(),
-            SinkUrl::TsvFile(p("r.tsv"))
-        );
-        assert_eq!(
-            SinkUrl::parse("tsv:out/").unwrap(),
-            SinkUrl::TsvDir(p("out/"))
-        );
+        assert_eq!(SinkUrl::parse("sqlite:db/m.db").unwrap(), SinkUrl::Sqlite(p("db/m.db")));
+        assert_eq!(SinkUrl::parse("tsv:r.tsv").unwrap(), SinkUrl::TsvFile(p("r.tsv")));
+        assert_eq!(SinkUrl::parse("tsv:out/").unwrap(), SinkUrl::TsvDir(p("out/")));
         let err = SinkUrl::parse("ftp://x").unwrap_err().to_string();
         assert!(err.contains("'ftp://'"), "{err}");
     }

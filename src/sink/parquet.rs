@@ -8,7 +8,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::Sink;
-use super::atomic::StagedFile;
+use super::atomic::{StagedFile, publish_all};
 use crate::error::{Error, Result};
 use crate::table::Table;
 
@@ -64,8 +64,7 @@ impl Sink for ParquetSink {
         let (staged, writer) = StagedFile::create(&dest)?;
         let fail = |e: parquet::errors::ParquetError| Error::sink(dest.display().to_string(), e);
         let mut parquet =
-            ArrowWriter::try_new(writer, table.schema.clone(), Some(writer_properties()))
-                .map_err(fail)?;
+            ArrowWriter::try_new(writer, table.schema.clone(), Some(writer_properties())).map_err(fail)?;
         let mut rows = 0u64;
         for batch in table.batches {
             let batch = batch?;
@@ -79,11 +78,6 @@ impl Sink for ParquetSink {
     }
 
     fn commit(self: Box<Self>) -> Result<Vec<String>> {
-        let mut published = Vec::new();
-        for staged in self.staged {
-            published.push(staged.dest().display().to_string());
-            staged.publish()?;
-        }
-        Ok(published)
+        publish_all(self.staged)
     }
 }

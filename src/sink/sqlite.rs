@@ -33,8 +33,7 @@ impl SqliteSink {
         }
         let fail = |e: rusqlite::Error| Error::sink(format!("sqlite:{}", path.display()), e);
         let conn = Connection::open(&path).map_err(fail)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(fail)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(fail)?;
         conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
         Ok(SqliteSink {
             path,
@@ -75,10 +74,7 @@ impl Sink for SqliteSink {
         for cols in table.indexes {
             let index = ident(&format!("{}_{}_idx", table.name, cols.join("_")));
             let list: Vec<String> = cols.iter().map(|c| ident(c)).collect();
-            ddl.push_str(&format!(
-                " CREATE INDEX {index} ON {name} ({});",
-                list.join(", ")
-            ));
+            ddl.push_str(&format!(" CREATE INDEX {index} ON {name} ({});", list.join(", ")));
         }
         self.conn.execute_batch(&ddl).map_err(|e| self.fail(e))?;
 
@@ -106,9 +102,7 @@ impl Sink for SqliteSink {
     }
 
     fn commit(mut self: Box<Self>) -> Result<Vec<String>> {
-        self.conn
-            .execute_batch("COMMIT")
-            .map_err(|e| self.fail(e))?;
+        self.conn.execute_batch("COMMIT").map_err(|e| self.fail(e))?;
         self.committed = true;
         Ok(vec![format!("sqlite:{}", self.path.display())])
     }

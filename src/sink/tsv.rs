@@ -8,7 +8,7 @@ use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use super::Sink;
-use super::atomic::{StagedFile, write_staged};
+use super::atomic::{StagedFile, publish_all, write_staged};
 use crate::error::{Error, Result};
 use crate::table::Table;
 
@@ -41,17 +41,8 @@ impl TsvSink {
 }
 
 /// Writes a header and the rows of `table` as TSV; returns the row count. `io` wraps write errors.
-pub fn write_tsv(
-    out: &mut dyn Write,
-    table: Table,
-    io: &dyn Fn(std::io::Error) -> Error,
-) -> Result<u64> {
-    let names: Vec<&str> = table
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
+pub fn write_tsv(out: &mut dyn Write, table: Table, io: &dyn Fn(std::io::Error) -> Error) -> Result<u64> {
+    let names: Vec<&str> = table.schema.fields().iter().map(|f| f.name().as_str()).collect();
     writeln!(out, "{}", names.join("\t")).map_err(io)?;
     let mut rows = 0u64;
     for batch in table.batches {
@@ -95,8 +86,7 @@ impl Sink for TsvSink {
             }
             TsvTarget::File(_) if self.tables > 1 => {
                 return Err(Error::Usage(
-                    "this job writes several tables; give tsv:DIR/ to write DIR/<table>.tsv"
-                        .to_string(),
+                    "this job writes several tables; give tsv:DIR/ to write DIR/<table>.tsv".to_string(),
                 ));
             }
             TsvTarget::File(path) => path.clone(),
@@ -112,11 +102,6 @@ impl Sink for TsvSink {
     }
 
     fn commit(self: Box<Self>) -> Result<Vec<String>> {
-        let mut published = Vec::new();
-        for staged in self.staged {
-            published.push(staged.dest().display().to_string());
-            staged.publish()?;
-        }
-        Ok(published)
+        publish_all(self.staged)
     }
 }

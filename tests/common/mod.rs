@@ -17,8 +17,7 @@ pub fn sample(rel: &str) -> String {
 
 /// The expected output file `sample_data/expected/<name>`.
 pub fn expected(name: &str) -> String {
-    std::fs::read_to_string(root().join("sample_data/expected").join(name))
-        .expect("expected file exists")
+    std::fs::read_to_string(root().join("sample_data/expected").join(name)).expect("expected file exists")
 }
 
 /// Runs `mrpipe` with `args` in `cwd`.
@@ -61,13 +60,7 @@ pub fn assert_same(what: &str, expected: &str, got: &str) {
 pub fn generate(dir: &Path, kind: &str, rows: u64, extra: &[&str]) -> String {
     let path = dir.join(format!("{kind}.data"));
     let status = Command::new(env!("CARGO_BIN_EXE_gen-data"))
-        .args([
-            kind,
-            "--rows",
-            &rows.to_string(),
-            "--out",
-            &path.display().to_string(),
-        ])
+        .args([kind, "--rows", &rows.to_string(), "--out", &path.display().to_string()])
         .args(extra)
         .status()
         .expect("gen-data runs");
@@ -149,10 +142,5 @@ pub fn oracle_cents(s: &str) -> i128 {
 
 /// Formats cents as the TSV sink does.
 pub fn oracle_money(c: i128) -> String {
-    format!(
-        "{}{}.{:02}",
-        if c < 0 { "-" } else { "" },
-        c.abs() / 100,
-        c.abs() % 100
-    )
+    format!("{}{}.{:02}", if c < 0 { "-" } else { "" }, c.abs() / 100, c.abs() % 100)
 }
