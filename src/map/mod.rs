@@ -6,10 +6,11 @@
 //! be mergeable in any order and grouping (sums, counts): that is what makes one
 //! partition and N partitions, one thread and N threads, give the same result.
 
+use std::borrow::Borrow;
 use std::hash::Hash;
 
 use arrow::array::RecordBatch;
-use hashbrown::{Equivalent, HashMap};
+use hashbrown::HashTable;
 
 use crate::error::Result;
 
@@ -31,59 +32,110 @@ pub trait MapReduce: Sync {
 /// One entry per key of a step: what reduce produces and a job's final step consumes.
 pub type Entries<J> = Vec<(<J as MapReduce>::Key, <J as MapReduce>::Acc)>;
 
-/// A task-local map from key to partial aggregate.
-///
-/// Uses a fixed-seed hasher so that partition assignment, and so every intermediate
-/// file, is the same from run to run.
-pub struct Combiner<K, A> {
-    map: HashMap<K, A, foldhash::fast::FixedState>,
+/// A key, its partial aggregate, and the key's hash, computed once when the key is
+/// first seen and reused by every later stage (table growth, shuffle, reduce).
+pub struct Entry<K, A> {
+    /// [`fixed_hash`] of the key.
+    pub hash: u64,
+    /// The group key.
+    pub key: K,
+    /// Its partial aggregate.
+    pub acc: A,
 }
 
-impl<K: Hash + Eq, A: Default> Default for Combiner<K, A> {
+/// A task-local map from key to partial aggregate.
+///
+/// Uses a fixed-seed hash so that partition assignment, and so every intermediate
+/// file, is the same from run to run.
+pub struct Combiner<K, A> {
+    table: HashTable<Entry<K, A>>,
+}
+
+impl<K, A> Default for Combiner<K, A> {
     fn default() -> Self {
         Combiner {
-            map: HashMap::with_hasher(foldhash::fast::FixedState::default()),
+            table: HashTable::new(),
         }
     }
 }
 
 impl<K: Hash + Eq, A: Default> Combiner<K, A> {
+    /// An empty combiner with room for `capacity` keys.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Combiner {
+            table: HashTable::with_capacity(capacity),
+        }
+    }
+
     /// The partial aggregate of `key`, created empty if absent. Looks up by a borrowed
     /// form (`&str` for a `String` key), so the key is allocated once per group, not per row.
     pub fn entry<Q>(&mut self, key: &Q) -> &mut A
     where
-        Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.map.entry_ref(key).or_default()
+        let hash = fixed_hash(key);
+        let entry = self.table.entry(hash, |e| e.key.borrow() == key, |e| e.hash);
+        &mut entry
+            .or_insert_with(|| Entry {
+                hash,
+                key: key.to_owned(),
+                acc: A::default(),
+            })
+            .into_mut()
+            .acc
     }
 
-    /// The partial aggregate of an owned key.
+    /// The partial aggregate of an owned key, created empty if absent.
     pub fn entry_owned(&mut self, key: K) -> &mut A {
-        self.map.entry(key).or_default()
+        let hash = fixed_hash(&key);
+        match self.table.entry(hash, |e| e.key == key, |e| e.hash) {
+            hashbrown::hash_table::Entry::Occupied(e) => &mut e.into_mut().acc,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                &mut e
+                    .insert(Entry {
+                        hash,
+                        key,
+                        acc: A::default(),
+                    })
+                    .into_mut()
+                    .acc
+            }
+        }
+    }
+
+    /// Adds a whole entry (from another task) with `merge` if its key is present.
+    pub fn merge_entry(&mut self, other: Entry<K, A>, merge: impl FnOnce(&mut A, A)) {
+        match self.table.entry(other.hash, |e| e.key == other.key, |e| e.hash) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => merge(&mut e.get_mut().acc, other.acc),
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(other);
+            }
+        }
     }
 
     /// Number of distinct keys.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     /// Whether no key was seen.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.is_empty()
     }
 
     /// Takes all entries out, leaving the combiner empty.
-    pub fn drain(&mut self) -> impl Iterator<Item = (K, A)> + '_ {
-        self.map.drain()
+    pub fn drain(&mut self) -> impl Iterator<Item = Entry<K, A>> + '_ {
+        self.table.drain()
     }
 
     /// Consumes the combiner into its entries.
-    pub fn into_entries(self) -> impl Iterator<Item = (K, A)> {
-        self.map.into_iter()
+    pub fn into_entries(self) -> impl Iterator<Item = Entry<K, A>> {
+        self.table.into_iter()
     }
 }
 
-/// The hasher every stage uses to place keys, fixed so placement is reproducible.
+/// The hash every stage uses to place keys, fixed so placement is reproducible.
 pub fn fixed_hash<Q: Hash + ?Sized>(key: &Q) -> u64 {
     use std::hash::BuildHasher;
     foldhash::fast::FixedState::default().hash_one(key)

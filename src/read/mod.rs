@@ -92,7 +92,8 @@ where
     let results: Vec<Result<(S, ChunkReport)>> = plain
         .into_par_iter()
         .fold(start, |acc, (id, path, range)| {
-            let data = read_range(&path, range).map_err(|e| Error::io(&path, e))?;
+            let mut data = Vec::new();
+            read_range(&path, range, &mut data).map_err(|e| Error::io(&path, e))?;
             fold_chunk(acc, id, &data)
         })
         .collect();
@@ -179,20 +180,21 @@ fn next_line_start(file: &File, at: u64) -> std::io::Result<Option<usize>> {
     }
 }
 
-fn read_range(path: &std::path::Path, range: Range<u64>) -> std::io::Result<Vec<u8>> {
+/// Reads `range` of the file at `path` into `buf` (replacing its contents).
+fn read_range(path: &std::path::Path, range: Range<u64>, buf: &mut Vec<u8>) -> std::io::Result<()> {
     let file = File::open(path)?;
-    let mut data = vec![0u8; (range.end - range.start) as usize];
+    buf.resize((range.end - range.start) as usize, 0);
     // A file shrunk during the run (copytruncate) reads short: decode what is there.
     let mut filled = 0;
-    while filled < data.len() {
-        let n = file.read_at(&mut data[filled..], range.start + filled as u64)?;
+    while filled < buf.len() {
+        let n = file.read_at(&mut buf[filled..], range.start + filled as u64)?;
         if n == 0 {
             break;
         }
         filled += n;
     }
-    data.truncate(filled);
-    Ok(data)
+    buf.truncate(filled);
+    Ok(())
 }
 
 /// Reads a compressed file or stdin as line-aligned blocks and sends them in order.

@@ -7,19 +7,31 @@ pub mod spill;
 
 use std::hash::Hash;
 
-use crate::map::{Combiner, fixed_hash};
+use crate::map::{Combiner, Entry, fixed_hash};
+
+/// One map task's entries of one partition.
+pub type Shard<K, A> = Vec<Entry<K, A>>;
 
 /// The partition (0..partitions) that `key` belongs to.
 pub fn partition_of<Q: Hash + ?Sized>(key: &Q, partitions: usize) -> usize {
-    // Multiply-shift maps the hash onto 0..partitions without the bias of a modulo.
-    ((u128::from(fixed_hash(key)) * partitions as u128) >> 64) as usize
+    partition_of_hash(fixed_hash(key), partitions)
+}
+
+/// The partition of a key with hash `hash`.
+pub fn partition_of_hash(hash: u64, partitions: usize) -> usize {
+    // Remix first: hash tables use the hash's top and bottom bits, and the entries of
+    // one partition must not share them. Then multiply-shift onto 0..partitions.
+    let mixed = (hash ^ (hash >> 31)).wrapping_mul(0x7fb5_d329_728e_a185);
+    ((u128::from(mixed) * partitions as u128) >> 64) as usize
 }
 
 /// Splits one task's combiner into `partitions` vectors by key hash.
-pub fn partition<K: Hash + Eq, A: Default>(combiner: Combiner<K, A>, partitions: usize) -> Vec<Vec<(K, A)>> {
-    let mut out: Vec<Vec<(K, A)>> = (0..partitions).map(|_| Vec::new()).collect();
-    for (key, acc) in combiner.into_entries() {
-        out[partition_of(&key, partitions)].push((key, acc));
+pub fn partition<K: Hash + Eq, A: Default>(combiner: Combiner<K, A>, partitions: usize) -> Vec<Shard<K, A>> {
+    let mut out: Vec<Shard<K, A>> = (0..partitions)
+        .map(|_| Vec::with_capacity(combiner.len() / partitions + 1))
+        .collect();
+    for entry in combiner.into_entries() {
+        out[partition_of_hash(entry.hash, partitions)].push(entry);
     }
     out
 }
@@ -51,8 +63,13 @@ mod tests {
             let parts = transpose(vec![partition(a, partitions), partition(b, partitions)], partitions);
             let mut owner = std::collections::HashMap::new();
             for (p, tasks) in parts.iter().enumerate() {
-                for (key, _) in tasks.iter().flatten() {
-                    assert_eq!(*owner.entry(key.clone()).or_insert(p), p, "key {key} in two partitions");
+                for e in tasks.iter().flatten() {
+                    assert_eq!(
+                        *owner.entry(e.key.clone()).or_insert(p),
+                        p,
+                        "key {} in two partitions",
+                        e.key
+                    );
                 }
             }
             assert_eq!(owner.len(), 1000);

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use tempfile::TempDir;
 
-use super::partition_of;
+use super::partition_of_hash;
 use crate::error::{Error, Result};
 use crate::map::Combiner;
 
@@ -56,8 +56,8 @@ impl SpillWriter {
     pub fn drain(&self, combiner: &mut Combiner<String, u64>) -> Result<()> {
         let partitions = self.files.len();
         let mut grouped: Vec<Vec<u8>> = vec![Vec::new(); partitions];
-        for (key, count) in combiner.drain() {
-            encode(&mut grouped[partition_of(&key, partitions)], &key, count);
+        for e in combiner.drain() {
+            encode(&mut grouped[partition_of_hash(e.hash, partitions)], &e.key, e.acc);
         }
         for (p, bytes) in grouped.into_iter().enumerate() {
             if bytes.is_empty() {
@@ -108,7 +108,11 @@ impl SpillPartitions {
                 *merged.entry_owned(key) += count;
             }
         }
-        let mut entries: Vec<(String, u64)> = merged.into_entries().filter(|(_, c)| keep(*c)).collect();
+        let mut entries: Vec<(String, u64)> = merged
+            .into_entries()
+            .filter(|e| keep(e.acc))
+            .map(|e| (e.key, e.acc))
+            .collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let run = path.with_extension("run");
         let mut out = BufWriter::new(File::create(&run).map_err(|e| Error::io(&run, e))?);
