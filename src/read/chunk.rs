@@ -1,49 +1,60 @@
-//! Line-aligned chunking in the `read` stage: an input's length in, byte ranges
-//! out, each starting at a line start, so each can be decoded on its own rayon task.
+//! Chunk planning in the `read` stage: a file's length in, chunks out. A chunk is
+//! one aligned block of the file (a power-of-two size, so its content hash can be
+//! computed on its own, see [`super::hash`]) plus the line-aligned range of lines that
+//! *start* in that block, which is what its rayon task decodes.
 //!
-//! The cut finder is given a probe that returns the first line start at or after an
-//! offset, so the same logic serves in-memory slices and files read with `pread`.
+//! The planner is given a probe returning the first line start at or after an offset,
+//! so the same logic serves in-memory slices (tests) and files read with `pread`.
 
 use std::ops::Range;
 
-/// Cuts `0..len` into about `n` ranges of equal size, each cut moved forward to the
-/// next line start (found by `next_line_start(offset)`, `None` past the last line).
-/// The ranges cover `0..len` exactly, in order, none empty.
-pub fn line_aligned_ranges<E>(
-    len: usize,
-    n: usize,
-    mut next_line_start: impl FnMut(usize) -> Result<Option<usize>, E>,
-) -> Result<Vec<Range<usize>>, E> {
-    let n = n.max(1);
-    let mut ranges = Vec::with_capacity(n);
-    let mut start = 0;
-    for i in 1..n {
-        let target = (len as u128 * i as u128 / n as u128) as usize;
-        if target <= start {
-            continue;
-        }
-        let Some(end) = next_line_start(target)? else {
-            break;
-        };
-        if end >= len {
-            break;
-        }
-        ranges.push(start..end);
-        start = end;
-    }
-    if start < len {
-        ranges.push(start..len);
-    }
-    Ok(ranges)
+/// One unit of parallel reading.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedChunk {
+    /// Bytes to read: the block, extended to the end of its last line.
+    pub read: Range<u64>,
+    /// Where the chunk's first line starts (lines starting before belong to the previous chunk).
+    pub decode_from: u64,
+    /// End of the block (the hashed bytes are `read.start..block_end`).
+    pub block_end: u64,
 }
 
-/// [`line_aligned_ranges`] over a slice held in memory.
-pub fn slice_ranges(data: &[u8], n: usize) -> Vec<Range<usize>> {
-    let probe = |target: usize| -> Result<Option<usize>, std::convert::Infallible> {
-        Ok(memchr::memchr(b'\n', &data[target - 1..]).map(|j| target + j))
+/// Plans the chunks of a file of `len` bytes with blocks of `block` bytes.
+/// `next_line_start(offset)` is the first line start at or after `offset` (> 0), `None` past the last line.
+pub fn plan_chunks<E>(
+    len: u64,
+    block: u64,
+    mut next_line_start: impl FnMut(u64) -> Result<Option<u64>, E>,
+) -> Result<Vec<PlannedChunk>, E> {
+    let blocks = len.div_ceil(block);
+    let mut starts = Vec::with_capacity(blocks as usize + 1);
+    starts.push(0);
+    for k in 1..blocks {
+        let start = next_line_start(k * block)?
+            .unwrap_or(len)
+            .max(*starts.last().unwrap_or(&0));
+        starts.push(start);
+    }
+    starts.push(len);
+    Ok((0..blocks)
+        .map(|k| {
+            let i = k as usize;
+            PlannedChunk {
+                read: k * block..starts[i + 1],
+                decode_from: starts[i],
+                block_end: ((k + 1) * block).min(len),
+            }
+        })
+        .collect())
+}
+
+/// [`plan_chunks`] over a slice held in memory.
+pub fn plan_slice(data: &[u8], block: u64) -> Vec<PlannedChunk> {
+    let probe = |at: u64| -> Result<Option<u64>, std::convert::Infallible> {
+        Ok(memchr::memchr(b'\n', &data[at as usize - 1..]).map(|j| at + j as u64))
     };
-    match line_aligned_ranges(data.len(), n, probe) {
-        Ok(ranges) => ranges,
+    match plan_chunks(data.len() as u64, block, probe) {
+        Ok(chunks) => chunks,
         Err(never) => match never {},
     }
 }
@@ -53,34 +64,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn any_chunk_count_gives_the_same_lines() {
-        let data = b"a\nbb\n\nccc\r\ndddd\ne";
+    fn any_block_size_gives_the_same_lines_and_covers_every_block() {
+        let data = b"a\nbb\n\nccc\r\ndddddddddddd\ne\nffffffffffffffffffffffffffffffffff\ng";
         let whole: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
-        for n in 1..=20 {
-            let ranges = slice_ranges(data, n);
-            assert_eq!(ranges.first().map(|r| r.start), Some(0));
-            assert_eq!(ranges.last().map(|r| r.end), Some(data.len()));
+        for block in [1u64, 2, 4, 8, 16, 64, 128] {
+            let chunks = plan_slice(data, block);
             let mut lines = Vec::new();
-            for (k, r) in ranges.iter().enumerate() {
-                assert!(
-                    r.start == 0 || data[r.start - 1] == b'\n',
-                    "n={n}: range {k} starts mid-line"
+            for (k, c) in chunks.iter().enumerate() {
+                assert_eq!(
+                    c.read.start,
+                    k as u64 * block,
+                    "block {block}: chunk {k} is not aligned"
                 );
-                if k > 0 {
-                    assert_eq!(ranges[k - 1].end, r.start);
+                assert!(
+                    c.block_end <= c.read.end && c.decode_from >= c.read.start,
+                    "block {block}: {c:?}"
+                );
+                let d = c.decode_from as usize;
+                assert!(
+                    d == 0 || data[d - 1] == b'\n',
+                    "block {block}: chunk {k} starts mid-line"
+                );
+                let part = &data[d..c.read.end as usize];
+                if !part.is_empty() {
+                    lines.extend(part.strip_suffix(b"\n").unwrap_or(part).split(|&b| b == b'\n'));
                 }
-                let chunk = &data[r.clone()];
-                let chunk = chunk.strip_suffix(b"\n").unwrap_or(chunk);
-                lines.extend(chunk.split(|&b| b == b'\n'));
             }
-            assert_eq!(lines, whole, "n={n}");
+            assert_eq!(lines, whole, "block {block}");
         }
     }
 
     #[test]
     fn empty_and_single_line() {
-        assert!(slice_ranges(b"", 4).is_empty());
-        assert_eq!(slice_ranges(b"abc", 4), vec![0..3]);
-        assert_eq!(slice_ranges(b"abc\n", 4), vec![0..4]);
+        assert!(plan_slice(b"", 4).is_empty());
+        assert_eq!(
+            plan_slice(b"abc", 4),
+            vec![PlannedChunk {
+                read: 0..3,
+                decode_from: 0,
+                block_end: 3
+            }]
+        );
     }
 }

@@ -74,6 +74,8 @@ pub struct ChunkReport {
     pub bad_lines: Vec<BadLine>,
     /// How many lines each decoded chunk held.
     pub chunk_lines: Vec<(ChunkId, u64)>,
+    /// BLAKE3 pieces of the plain-file blocks read (see `read::hash`).
+    pub hash_pieces: Vec<(ChunkId, [u8; 32])>,
 }
 
 impl ChunkReport {

@@ -1,17 +1,19 @@
 //! The `read` stage: input files in, Arrow record batches out, decoded in parallel.
 //!
-//! A plain file is cut into line-aligned byte ranges ([`chunk`]) that rayon tasks
-//! read with `pread` and decode ([`decode`]) on their own; gzip, zstd and stdin are
-//! read as one stream of line-aligned blocks that rayon tasks decode as they come.
-//! Each task folds its batches into a caller-given state (the map stage's combiner)
-//! and its [`ChunkReport`]; when all are done, chunk-relative line numbers of bad
-//! lines become file line numbers.
+//! A plain file is cut into aligned blocks extended to line ends ([`chunk`]) that
+//! rayon tasks read with `pread`, hash ([`hash`]) and decode ([`decode`]) on their
+//! own; gzip, zstd and stdin are read (and hashed) as one stream of line-aligned
+//! blocks that rayon tasks decode as they come. Each task folds its batches into a
+//! caller-given state (the map stage's combiner) and its [`ChunkReport`]; when all
+//! are done, chunk-relative line numbers of bad lines become file line numbers and
+//! block hashes become each input's BLAKE3 hash.
 
 pub mod chunk;
 pub mod clf;
 pub mod decode;
 pub mod fields;
 pub mod format;
+pub mod hash;
 pub mod input;
 pub mod side;
 
@@ -47,6 +49,17 @@ pub struct ReadOutcome<S> {
     pub stats: ReadStats,
     /// Bad lines with file line numbers, in (file, line) order.
     pub bad_lines: Vec<BadLine>,
+    /// Size and content hash of each input, in input order.
+    pub digests: Vec<InputDigest>,
+}
+
+/// What a run read of one input: its size on disk (bytes read for stdin) and BLAKE3 hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputDigest {
+    /// Bytes of the file as stored (compressed bytes for `.gz`/`.zst`).
+    pub size: u64,
+    /// BLAKE3 of those bytes, lower-case hex.
+    pub blake3: String,
 }
 
 /// Reads every input, folding each decoded batch into a per-task state made by `init`.
@@ -68,8 +81,11 @@ where
         states: Vec::new(),
         stats: ReadStats::default(),
         bad_lines: Vec::new(),
+        digests: Vec::new(),
     };
     let mut chunk_lines = Vec::new();
+    let mut pieces: Vec<(ChunkId, [u8; 32])> = Vec::new();
+    let mut stream_digests: HashMap<usize, InputDigest> = HashMap::new();
     let mut absorb = |results: Vec<Result<(S, ChunkReport)>>| -> Result<()> {
         for result in results {
             let (state, report) = result?;
@@ -77,6 +93,7 @@ where
             outcome.stats.add(&report.stats);
             outcome.bad_lines.extend(report.bad_lines);
             chunk_lines.extend(report.chunk_lines);
+            pieces.extend(report.hash_pieces);
         }
         Ok(())
     };
@@ -88,13 +105,22 @@ where
     };
     let start = || Ok((init(), ChunkReport::default()));
 
-    let plain = plan_plain_chunks(inputs)?;
-    let results: Vec<Result<(S, ChunkReport)>> = plain
+    let plan = plan_plain_chunks(inputs)?;
+    let results: Vec<Result<(S, ChunkReport)>> = plan
+        .chunks
         .into_par_iter()
-        .fold(start, |acc, (id, path, range)| {
+        .fold(start, |acc, chunk| {
+            let (state, mut report) = acc?;
+            let path = &inputs[chunk.id.file as usize].path;
+            let planned = &chunk.planned;
             let mut data = Vec::new();
-            read_range(&path, range, &mut data).map_err(|e| Error::io(&path, e))?;
-            fold_chunk(acc, id, &data)
+            read_range(path, planned.read.clone(), &mut data).map_err(|e| Error::io(path, e))?;
+            let block = &data[..data.len().min((planned.block_end - planned.read.start) as usize)];
+            report
+                .hash_pieces
+                .push((chunk.id, hash::block_piece(block, planned.read.start, chunk.file_len)));
+            let lines = &data[((planned.decode_from - planned.read.start) as usize).min(data.len())..];
+            fold_chunk(Ok((state, report)), chunk.id, lines)
         })
         .collect();
     absorb(results)?;
@@ -103,20 +129,47 @@ where
         if input.encoding == Encoding::Plain {
             continue;
         }
-        let results = std::thread::scope(|scope| {
+        let (results, digest) = std::thread::scope(|scope| {
             let (tx, rx) = sync_channel::<Result<(ChunkId, Vec<u8>)>>(rayon::current_num_threads() * 2);
-            scope.spawn(move || stream_blocks(input, file_index as u32, &tx));
-            rx.into_iter()
+            let producer = scope.spawn(move || stream_blocks(input, file_index as u32, &tx));
+            let results = rx
+                .into_iter()
                 .par_bridge()
                 .fold(start, |acc, block| {
                     let (id, data) = block?;
                     fold_chunk(acc, id, &data)
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            (results, producer.join().ok().flatten())
         });
         absorb(results)?;
+        if let Some(digest) = digest {
+            stream_digests.insert(file_index, digest);
+        }
     }
 
+    pieces.sort_unstable_by_key(|(id, _)| *id);
+    for (file_index, input) in inputs.iter().enumerate() {
+        let digest = match input.encoding {
+            Encoding::Plain => {
+                let len = plan.sizes[file_index];
+                let file_pieces: Vec<[u8; 32]> = pieces
+                    .iter()
+                    .filter(|(id, _)| id.file as usize == file_index)
+                    .map(|(_, p)| *p)
+                    .collect();
+                InputDigest {
+                    size: len,
+                    blake3: hash::root_hash(&file_pieces, plan.block, len).to_hex().to_string(),
+                }
+            }
+            _ => stream_digests.remove(&file_index).unwrap_or(InputDigest {
+                size: 0,
+                blake3: String::new(),
+            }),
+        };
+        outcome.digests.push(digest);
+    }
     number_bad_lines(&mut outcome.bad_lines, &mut chunk_lines);
     Ok(outcome)
 }
@@ -132,40 +185,53 @@ pub fn plain_size(inputs: &[InputFile]) -> Option<u64> {
         .sum()
 }
 
-/// Cuts every plain input into line-aligned ranges sized for the pool.
-fn plan_plain_chunks(inputs: &[InputFile]) -> Result<Vec<(ChunkId, std::path::PathBuf, Range<u64>)>> {
-    let sizes: Vec<(usize, u64)> = inputs
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.encoding == Encoding::Plain)
-        .map(|(i, f)| {
-            std::fs::metadata(&f.path)
-                .map(|m| (i, m.len()))
-                .map_err(|e| Error::io(&f.path, e))
-        })
-        .collect::<Result<_>>()?;
-    let total: u64 = sizes.iter().map(|(_, len)| len).sum();
-    let target = (total / (rayon::current_num_threads() as u64 * 8)).clamp(MIN_CHUNK, MAX_CHUNK);
+/// One planned chunk of a plain input.
+struct PlainChunk {
+    id: ChunkId,
+    planned: chunk::PlannedChunk,
+    file_len: u64,
+}
+
+/// The chunks of every plain input, with the block size and each input's size.
+struct PlainPlan {
+    chunks: Vec<PlainChunk>,
+    /// Size of each input (0 for streams), by input index.
+    sizes: Vec<u64>,
+    block: u64,
+}
+
+/// Cuts every plain input into aligned blocks sized for the pool (a power of two, so
+/// each block can be hashed on its own) and extends each block to its last line end.
+fn plan_plain_chunks(inputs: &[InputFile]) -> Result<PlainPlan> {
+    let mut sizes = vec![0u64; inputs.len()];
+    for (i, f) in inputs.iter().enumerate().filter(|(_, f)| f.encoding == Encoding::Plain) {
+        sizes[i] = std::fs::metadata(&f.path).map_err(|e| Error::io(&f.path, e))?.len();
+    }
+    let total: u64 = sizes.iter().sum();
+    let block = (total / (rayon::current_num_threads() as u64 * 8))
+        .clamp(MIN_CHUNK, MAX_CHUNK)
+        .next_power_of_two();
     let mut chunks = Vec::new();
-    for (i, len) in sizes {
-        let path = &inputs[i].path;
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let n = len.div_ceil(target).max(1) as usize;
-        let ranges = chunk::line_aligned_ranges(len as usize, n, |at| next_line_start(&file, at as u64))
-            .map_err(|e| Error::io(path, e))?;
-        for (k, r) in ranges.into_iter().enumerate() {
-            let id = ChunkId {
-                file: i as u32,
-                index: k as u32,
-            };
-            chunks.push((id, path.clone(), r.start as u64..r.end as u64));
+    for (i, f) in inputs.iter().enumerate().filter(|(_, f)| f.encoding == Encoding::Plain) {
+        let file = File::open(&f.path).map_err(|e| Error::io(&f.path, e))?;
+        let planned =
+            chunk::plan_chunks(sizes[i], block, |at| next_line_start(&file, at)).map_err(|e| Error::io(&f.path, e))?;
+        for (k, planned) in planned.into_iter().enumerate() {
+            chunks.push(PlainChunk {
+                id: ChunkId {
+                    file: i as u32,
+                    index: k as u32,
+                },
+                planned,
+                file_len: sizes[i],
+            });
         }
     }
-    Ok(chunks)
+    Ok(PlainPlan { chunks, sizes, block })
 }
 
 /// The first line start at or after `at` (> 0) in `file`, by reading forward from `at - 1`.
-fn next_line_start(file: &File, at: u64) -> std::io::Result<Option<usize>> {
+fn next_line_start(file: &File, at: u64) -> std::io::Result<Option<u64>> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut pos = at - 1;
     loop {
@@ -174,7 +240,7 @@ fn next_line_start(file: &File, at: u64) -> std::io::Result<Option<usize>> {
             return Ok(None);
         }
         if let Some(j) = memchr::memchr(b'\n', &buf[..n]) {
-            return Ok(Some((pos + j as u64 + 1) as usize));
+            return Ok(Some(pos + j as u64 + 1));
         }
         pos += n as u64;
     }
@@ -197,24 +263,53 @@ fn read_range(path: &std::path::Path, range: Range<u64>, buf: &mut Vec<u8>) -> s
     Ok(())
 }
 
-/// Reads a compressed file or stdin as line-aligned blocks and sends them in order.
-fn stream_blocks(input: &InputFile, file: u32, tx: &std::sync::mpsc::SyncSender<Result<(ChunkId, Vec<u8>)>>) {
-    let opened: std::io::Result<Box<dyn Read>> = (|| {
-        Ok(match input.encoding {
-            Encoding::Stdin => Box::new(std::io::stdin().lock()) as Box<dyn Read>,
-            Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(File::open(
-                &input.path,
-            )?))),
-            Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(File::open(&input.path)?)?),
-            Encoding::Plain => Box::new(File::open(&input.path)?),
-        })
-    })();
-    let mut reader = match opened {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = tx.send(Err(Error::io(&input.path, e)));
-            return;
-        }
+/// A reader that hashes and counts the bytes it passes on.
+struct HashingReader<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    size: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads a compressed file or stdin as line-aligned blocks and sends them in order;
+/// returns the stored bytes' size and hash when the input was read to its end.
+fn stream_blocks(
+    input: &InputFile,
+    file: u32,
+    tx: &std::sync::mpsc::SyncSender<Result<(ChunkId, Vec<u8>)>>,
+) -> Option<InputDigest> {
+    let fail = |e: std::io::Error| {
+        let _ = tx.send(Err(Error::io(&input.path, e)));
+        None
+    };
+    let raw: Box<dyn Read> = match input.encoding {
+        Encoding::Stdin => Box::new(std::io::stdin().lock()),
+        _ => match File::open(&input.path) {
+            Ok(f) => Box::new(std::io::BufReader::with_capacity(1 << 20, f)),
+            Err(e) => return fail(e),
+        },
+    };
+    let digest = std::rc::Rc::new(std::cell::RefCell::new(HashingReader {
+        inner: raw,
+        hasher: blake3::Hasher::new(),
+        size: 0,
+    }));
+    let shared = SharedReader(digest.clone());
+    let mut reader: Box<dyn Read> = match input.encoding {
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(shared))),
+        Encoding::Zstd => match zstd::stream::read::Decoder::new(shared) {
+            Ok(d) => Box::new(d),
+            Err(e) => return fail(e),
+        },
+        Encoding::Stdin | Encoding::Plain => Box::new(shared),
     };
     let mut carry: Vec<u8> = Vec::new();
     let mut index = 0u32;
@@ -230,10 +325,7 @@ fn stream_blocks(input: &InputFile, file: u32, tx: &std::sync::mpsc::SyncSender<
                     break;
                 }
                 Ok(_) => {}
-                Err(e) => {
-                    let _ = tx.send(Err(Error::io(&input.path, e)));
-                    return;
-                }
+                Err(e) => return fail(e),
             }
         }
         if !eof {
@@ -246,12 +338,31 @@ fn stream_blocks(input: &InputFile, file: u32, tx: &std::sync::mpsc::SyncSender<
             let id = ChunkId { file, index };
             index += 1;
             if tx.send(Ok((id, block))).is_err() {
-                return; // the consumer stopped on an error
+                return None; // the consumer stopped on an error
             }
         }
         if eof {
-            return;
+            drop(reader);
+            let mut raw = digest.borrow_mut();
+            // Bytes after the compressed stream's end (none in a well-formed file) still belong to the file.
+            let mut rest = Vec::new();
+            if let Err(e) = raw.read_to_end(&mut rest) {
+                return fail(e);
+            }
+            return Some(InputDigest {
+                size: raw.size,
+                blake3: raw.hasher.finalize().to_hex().to_string(),
+            });
         }
+    }
+}
+
+/// Lets the decompressor read through the hashing reader while the caller keeps a handle to it.
+struct SharedReader<R>(std::rc::Rc<std::cell::RefCell<R>>);
+
+impl<R: Read> Read for SharedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().read(buf)
     }
 }
 
