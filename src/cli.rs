@@ -8,6 +8,7 @@ use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, value_parser};
 
 use crate::error::{Error, Result};
 use crate::jobs;
+use crate::params;
 use crate::quarantine::BadLineBudget;
 use crate::run::RunOptions;
 use crate::sink::SinkUrl;
@@ -26,7 +27,7 @@ struct CommonArgs {
     /// Worker threads (default: one per core). Results do not depend on it.
     #[arg(short = 'j', long, value_name = "N", value_parser = value_parser!(u16).range(1..))]
     threads: Option<u16>,
-    /// Rejects file for bad lines (default: DIR/_rejects.tsv, PATH.rejects.tsv beside a
+    /// Rejects file for bad lines (default: DIR/_<job>.rejects.tsv, PATH.rejects.tsv beside a
     /// file or database, ./mrpipe-<job>.rejects.tsv for stdout).
     #[arg(long, value_name = "PATH")]
     rejects: Option<PathBuf>,
@@ -39,10 +40,13 @@ struct CommonArgs {
     /// Print nothing on success (warnings and errors are still printed).
     #[arg(short, long)]
     quiet: bool,
+    /// When another run of this job to this output holds the lock, wait up to this long (e.g. 10m) instead of exiting 4.
+    #[arg(long, value_name = "LEN", value_parser = params::parse_window)]
+    wait: Option<i64>,
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure, 2 usage error, \
-3 bad-line budget exceeded (nothing published), 5 no input matched.";
+3 bad-line budget exceeded (nothing published), 4 another run holds the lock, 5 no input matched.";
 
 /// The whole command tree.
 pub fn command() -> Command {
@@ -119,6 +123,9 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
                 rejects: common.rejects,
                 budget,
                 progress: !common.quiet,
+                wait: common
+                    .wait
+                    .map(|micros| std::time::Duration::from_micros(micros as u64)),
             };
             Ok(Action::Run {
                 options,

@@ -1,8 +1,9 @@
 //! Error types of the library. Only `main.rs` turns them into exit codes.
 //!
 //! `Error::Usage` is a bad value given by the user (exit 2), `Error::BadLineBudget`
-//! a run stopped by its bad-line threshold (exit 3), `Error::NoInput` a glob or
-//! directory that matched no file (exit 5); everything else is a runtime failure.
+//! a run stopped by its bad-line threshold (exit 3), `Error::Locked` a run refused
+//! because another holds its lock (exit 4), `Error::NoInput` a glob or directory that
+//! matched no file (exit 5); everything else is a runtime failure (exit 1).
 
 use std::path::PathBuf;
 
@@ -27,6 +28,10 @@ pub enum Error {
         lines: u64,
         first: String,
     },
+
+    /// Another run of the same job and output holds the lock.
+    #[error("another run holds {} ({holder}); try later or use --wait", path.display())]
+    Locked { path: PathBuf, holder: String },
 
     /// An I/O failure on a named file.
     #[error("{path}: {source}")]

@@ -22,6 +22,7 @@ pub mod error;
 pub mod job;
 #[path = "../jobs/mod.rs"]
 pub mod jobs;
+pub mod lock;
 pub mod map;
 pub mod params;
 pub mod progress;

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             ExitCode::from(match e {
                 Error::Usage(_) => 2,
                 Error::BadLineBudget { .. } => 3,
+                Error::Locked { .. } => 4,
                 Error::NoInput(_) => 5,
                 _ => 1,
             })

@@ -1,6 +1,6 @@
 //! The runner: one `mrpipe run` from validated options to published output.
 //!
-//! resolve inputs -> build the rayon pool -> run the job's plan (read, map, shuffle,
+//! resolve inputs -> take the (job, output) lock and clear stale temporaries -> build the rayon pool -> run the job's plan (read, map, shuffle,
 //! reduce) -> write the rejects file -> check the bad-line budget -> write every
 //! table to the sink -> commit. Nothing is published when any step fails.
 
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::job::{AnyJob, Plan, RunContext};
+use crate::lock;
 use crate::progress::Progress;
 use crate::quarantine::{self, BadLineBudget};
 use crate::read::{self, ReadStats, input};
@@ -32,6 +33,8 @@ pub struct RunOptions {
     pub budget: BadLineBudget,
     /// Whether a progress bar may be drawn.
     pub progress: bool,
+    /// How long to wait for another run's lock (`None`: fail at once).
+    pub wait: Option<Duration>,
 }
 
 /// What a successful run did.
@@ -51,13 +54,13 @@ pub struct RunSummary {
     pub elapsed: Duration,
 }
 
-/// Where the rejects file goes when `--rejects` is not given: `DIR/_rejects.tsv` for a
-/// directory output, `PATH.rejects.tsv` beside a file or database, and
-/// `mrpipe-<job>.rejects.tsv` in the current directory for stdout.
+/// Where the rejects file goes when `--rejects` is not given: `DIR/_<job>.rejects.tsv`
+/// for a directory output (several jobs may share one), `PATH.rejects.tsv` beside a
+/// file or database, and `mrpipe-<job>.rejects.tsv` in the current directory for stdout.
 pub fn default_rejects_path(output: &SinkUrl, job: &str) -> PathBuf {
     let beside = |p: &PathBuf| PathBuf::from(format!("{}.rejects.tsv", p.display()));
     match output {
-        SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => d.join("_rejects.tsv"),
+        SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => d.join(format!("_{job}.rejects.tsv")),
         SinkUrl::ParquetFile(p) | SinkUrl::Sqlite(p) | SinkUrl::TsvFile(p) => beside(p),
         SinkUrl::TsvStdout => PathBuf::from(format!("mrpipe-{job}.rejects.tsv")),
     }
@@ -67,6 +70,17 @@ pub fn default_rejects_path(output: &SinkUrl, job: &str) -> PathBuf {
 pub fn run(opts: RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
     let inputs = input::resolve_inputs(&opts.inputs)?;
+    let job = opts.job.info().name;
+    let _lock = match lock::lock_path(&opts.output, job) {
+        Some(path) => {
+            let held = lock::acquire(&path, opts.wait)?;
+            if let Some(dir) = held.path().parent() {
+                lock::remove_stale_temporaries(dir)?;
+            }
+            Some(held)
+        }
+        None => None,
+    };
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = opts.threads {
         builder = builder.num_threads(n);

@@ -44,7 +44,7 @@ fn bad_lines_are_counted_and_quarantined_with_line_numbers() {
             headers: 2
         }
     );
-    let rejects = String::from_utf8(bytes(out.join("_rejects.tsv"))).unwrap();
+    let rejects = String::from_utf8(bytes(out.join("_sales-rank.rejects.tsv"))).unwrap();
     let got: Vec<String> = rejects
         .lines()
         .skip(1)
@@ -112,7 +112,7 @@ fn exceeding_the_bad_line_budget_exits_3_and_publishes_nothing() {
         let names = entries(&out);
         assert_eq!(
             names,
-            vec!["_rejects.tsv", "sales_rank.parquet"],
+            vec![".sales-rank.lock", "_sales-rank.rejects.tsv", "sales_rank.parquet"],
             "no temporary files may stay"
         );
     }

@@ -93,7 +93,10 @@ fn without_budgets_only_monthly_spending_is_written() {
         "-o",
         &out.display().to_string(),
     ]);
-    assert_eq!(entries(&out), vec!["_rejects.tsv", "monthly_spending.parquet"]);
+    assert_eq!(
+        entries(&out),
+        vec![".spending.lock", "_spending.rejects.tsv", "monthly_spending.parquet"]
+    );
 }
 
 #[test]

@@ -52,7 +52,11 @@ fn memory_limit_four_times_smaller_than_input_gives_the_same_bytes() {
             let mut args = vec!["run", "url-dedup", &input, "--mode", mode, "--normalize", "-o", &o];
             args.extend_from_slice(extra);
             run_ok(&args);
-            assert_eq!(entries(&out), vec!["urls.parquet"], "spill files must be removed");
+            assert_eq!(
+                entries(&out),
+                vec![".url-dedup.lock", "urls.parquet"],
+                "spill files must be removed"
+            );
             bytes(out.join("urls.parquet"))
         };
         let in_memory = run(&[], "mem");

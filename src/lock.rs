@@ -1,0 +1,146 @@
+//! Run locks: at most one run per (job, output) at a time, so cron runs that overlap
+//! never interleave their writes. An OS file lock (`flock`), released by the kernel
+//! when the process dies, on a hidden file beside the output; the holder writes its
+//! pid and start time into it so a refused run can name it.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::sink::SinkUrl;
+
+/// A held run lock; released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The lock file of `job` writing to `output`: `DIR/.<job>.lock` for a directory,
+/// `.<file>.<job>.lock` beside a file or database; none for stdout.
+pub fn lock_path(output: &SinkUrl, job: &str) -> Option<PathBuf> {
+    match output {
+        SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => Some(d.join(format!(".{job}.lock"))),
+        SinkUrl::ParquetFile(p) | SinkUrl::Sqlite(p) | SinkUrl::TsvFile(p) => {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Some(p.with_file_name(format!(".{name}.{job}.lock")))
+        }
+        SinkUrl::TsvStdout => None,
+    }
+}
+
+/// Takes the lock at `path`, waiting up to `wait` for a running holder to finish.
+pub fn acquire(path: &Path, wait: Option<Duration>) -> Result<RunLock> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let deadline = wait.map(|w| Instant::now() + w);
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) => {
+                if deadline.is_some_and(|d| Instant::now() < d) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                    holder: if holder.is_empty() {
+                        "unknown".into()
+                    } else {
+                        holder.to_string()
+                    },
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(Error::io(path, e)),
+        }
+    }
+    let me = format!(
+        "pid {}, started {}",
+        std::process::id(),
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let stamp = (|| {
+        file.set_len(0)?;
+        file.rewind()?;
+        file.write_all(me.as_bytes())?;
+        file.sync_data()
+    })();
+    stamp.map_err(|e| Error::io(path, e))?;
+    Ok(RunLock {
+        _file: file,
+        path: path.to_path_buf(),
+    })
+}
+
+/// Removes temporaries that a killed run left in `dir` (staged files, spill directories).
+/// Only call while holding the output's lock: then no live run owns them.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.starts_with(".mrpipe-spill-") {
+            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        } else if name.starts_with('.') && name.contains(".mrpipe-tmp-") {
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_with_the_first_holders_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".job.lock");
+        let first = acquire(&path, None).unwrap();
+        let err = acquire(&path, Some(Duration::from_millis(250)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        drop(first);
+        acquire(&path, None).unwrap();
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_and_outputs_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.parquet"), "x").unwrap();
+        std::fs::write(dir.path().join(".t.parquet.mrpipe-tmp-123"), "x").unwrap();
+        std::fs::create_dir(dir.path().join(".mrpipe-spill-abc")).unwrap();
+        remove_stale_temporaries(dir.path()).unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["t.parquet"]);
+    }
+}

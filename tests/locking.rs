@@ -1,0 +1,73 @@
+//! End-to-end tests of run locks: a second run of the same job and output is refused
+//! with exit 4 naming the holder, `--wait` waits for it, and other outputs are free.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Starts a hit-counts run reading stdin, which holds its lock until stdin closes.
+fn start_holder(out: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(["run", "hit-counts", "-", "-o", out])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for_lock(lock: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(lock).map_or(true, |s| !s.contains("pid")) {
+        assert!(Instant::now() < deadline, "the first run never took its lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn overlapping_runs_are_refused_or_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out").display().to_string();
+    let mut holder = start_holder(&out);
+    wait_for_lock(&dir.path().join("out/.hit-counts.lock"));
+
+    let refused = mrpipe(&["run", "hit-counts", &sample("access/tsv"), "-o", &out]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(4), "{err}");
+    assert!(err.contains(&format!("pid {}", holder.id())), "{err}");
+
+    // Another job, or another output, is not blocked.
+    run_ok(&["run", "url-dedup", &sample("urls"), "-o", &out]);
+    run_ok(&[
+        "run",
+        "hit-counts",
+        &sample("access/tsv"),
+        "-o",
+        &dir.path().join("other").display().to_string(),
+    ]);
+
+    // A waiting run proceeds once the holder finishes.
+    let waiter = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(["run", "hit-counts", &sample("access/tsv"), "-o", &out, "--wait", "60s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut stdin = holder.stdin.take().unwrap();
+    stdin
+        .write_all(b"2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t1\n")
+        .unwrap();
+    drop(stdin);
+    assert!(holder.wait().unwrap().success());
+    let waited = waiter.wait_with_output().unwrap();
+    assert!(waited.status.success(), "{}", String::from_utf8_lossy(&waited.stderr));
+    assert_same(
+        "after waiting",
+        &expected("hit_counts.tsv"),
+        &run_ok(&["show", &format!("{out}/hit_counts.parquet")]),
+    );
+}
