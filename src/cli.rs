@@ -8,6 +8,7 @@ use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, value_parser};
 
 use crate::error::{Error, Result};
 use crate::jobs;
+use crate::log::{EventLog, LogFormat};
 use crate::params;
 use crate::quarantine::BadLineBudget;
 use crate::run::RunOptions;
@@ -38,8 +39,14 @@ struct CommonArgs {
     #[arg(long)]
     strict: bool,
     /// Print nothing on success (warnings and errors are still printed).
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
+    /// Print the summary even when stderr is not a terminal (cron runs are quiet otherwise).
+    #[arg(short, long)]
+    verbose: bool,
+    /// Log format on stderr: text, or json (one object per event, for log collectors).
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    log_format: LogFormat,
     /// When another run of this job to this output holds the lock, wait up to this long (e.g. 10m) instead of exiting 4.
     #[arg(long, value_name = "LEN", value_parser = params::parse_window)]
     wait: Option<i64>,
@@ -91,8 +98,8 @@ pub fn command() -> Command {
 
 /// What the command line asks for.
 pub enum Action {
-    /// `mrpipe run <job> ...`; `quiet` silences the summary.
-    Run { options: RunOptions, quiet: bool },
+    /// `mrpipe run <job> ...`.
+    Run(RunOptions),
     /// `mrpipe jobs`.
     Jobs,
     /// `mrpipe show FILE...`.
@@ -122,15 +129,12 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
                 threads: common.threads.map(usize::from),
                 rejects: common.rejects,
                 budget,
-                progress: !common.quiet,
+                log: EventLog::new(common.log_format, name, common.quiet, common.verbose),
                 wait: common
                     .wait
                     .map(|micros| std::time::Duration::from_micros(micros as u64)),
             };
-            Ok(Action::Run {
-                options,
-                quiet: common.quiet,
-            })
+            Ok(Action::Run(options))
         }
         Some(("jobs", _)) => Ok(Action::Jobs),
         Some(("show", show)) => Ok(Action::Show(

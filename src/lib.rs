@@ -23,6 +23,7 @@ pub mod job;
 #[path = "../jobs/mod.rs"]
 pub mod jobs;
 pub mod lock;
+pub mod log;
 pub mod map;
 pub mod params;
 pub mod progress;

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use mrpipe::cli::{self, Action};
 use mrpipe::error::{Error, Result};
-use mrpipe::run::{self, RunSummary};
+use mrpipe::log::EventLog;
+use mrpipe::run;
 
 // The jobs allocate one string per distinct key; mimalloc measured faster than glibc malloc for that.
 #[global_allocator]
@@ -16,10 +17,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let matches = cli::command().get_matches();
+    let mut log = EventLog::quiet("mrpipe");
     let result = cli::resolve(&matches).and_then(|action| match action {
-        Action::Run { options, quiet } => {
-            let job = options.job.info().name;
-            run::run(options).map(|summary| report(job, &summary, quiet))
+        Action::Run(options) => {
+            log = options.log.clone();
+            run::run(options).map(|_| ())
         }
         Action::Jobs => list_jobs(),
         Action::Show(files) => show(&files),
@@ -27,54 +29,17 @@ fn main() -> ExitCode {
     match result {
         Ok(()) | Err(Error::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mrpipe: error: {e}");
-            ExitCode::from(match e {
+            let code = match e {
                 Error::Usage(_) => 2,
                 Error::BadLineBudget { .. } => 3,
                 Error::Locked { .. } => 4,
                 Error::NoInput(_) => 5,
                 _ => 1,
-            })
+            };
+            log.error(&e.to_string(), code);
+            ExitCode::from(code)
         }
     }
-}
-
-/// Prints warnings (always) and the one-line summary (unless quiet) to stderr.
-fn report(job: &str, s: &RunSummary, quiet: bool) {
-    for warning in &s.warnings {
-        eprintln!("mrpipe: warning: {warning}");
-    }
-    if let Some(rejects) = &s.rejects {
-        eprintln!(
-            "mrpipe: warning: {} bad lines quarantined in {}",
-            s.stats.bad,
-            rejects.display()
-        );
-    }
-    if quiet {
-        return;
-    }
-    let st = &s.stats;
-    let tables: Vec<String> = s
-        .tables
-        .iter()
-        .map(|(name, rows)| format!("{name} {rows} rows"))
-        .collect();
-    eprintln!(
-        "mrpipe {job}: {} lines read ({} good, {} bad, {} empty, {} header) -> {} -> {} in {:.2}s",
-        st.lines,
-        st.good,
-        st.bad,
-        st.empty,
-        st.headers,
-        tables.join(", "),
-        if s.published.is_empty() {
-            "stdout".to_string()
-        } else {
-            s.published.join(", ")
-        },
-        s.elapsed.as_secs_f64()
-    );
 }
 
 fn list_jobs() -> Result<()> {

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::job::{AnyJob, Plan, RunContext};
 use crate::lock;
+use crate::log::EventLog;
 use crate::progress::Progress;
 use crate::quarantine::{self, BadLineBudget};
 use crate::read::{self, ReadStats, input};
 use crate::sink::{self, SinkUrl};
+use serde_json::json;
 
 /// Everything a run needs, validated.
 pub struct RunOptions {
@@ -31,8 +33,8 @@ pub struct RunOptions {
     pub rejects: Option<PathBuf>,
     /// Bad-line threshold.
     pub budget: BadLineBudget,
-    /// Whether a progress bar may be drawn.
-    pub progress: bool,
+    /// Where events and warnings go (also decides the progress bar).
+    pub log: EventLog,
     /// How long to wait for another run's lock (`None`: fail at once).
     pub wait: Option<Duration>,
 }
@@ -48,10 +50,48 @@ pub struct RunSummary {
     pub published: Vec<String>,
     /// The rejects file, when there were bad lines.
     pub rejects: Option<PathBuf>,
-    /// Non-fatal problems.
-    pub warnings: Vec<String>,
     /// Wall time.
     pub elapsed: Duration,
+}
+
+impl RunSummary {
+    /// The one-line summary printed at the end of a run.
+    pub fn line(&self, job: &str) -> String {
+        let st = &self.stats;
+        let tables: Vec<String> = self
+            .tables
+            .iter()
+            .map(|(name, rows)| format!("{name} {rows} rows"))
+            .collect();
+        let mut targets = self.published.clone();
+        targets.dedup();
+        let target = if targets.is_empty() {
+            "stdout".to_string()
+        } else {
+            targets.join(", ")
+        };
+        format!(
+            "mrpipe {job}: {} lines read ({} good, {} bad, {} empty, {} header) -> {} -> {target} in {:.2}s",
+            st.lines,
+            st.good,
+            st.bad,
+            st.empty,
+            st.headers,
+            tables.join(", "),
+            self.elapsed.as_secs_f64()
+        )
+    }
+
+    /// The summary as a JSON event body.
+    pub fn to_json(&self) -> serde_json::Value {
+        let st = &self.stats;
+        json!({
+            "lines": st.lines, "good": st.good, "bad": st.bad, "empty": st.empty, "header": st.headers,
+            "tables": self.tables.iter().map(|(t, r)| json!({ "table": t, "rows": r })).collect::<Vec<_>>(),
+            "published": self.published,
+            "elapsed_secs": self.elapsed.as_secs_f64(),
+        })
+    }
 }
 
 /// Where the rejects file goes when `--rejects` is not given: `DIR/_<job>.rejects.tsv`
@@ -86,8 +126,17 @@ pub fn run(opts: RunOptions) -> Result<RunSummary> {
         builder = builder.num_threads(n);
     }
     let pool = builder.build().map_err(|e| Error::sink("thread pool", e))?;
+    let log = &opts.log;
+    log.info(
+        "start",
+        json!({ "version": env!("CARGO_PKG_VERSION"), "output": format!("{:?}", opts.output) }),
+        String::new,
+    );
+    for input in &inputs {
+        log.info("input", json!({ "path": input.display_name() }), String::new);
+    }
     let ctx = RunContext {
-        progress: Progress::new(read::plain_size(&inputs), opts.progress),
+        progress: Progress::new(read::plain_size(&inputs), log.shows_info()),
         temp_dir: opts.output.local_dir().unwrap_or_else(std::env::temp_dir),
         inputs,
     };
@@ -96,11 +145,23 @@ pub fn run(opts: RunOptions) -> Result<RunSummary> {
         let output = opts.plan.run(&ctx);
         ctx.progress.finish();
         let output = output?;
+        for warning in &output.warnings {
+            log.warning(warning);
+        }
+        let stats = output.read.stats;
         let rejects = opts
             .rejects
             .clone()
-            .unwrap_or_else(|| default_rejects_path(&opts.output, opts.job.info().name));
+            .unwrap_or_else(|| default_rejects_path(&opts.output, job));
         quarantine::write_rejects(&rejects, &output.read, &ctx.inputs)?;
+        if stats.bad > 0 {
+            let allowed = opts.budget.allowed(stats.lines);
+            log.info(
+                "bad_lines",
+                json!({ "bad": stats.bad, "allowed": allowed, "rejects": rejects }),
+                String::new,
+            );
+        }
         opts.budget.check(&output.read, &ctx.inputs)?;
 
         let mut sink = sink::open(&opts.output, output.tables.len())?;
@@ -110,13 +171,30 @@ pub fn run(opts: RunOptions) -> Result<RunSummary> {
             tables.push((name, sink.write_table(table)?));
         }
         let published = sink.commit()?;
-        Ok(RunSummary {
-            stats: output.read.stats,
+        for (i, (table, rows)) in tables.iter().enumerate() {
+            let target = published.get(i).map_or("stdout", String::as_str);
+            log.info(
+                "published",
+                json!({ "table": table, "rows": rows, "target": target }),
+                String::new,
+            );
+        }
+        if stats.bad > 0 {
+            let plural = if stats.bad == 1 { "" } else { "s" };
+            log.warning(&format!(
+                "{} bad line{plural} quarantined in {}",
+                stats.bad,
+                rejects.display()
+            ));
+        }
+        let summary = RunSummary {
+            stats,
             tables,
             published,
-            rejects: (output.read.stats.bad > 0).then_some(rejects),
-            warnings: output.warnings,
+            rejects: (stats.bad > 0).then_some(rejects),
             elapsed: started.elapsed(),
-        })
+        };
+        log.info("summary", summary.to_json(), || summary.line(job));
+        Ok(summary)
     })
 }

@@ -19,7 +19,16 @@ fn sample_tsv_and_clf_logs() {
         &expected("hit_counts_strip_query.tsv"),
         &got,
     );
-    let res = mrpipe(&["run", "hit-counts", &sample("access/clf"), "--format", "clf", "-o", "-"]);
+    let res = mrpipe(&[
+        "run",
+        "hit-counts",
+        &sample("access/clf"),
+        "--format",
+        "clf",
+        "-o",
+        "-",
+        "-v",
+    ]);
     assert_same(
         "hit_counts clf",
         &expected("hit_counts_clf.tsv"),

@@ -71,3 +71,69 @@ fn overlapping_runs_are_refused_or_wait() {
         &run_ok(&["show", &format!("{out}/hit_counts.parquet")]),
     );
 }
+
+#[test]
+fn cron_runs_are_quiet_and_json_logs_have_one_object_per_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out").display().to_string();
+    // stderr is a pipe here, as under cron: a clean run prints nothing at all.
+    let clean = mrpipe(&[
+        "run",
+        "url-dedup",
+        &sample("urls/links_to_crawl.txt"),
+        "--rejects",
+        "/dev/null",
+        "-o",
+        &out,
+    ]);
+    assert!(clean.status.success());
+    let err = String::from_utf8_lossy(&clean.stderr);
+    assert_eq!(err.lines().filter(|l| !l.contains("warning")).count(), 0, "{err}");
+    let json = mrpipe(&[
+        "run",
+        "sales-rank",
+        &sample("sales"),
+        "--as-of",
+        "2026-11-23",
+        "-o",
+        &out,
+        "--log-format",
+        "json",
+    ]);
+    assert!(json.status.success());
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&json.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "start",
+            "input",
+            "input",
+            "bad_lines",
+            "published",
+            "warning",
+            "summary"
+        ]
+    );
+    assert_eq!(events[6]["good"], 14);
+    assert!(events.iter().all(|e| e["job"] == "sales-rank" && e["time"].is_string()));
+    let failed = mrpipe(&[
+        "run",
+        "sales-rank",
+        &sample("sales"),
+        "-o",
+        &out,
+        "--strict",
+        "--log-format",
+        "json",
+    ]);
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&failed.stderr).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (last["event"].as_str(), last["exit_code"].as_u64()),
+        (Some("error"), Some(3))
+    );
+}

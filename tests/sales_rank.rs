@@ -32,7 +32,16 @@ fn bad_lines_are_counted_and_quarantined_with_line_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let o = out.display().to_string();
-    let res = mrpipe(&["run", "sales-rank", &sample("sales"), AS_OF[0], AS_OF[1], "-o", &o]);
+    let res = mrpipe(&[
+        "run",
+        "sales-rank",
+        &sample("sales"),
+        AS_OF[0],
+        AS_OF[1],
+        "-o",
+        &o,
+        "-v",
+    ]);
     assert!(res.status.success());
     assert_eq!(
         counts(&res.stderr),
@@ -218,6 +227,7 @@ fn generated_data_matches_the_oracle_and_every_good_line_counts() {
         &r,
         "-o",
         "-",
+        "-v",
     ]);
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
     let c = counts(&res.stderr);

@@ -26,6 +26,7 @@ fn sample_data_gives_spending_and_alerts() {
         &side("budget_overrides.tsv"),
         "-o",
         &out,
+        "-v",
     ]);
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(res.status.success(), "{err}");

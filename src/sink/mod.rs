@@ -19,7 +19,8 @@ use crate::table::Table;
 pub trait Sink {
     /// Writes one table to the staging place; returns its row count.
     fn write_table(&mut self, table: Table) -> Result<u64>;
-    /// Publishes every table written; returns what was published (paths or URLs).
+    /// Publishes every table written; returns where each table went (a path or URL per
+    /// table, in write order; nothing for stdout).
     fn commit(self: Box<Self>) -> Result<Vec<String>>;
 }
 

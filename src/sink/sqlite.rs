@@ -22,6 +22,7 @@ use crate::table::Table;
 pub struct SqliteSink {
     path: PathBuf,
     conn: Connection,
+    tables: usize,
     committed: bool,
 }
 
@@ -38,6 +39,7 @@ impl SqliteSink {
         Ok(SqliteSink {
             path,
             conn,
+            tables: 0,
             committed: false,
         })
     }
@@ -83,6 +85,7 @@ impl Sink for SqliteSink {
             .conn
             .prepare(&format!("INSERT INTO {name} VALUES ({placeholders})"))
             .map_err(|e| Error::sink(table.name, e))?;
+        self.tables += 1;
         let mut rows = 0u64;
         let mut values: Vec<SqlValue> = Vec::with_capacity(columns.len());
         for batch in table.batches {
@@ -104,7 +107,7 @@ impl Sink for SqliteSink {
     fn commit(mut self: Box<Self>) -> Result<Vec<String>> {
         self.conn.execute_batch("COMMIT").map_err(|e| self.fail(e))?;
         self.committed = true;
-        Ok(vec![format!("sqlite:{}", self.path.display())])
+        Ok(vec![format!("sqlite:{}", self.path.display()); self.tables])
     }
 }
 

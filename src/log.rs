@@ -1,0 +1,95 @@
+//! Run events on stderr, for people and for log collectors.
+//!
+//! Text (default): warnings and errors always; the one-line summary only when stderr
+//! is a terminal or with `-v` (so cron mails only when something is wrong), never with
+//! `-q`. JSON (`--log-format json`): one object per line per event (`start`, `input`,
+//! `bad_lines`, `published`, `summary`, `warning`, `error`), each with `time` and `job`.
+
+use std::io::{IsTerminal, Write};
+
+use serde_json::{Value, json};
+
+/// How events are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where a run's events go.
+#[derive(Clone, Debug)]
+pub struct EventLog {
+    format: LogFormat,
+    job: String,
+    /// Whether informational events (summary, progress of stages) are shown.
+    info: bool,
+}
+
+impl EventLog {
+    /// An event log; `quiet` silences information, `verbose` shows it even off a terminal.
+    pub fn new(format: LogFormat, job: &str, quiet: bool, verbose: bool) -> Self {
+        let info = !quiet && (verbose || format == LogFormat::Json || std::io::stderr().is_terminal());
+        EventLog {
+            format,
+            job: job.to_string(),
+            info,
+        }
+    }
+
+    /// A log that shows nothing but warnings and errors, as text.
+    pub fn quiet(job: &str) -> Self {
+        EventLog {
+            format: LogFormat::Text,
+            job: job.to_string(),
+            info: false,
+        }
+    }
+
+    /// Whether informational output is wanted (also decides the progress bar).
+    pub fn shows_info(&self) -> bool {
+        self.info
+    }
+
+    /// An informational event; in text mode only `summary` prints, as `text`.
+    pub fn info(&self, event: &str, fields: Value, text: impl FnOnce() -> String) {
+        if !self.info {
+            return;
+        }
+        match self.format {
+            LogFormat::Json => self.json(event, fields),
+            LogFormat::Text if event == "summary" => eprintln!("{}", text()),
+            LogFormat::Text => {}
+        }
+    }
+
+    /// A warning: always shown.
+    pub fn warning(&self, message: &str) {
+        match self.format {
+            LogFormat::Json => self.json("warning", json!({ "message": message })),
+            LogFormat::Text => eprintln!("mrpipe: warning: {message}"),
+        }
+    }
+
+    /// A failure: always shown.
+    pub fn error(&self, message: &str, exit_code: u8) {
+        match self.format {
+            LogFormat::Json => self.json("error", json!({ "message": message, "exit_code": exit_code })),
+            LogFormat::Text => eprintln!("mrpipe: error: {message}"),
+        }
+    }
+
+    fn json(&self, event: &str, fields: Value) {
+        let mut object = json!({
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "job": self.job,
+            "event": event,
+        });
+        if let (Some(o), Value::Object(extra)) = (object.as_object_mut(), fields) {
+            o.extend(extra);
+        }
+        let _ = writeln!(std::io::stderr().lock(), "{object}");
+    }
+}
