@@ -61,12 +61,7 @@ impl Job for HitCounts {
             LogFormat::Tsv => Format::Tsv(ACCESS_LOG),
             LogFormat::Clf => Format::Clf,
         };
-        Ok(Box::new(HitCountsPlan {
-            format,
-            count: CountHits {
-                strip_query: args.strip_query,
-            },
-        }))
+        Ok(Box::new(HitCountsPlan { format, count: CountHits { strip_query: args.strip_query } }))
     }
 }
 
@@ -109,6 +104,15 @@ impl MapReduce for CountHits {
 }
 
 impl Plan for HitCountsPlan {
+    fn args(&self) -> Vec<String> {
+        let format = if matches!(self.format, Format::Clf) { "clf" } else { "tsv" };
+        let mut args = vec!["--format".to_string(), format.to_string()];
+        if self.count.strip_query {
+            args.push("--strip-query".to_string());
+        }
+        args
+    }
+
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
         let (counts, read) = map_reduce(&self.count, &self.format, ctx)?;
         let mut rows: Vec<(&str, &str, u64)> = counts
@@ -119,11 +123,7 @@ impl Plan for HitCountsPlan {
             })
             .collect();
         rows.par_sort_unstable_by(|a, b| a.0.cmp(b.0).then(b.2.cmp(&a.2)).then(a.1.cmp(b.1)));
-        let schema = table::schema(&[
-            ("month", DataType::Utf8),
-            ("url", DataType::Utf8),
-            ("hits", DataType::Int64),
-        ]);
+        let schema = table::schema(&[("month", DataType::Utf8), ("url", DataType::Utf8), ("hits", DataType::Int64)]);
         const INDEXES: &[&[&str]] = &[&["month", "hits"], &["url"]];
         let table = Table::from_columns(
             "hit_counts",
@@ -135,10 +135,6 @@ impl Plan for HitCountsPlan {
                 table::bigint("hits", rows.iter().map(|r| i128::from(r.2)))?,
             ],
         )?;
-        Ok(JobOutput {
-            tables: vec![table],
-            read,
-            warnings: Vec::new(),
-        })
+        Ok(JobOutput { tables: vec![table], read, warnings: Vec::new() })
     }
 }

@@ -10,12 +10,8 @@ pub mod url_dedup;
 use crate::job::AnyJob;
 
 /// Every built-in job, in the order `mrpipe jobs` lists them.
-pub static ALL: &[&dyn AnyJob] = &[
-    &sales_rank::SalesRank,
-    &spending::Spending,
-    &hit_counts::HitCounts,
-    &url_dedup::UrlDedup,
-];
+pub static ALL: &[&dyn AnyJob] =
+    &[&sales_rank::SalesRank, &spending::Spending, &hit_counts::HitCounts, &url_dedup::UrlDedup];
 
 /// The job named `name`, as typed on the command line.
 pub fn find(name: &str) -> Option<&'static dyn AnyJob> {

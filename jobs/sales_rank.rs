@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::job::{Job, JobInfo, JobOutput, Plan, RunContext};
 use crate::map::{Combiner, MapReduce, columns};
 use crate::params;
+use crate::read::fields::format_timestamp;
 use crate::read::format::{Column, Format, Kind, col};
 use crate::table::{self, MONEY, Table};
 
@@ -62,13 +63,7 @@ impl Job for SalesRank {
     }
 
     fn configure(&self, args: Args) -> Result<Box<dyn Plan>> {
-        Ok(Box::new(SalesRankPlan {
-            sum: SumSales {
-                from: args.as_of - args.window,
-                to: args.as_of,
-            },
-            top: args.top,
-        }))
+        Ok(Box::new(SalesRankPlan { sum: SumSales { from: args.as_of - args.window, to: args.as_of }, top: args.top }))
     }
 }
 
@@ -125,6 +120,19 @@ impl MapReduce for SumSales {
 }
 
 impl Plan for SalesRankPlan {
+    fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--as-of".to_string(),
+            format_timestamp(self.sum.to),
+            "--window".to_string(),
+            params::format_window(self.sum.to - self.sum.from),
+        ];
+        if let Some(top) = self.top {
+            args.extend(["--top".to_string(), top.to_string()]);
+        }
+        args
+    }
+
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
         let (sums, read) = map_reduce(&self.sum, &Format::Tsv(COLUMNS), ctx)?;
 
@@ -162,10 +170,6 @@ impl Plan for SalesRankPlan {
         ];
         const INDEXES: &[&[&str]] = &[&["category_id", "rank"], &["product_id"]];
         let table = Table::from_columns("sales_rank", schema, INDEXES, columns)?;
-        Ok(JobOutput {
-            tables: vec![table],
-            read,
-            warnings: Vec::new(),
-        })
+        Ok(JobOutput { tables: vec![table], read, warnings: Vec::new() })
     }
 }

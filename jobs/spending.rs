@@ -84,15 +84,9 @@ impl Job for Spending {
             MonthArg::Month(y, m) => (y, m),
             MonthArg::Current => year_month(args.as_of),
         });
-        for path in [&args.sellers, &args.overrides, &args.incomes, &args.budget_overrides]
-            .into_iter()
-            .flatten()
-        {
+        for path in [&args.sellers, &args.overrides, &args.incomes, &args.budget_overrides].into_iter().flatten() {
             if !path.is_file() {
-                return Err(crate::error::Error::Usage(format!(
-                    "side file '{}' does not exist",
-                    path.display()
-                )));
+                return Err(crate::error::Error::Usage(format!("side file '{}' does not exist", path.display())));
             }
         }
         Ok(Box::new(SpendingPlan { args, month }))
@@ -137,12 +131,7 @@ impl Categorizer {
             for row in read_side_file(path, "user_id", 3, warnings)? {
                 let seller = row.fields[1].trim_matches(' ').to_string();
                 let category = row.fields[2].trim_matches(' ').to_string();
-                votes
-                    .entry(seller)
-                    .or_default()
-                    .entry(category)
-                    .or_default()
-                    .insert(row.fields[0].clone());
+                votes.entry(seller).or_default().entry(category).or_default().insert(row.fields[0].clone());
             }
             for (seller, by_category) in votes {
                 if categories.contains_key(&seller) {
@@ -165,9 +154,7 @@ impl Categorizer {
 
     /// The category of a seller (surrounding spaces ignored).
     pub fn category(&self, seller: &str) -> &str {
-        self.categories
-            .get(seller.trim_matches(' '))
-            .map_or("uncategorized", String::as_str)
+        self.categories.get(seller.trim_matches(' ')).map_or("uncategorized", String::as_str)
     }
 }
 
@@ -248,10 +235,7 @@ impl Budgets {
             }
             Ok(out)
         };
-        let incomes = money_rows(incomes, "user_id", 2)?
-            .into_iter()
-            .map(|(f, c)| (f[0].clone(), c))
-            .collect();
+        let incomes = money_rows(incomes, "user_id", 2)?.into_iter().map(|(f, c)| (f[0].clone(), c)).collect();
         let overrides = money_rows(overrides, "user_id", 3)?
             .into_iter()
             .map(|(f, c)| ((f[0].clone(), f[1].trim_matches(' ').to_string()), c))
@@ -277,17 +261,38 @@ fn div_round_half_away(n: i128, d: i128) -> i128 {
 }
 
 impl Plan for SpendingPlan {
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        let files = [
+            ("--sellers", &self.args.sellers),
+            ("--overrides", &self.args.overrides),
+            ("--incomes", &self.args.incomes),
+            ("--budget-overrides", &self.args.budget_overrides),
+        ];
+        for (flag, path) in files {
+            if let Some(path) = path {
+                args.extend([flag.to_string(), path.display().to_string()]);
+            }
+        }
+        if let Some((y, m)) = self.month {
+            args.extend(["--month".to_string(), format!("{y:04}-{m:02}")]);
+        }
+        args
+    }
+
+    fn side_files(&self) -> Vec<PathBuf> {
+        [&self.args.sellers, &self.args.overrides, &self.args.incomes, &self.args.budget_overrides]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
         let mut warnings = Vec::new();
-        let categorizer = Categorizer::load(
-            self.args.sellers.as_deref(),
-            self.args.overrides.as_deref(),
-            &mut warnings,
-        )?;
-        let step = SumSpending {
-            categorizer: &categorizer,
-            month: self.month,
-        };
+        let categorizer =
+            Categorizer::load(self.args.sellers.as_deref(), self.args.overrides.as_deref(), &mut warnings)?;
+        let step = SumSpending { categorizer: &categorizer, month: self.month };
         let (sums, read) = map_reduce(&step, &Format::Tsv(COLUMNS), ctx)?;
 
         let mut rows: Vec<Spent> = sums
@@ -297,12 +302,7 @@ impl Plan for SpendingPlan {
                 let user = parts.next().unwrap_or("");
                 let month = parts.next().unwrap_or("");
                 let category = parts.next().unwrap_or("");
-                Spent {
-                    user,
-                    month,
-                    category,
-                    cents: *cents,
-                }
+                Spent { user, month, category, cents: *cents }
             })
             .collect();
         rows.par_sort_unstable_by(|a, b| (a.user, a.month, a.category).cmp(&(b.user, b.month, b.category)));
@@ -328,11 +328,8 @@ impl Plan for SpendingPlan {
         let mut tables = vec![spending];
 
         if self.args.incomes.is_some() || self.args.budget_overrides.is_some() {
-            let budgets = Budgets::load(
-                self.args.incomes.as_deref(),
-                self.args.budget_overrides.as_deref(),
-                &mut warnings,
-            )?;
+            let budgets =
+                Budgets::load(self.args.incomes.as_deref(), self.args.budget_overrides.as_deref(), &mut warnings)?;
             let alerts: Vec<(&Spent, i128, &str)> = rows
                 .iter()
                 .filter_map(|r| {

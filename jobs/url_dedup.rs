@@ -13,7 +13,7 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, SchemaRef};
 use rayon::prelude::*;
 
-use crate::engine::{ReadSummary, map_reduce};
+use crate::engine::{ReadSummary, map_reduce, split_outcome};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobInfo, JobOutput, Plan, RunContext};
 use crate::map::{Combiner, MapReduce, columns};
@@ -68,9 +68,7 @@ impl Job for UrlDedup {
 
     fn configure(&self, args: Args) -> Result<Box<dyn Plan>> {
         Ok(Box::new(UrlDedupPlan {
-            count: CountUrls {
-                normalize: args.normalize,
-            },
+            count: CountUrls { normalize: args.normalize },
             mode: args.mode,
             memory_limit: args.memory_limit,
         }))
@@ -158,9 +156,7 @@ impl UrlDedupPlan {
             })
             .sum();
         // Reduce tasks count one partition each in memory, `threads` at a time.
-        let partitions = (estimated_input * 2 * threads)
-            .div_ceil(limit)
-            .clamp(threads.max(2), 4096) as usize;
+        let partitions = (estimated_input * 2 * threads).div_ceil(limit).clamp(threads.max(2), 4096) as usize;
         let task_budget = (limit / (threads * 2)).max(1);
         let spill = SpillWriter::new(&ctx.temp_dir, partitions)?;
 
@@ -187,35 +183,20 @@ impl UrlDedupPlan {
                 Ok(())
             },
         )?;
-        for (mut combiner, _) in outcome.states {
+        let (states, summary) = split_outcome(outcome);
+        for (mut combiner, _) in states {
             spill.drain(&mut combiner)?;
         }
         let parts = spill.finish()?;
 
         ctx.progress.set_message("reduce");
         let keep = |c: u64| self.keep(c);
-        let runs: Vec<_> = (0..parts.len())
-            .into_par_iter()
-            .map(|p| parts.reduce_to_run(p, &keep))
-            .collect::<Result<_>>()?;
+        let runs: Vec<_> =
+            (0..parts.len()).into_par_iter().map(|p| parts.reduce_to_run(p, &keep)).collect::<Result<_>>()?;
         let merged = parts.merge_runs(&runs)?;
-        let batches: Batches = Box::new(BatchStream {
-            rows: merged,
-            schema: urls_schema(),
-        });
-        let table = Table {
-            name: "urls",
-            schema: urls_schema(),
-            indexes: INDEXES,
-            batches,
-        };
-        Ok((
-            table,
-            ReadSummary {
-                stats: outcome.stats,
-                bad_lines: outcome.bad_lines,
-            },
-        ))
+        let batches: Batches = Box::new(BatchStream { rows: merged, schema: urls_schema() });
+        let table = Table { name: "urls", schema: urls_schema(), indexes: INDEXES, batches };
+        Ok((table, summary))
     }
 }
 
@@ -252,16 +233,24 @@ impl<I: Iterator<Item = Result<(String, u64)>>> Iterator for BatchStream<I> {
 }
 
 impl Plan for UrlDedupPlan {
+    fn args(&self) -> Vec<String> {
+        let mode = if self.mode == Mode::Distinct { "distinct" } else { "singletons" };
+        let mut args = vec!["--mode".to_string(), mode.to_string()];
+        if self.count.normalize {
+            args.push("--normalize".to_string());
+        }
+        if let Some(limit) = self.memory_limit {
+            args.extend(["--memory-limit".to_string(), limit.to_string()]);
+        }
+        args
+    }
+
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
         let (table, read) = match self.memory_limit {
             Some(limit) => self.spilling(ctx, limit)?,
             None => self.in_memory(ctx)?,
         };
-        Ok(JobOutput {
-            tables: vec![table],
-            read,
-            warnings: Vec::new(),
-        })
+        Ok(JobOutput { tables: vec![table], read, warnings: Vec::new() })
     }
 }
 
@@ -273,9 +262,7 @@ pub fn normalize_into(url: &str, out: &mut String) {
         return;
     };
     let valid_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     if !valid_scheme {
         out.push_str(url);
         return;

@@ -84,6 +84,12 @@ pub fn command() -> Command {
         )
         .subcommand(Command::new("jobs").about("List the built-in jobs with their inputs and outputs"))
         .subcommand(
+            Command::new("verify")
+                .about("Re-run the job a manifest describes and check that its outputs are identical")
+                .after_help("Exits 0 when every table is identical, 1 naming the first differing table and row.\n\nExample:\n  mrpipe verify out/_sales-rank.manifest.json")
+                .arg(Arg::new("manifest").value_name("MANIFEST").required(true).value_parser(value_parser!(PathBuf))),
+        )
+        .subcommand(
             Command::new("show")
                 .about("Print Parquet files as a table (TSV when stdout is not a terminal)")
                 .arg(
@@ -102,6 +108,8 @@ pub enum Action {
     Run(RunOptions),
     /// `mrpipe jobs`.
     Jobs,
+    /// `mrpipe verify MANIFEST`.
+    Verify(PathBuf),
     /// `mrpipe show FILE...`.
     Show(Vec<PathBuf>),
 }
@@ -130,20 +138,15 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
                 rejects: common.rejects,
                 budget,
                 log: EventLog::new(common.log_format, name, common.quiet, common.verbose),
-                wait: common
-                    .wait
-                    .map(|micros| std::time::Duration::from_micros(micros as u64)),
+                wait: common.wait.map(|micros| std::time::Duration::from_micros(micros as u64)),
             };
             Ok(Action::Run(options))
         }
         Some(("jobs", _)) => Ok(Action::Jobs),
-        Some(("show", show)) => Ok(Action::Show(
-            show.get_many::<PathBuf>("files")
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect(),
-        )),
+        Some(("verify", v)) => Ok(Action::Verify(v.get_one::<PathBuf>("manifest").cloned().unwrap_or_default())),
+        Some(("show", show)) => {
+            Ok(Action::Show(show.get_many::<PathBuf>("files").into_iter().flatten().cloned().collect()))
+        }
         _ => Err(Error::Usage("no command given; see `mrpipe --help`".into())),
     }
 }

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::job::RunContext;
 use crate::map::{Combiner, Entries, MapReduce};
 use crate::read::format::Format;
-use crate::read::{self, BadLine, ReadStats};
+use crate::read::{self, BadLine, InputDigest, ReadStats};
 use crate::{reduce, shuffle};
 
 /// What reading the inputs found, besides rows.
@@ -21,31 +21,26 @@ pub struct ReadSummary {
     pub stats: ReadStats,
     /// Quarantined lines, in (file, line) order.
     pub bad_lines: Vec<BadLine>,
+    /// Size and BLAKE3 of each input, in input order.
+    pub digests: Vec<InputDigest>,
+}
+
+/// Splits a read's outcome into the per-task states and the summary.
+pub fn split_outcome<S>(outcome: read::ReadOutcome<S>) -> (Vec<S>, ReadSummary) {
+    let read::ReadOutcome { states, stats, bad_lines, digests } = outcome;
+    (states, ReadSummary { stats, bad_lines, digests })
 }
 
 /// Runs `job` over the context's inputs read as `format`; one entry per key.
 pub fn map_reduce<J: MapReduce>(job: &J, format: &Format, ctx: &RunContext) -> Result<(Entries<J>, ReadSummary)> {
     ctx.progress.set_message("map");
-    let outcome = read::read_fold(
-        &ctx.inputs,
-        format,
-        &ctx.progress,
-        Combiner::default,
-        |combiner, batch| job.map(&batch, combiner),
-    )?;
+    let outcome = read::read_fold(&ctx.inputs, format, &ctx.progress, Combiner::default, |combiner, batch| {
+        job.map(&batch, combiner)
+    })?;
     ctx.progress.set_message("reduce");
+    let (states, summary) = split_outcome(outcome);
     let partitions = (rayon::current_num_threads() * 4).max(1);
-    let tasks: Vec<_> = outcome
-        .states
-        .into_par_iter()
-        .map(|c| shuffle::partition(c, partitions))
-        .collect();
+    let tasks: Vec<_> = states.into_par_iter().map(|c| shuffle::partition(c, partitions)).collect();
     let entries = reduce::reduce_partitions(job, shuffle::transpose(tasks, partitions));
-    Ok((
-        entries,
-        ReadSummary {
-            stats: outcome.stats,
-            bad_lines: outcome.bad_lines,
-        },
-    ))
+    Ok((entries, summary))
 }

@@ -22,12 +22,7 @@ pub enum Error {
     #[error(
         "{bad} bad lines exceed the budget of {budget} (of {lines} lines read); nothing was published; first bad line: {first}"
     )]
-    BadLineBudget {
-        bad: u64,
-        budget: String,
-        lines: u64,
-        first: String,
-    },
+    BadLineBudget { bad: u64, budget: String, lines: u64, first: String },
 
     /// Another run of the same job and output holds the lock.
     #[error("another run holds {} ({holder}); try later or use --wait", path.display())]
@@ -41,6 +36,10 @@ pub enum Error {
     #[error("writing {target}: {message}")]
     Sink { target: String, message: String },
 
+    /// `mrpipe verify` found a difference (or a changed input).
+    #[error("not reproduced: {0}")]
+    Verify(String),
+
     /// Standard output was closed by its reader (e.g. `| head`); not a failure.
     #[error("broken pipe")]
     BrokenPipe,
@@ -53,27 +52,17 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 
     /// Wraps a write to standard output, keeping a closed pipe recognisable.
     pub fn stdout(source: std::io::Error) -> Self {
-        if source.kind() == std::io::ErrorKind::BrokenPipe {
-            Error::BrokenPipe
-        } else {
-            Error::sink("stdout", source)
-        }
+        if source.kind() == std::io::ErrorKind::BrokenPipe { Error::BrokenPipe } else { Error::sink("stdout", source) }
     }
 
     /// Wraps a sink failure with the output it concerns.
     pub fn sink(target: impl Into<String>, message: impl std::fmt::Display) -> Self {
-        Error::Sink {
-            target: target.into(),
-            message: message.to_string(),
-        }
+        Error::Sink { target: target.into(), message: message.to_string() }
     }
 }
 

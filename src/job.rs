@@ -66,6 +66,16 @@ pub trait Job: Sync {
 pub trait Plan: Send + Sync {
     /// Runs the job over the context's inputs.
     fn run(&self, ctx: &RunContext) -> Result<JobOutput>;
+
+    /// The effective job arguments as command-line words, with every default and relative
+    /// value resolved (`--as-of now` becomes an instant): what a manifest records and
+    /// `mrpipe verify` replays.
+    fn args(&self) -> Vec<String>;
+
+    /// Side files read besides the inputs (seller maps, incomes...), recorded in the manifest.
+    fn side_files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
 }
 
 /// A [`Job`] with its argument type erased, as the registry holds it.

@@ -31,10 +31,7 @@ pub fn lock_path(output: &SinkUrl, job: &str) -> Option<PathBuf> {
     match output {
         SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => Some(d.join(format!(".{job}.lock"))),
         SinkUrl::ParquetFile(p) | SinkUrl::Sqlite(p) | SinkUrl::TsvFile(p) => {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             Some(p.with_file_name(format!(".{name}.{job}.lock")))
         }
         SinkUrl::TsvStdout => None,
@@ -67,21 +64,13 @@ pub fn acquire(path: &Path, wait: Option<Duration>) -> Result<RunLock> {
                 let holder = holder.trim();
                 return Err(Error::Locked {
                     path: path.to_path_buf(),
-                    holder: if holder.is_empty() {
-                        "unknown".into()
-                    } else {
-                        holder.to_string()
-                    },
+                    holder: if holder.is_empty() { "unknown".into() } else { holder.to_string() },
                 });
             }
             Err(TryLockError::Error(e)) => return Err(Error::io(path, e)),
         }
     }
-    let me = format!(
-        "pid {}, started {}",
-        std::process::id(),
-        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-    );
+    let me = format!("pid {}, started {}", std::process::id(), chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
     let stamp = (|| {
         file.set_len(0)?;
         file.rewind()?;
@@ -89,10 +78,7 @@ pub fn acquire(path: &Path, wait: Option<Duration>) -> Result<RunLock> {
         file.sync_data()
     })();
     stamp.map_err(|e| Error::io(path, e))?;
-    Ok(RunLock {
-        _file: file,
-        path: path.to_path_buf(),
-    })
+    Ok(RunLock { _file: file, path: path.to_path_buf() })
 }
 
 /// Removes temporaries that a killed run left in `dir` (staged files, spill directories).
@@ -122,9 +108,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".job.lock");
         let first = acquire(&path, None).unwrap();
-        let err = acquire(&path, Some(Duration::from_millis(250)))
-            .unwrap_err()
-            .to_string();
+        let err = acquire(&path, Some(Duration::from_millis(250))).unwrap_err().to_string();
         assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
         drop(first);
         acquire(&path, None).unwrap();

@@ -26,26 +26,25 @@ pub struct EventLog {
     job: String,
     /// Whether informational events (summary, progress of stages) are shown.
     info: bool,
+    /// Whether warnings are shown (only a nested run, like verify's, hides them).
+    warnings: bool,
 }
 
 impl EventLog {
     /// An event log; `quiet` silences information, `verbose` shows it even off a terminal.
     pub fn new(format: LogFormat, job: &str, quiet: bool, verbose: bool) -> Self {
         let info = !quiet && (verbose || format == LogFormat::Json || std::io::stderr().is_terminal());
-        EventLog {
-            format,
-            job: job.to_string(),
-            info,
-        }
+        EventLog { format, job: job.to_string(), info, warnings: true }
     }
 
     /// A log that shows nothing but warnings and errors, as text.
     pub fn quiet(job: &str) -> Self {
-        EventLog {
-            format: LogFormat::Text,
-            job: job.to_string(),
-            info: false,
-        }
+        EventLog { format: LogFormat::Text, job: job.to_string(), info: false, warnings: true }
+    }
+
+    /// A log that shows only errors (for runs nested in another command).
+    pub fn silent(job: &str) -> Self {
+        EventLog { warnings: false, ..EventLog::quiet(job) }
     }
 
     /// Whether informational output is wanted (also decides the progress bar).
@@ -65,8 +64,11 @@ impl EventLog {
         }
     }
 
-    /// A warning: always shown.
+    /// A warning: shown unless the log is silent.
     pub fn warning(&self, message: &str) {
+        if !self.warnings {
+            return;
+        }
         match self.format {
             LogFormat::Json => self.json("warning", json!({ "message": message })),
             LogFormat::Text => eprintln!("mrpipe: warning: {message}"),

@@ -24,6 +24,9 @@ fn main() -> ExitCode {
             run::run(options).map(|_| ())
         }
         Action::Jobs => list_jobs(),
+        Action::Verify(manifest) => mrpipe::verify::verify(&manifest).map(|v| {
+            println!("verified: {} tables, {} rows identical to {}", v.tables, v.rows, manifest.display());
+        }),
         Action::Show(files) => show(&files),
     });
     match result {
@@ -68,10 +71,8 @@ fn show(files: &[PathBuf]) -> Result<()> {
     for path in files {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let fail = |e: &dyn std::fmt::Display| Error::sink(path.display().to_string(), e);
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| fail(&e))?
-            .build()
-            .map_err(|e| fail(&e))?;
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(&e))?.build().map_err(|e| fail(&e))?;
         let schema = arrow::array::RecordBatchReader::schema(&reader);
         let batches: Vec<_> = reader.collect::<std::result::Result<_, _>>().map_err(|e| fail(&e))?;
         if files.len() > 1 {
@@ -81,12 +82,8 @@ fn show(files: &[PathBuf]) -> Result<()> {
             let table = arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| fail(&e))?;
             writeln!(out, "{table}").map_err(Error::stdout)?;
         } else {
-            let table = mrpipe::table::Table {
-                name: "",
-                schema,
-                indexes: &[],
-                batches: Box::new(batches.into_iter().map(Ok)),
-            };
+            let table =
+                mrpipe::table::Table { name: "", schema, indexes: &[], batches: Box::new(batches.into_iter().map(Ok)) };
             mrpipe::sink::tsv::write_tsv(&mut out, table, &Error::stdout)?;
         }
     }

@@ -37,6 +37,17 @@ pub fn parse_window(s: &str) -> Result<i64, String> {
     Ok(n * unit * MICROS_PER_SEC)
 }
 
+/// Formats a window length the way `--window` takes it, in the largest exact unit.
+pub fn format_window(micros: i64) -> String {
+    let secs = micros / MICROS_PER_SEC;
+    for (unit, len) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if secs % len == 0 {
+            return format!("{}{unit}", secs / len);
+        }
+    }
+    format!("{secs}s")
+}
+
 /// A month filter: one calendar month, or the month of `--as-of`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MonthArg {
@@ -53,11 +64,7 @@ pub fn parse_month(s: &str) -> Result<MonthArg, String> {
     }
     let b = s.as_bytes();
     let ok = b.len() == 7 && b[4] == b'-' && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit());
-    let (y, m) = if ok {
-        (s[..4].parse().unwrap_or(0), s[5..].parse().unwrap_or(0))
-    } else {
-        (0, 0)
-    };
+    let (y, m) = if ok { (s[..4].parse().unwrap_or(0), s[5..].parse().unwrap_or(0)) } else { (0, 0) };
     if !ok || !(1..=12).contains(&m) {
         return Err("expected YYYY-MM or current".into());
     }
@@ -68,9 +75,7 @@ pub fn parse_month(s: &str) -> Result<MonthArg, String> {
 pub fn parse_byte_size(s: &str) -> Result<u64, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| "expected a size like 512MiB or 2GiB".to_string())?;
+    let n: u64 = digits.parse().map_err(|_| "expected a size like 512MiB or 2GiB".to_string())?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "K" | "KB" => 1_000,
@@ -80,14 +85,10 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
         "G" | "GB" => 1_000_000_000,
         "GiB" => 1 << 30,
         other => {
-            return Err(format!(
-                "unknown size unit '{other}' (use B, KiB, MiB, GiB, KB, MB or GB)"
-            ));
+            return Err(format!("unknown size unit '{other}' (use B, KiB, MiB, GiB, KB, MB or GB)"));
         }
     };
-    n.checked_mul(mult)
-        .filter(|&v| v > 0)
-        .ok_or_else(|| "the size must be above zero and fit 64 bits".into())
+    n.checked_mul(mult).filter(|&v| v > 0).ok_or_else(|| "the size must be above zero and fit 64 bits".into())
 }
 
 /// `YYYY-MM` of UTC microseconds.
@@ -102,13 +103,13 @@ mod tests {
 
     #[test]
     fn values_and_errors() {
-        assert_eq!(
-            parse_as_of("2026-11-23"),
-            Ok(fields::parse_timestamp(b"2026-11-23T00:00:00Z").unwrap())
-        );
+        assert_eq!(parse_as_of("2026-11-23"), Ok(fields::parse_timestamp(b"2026-11-23T00:00:00Z").unwrap()));
         assert!(parse_as_of("2026-11-31").is_err());
         assert_eq!(parse_window("7d"), Ok(7 * 86_400 * MICROS_PER_SEC));
         assert_eq!(parse_window("90s"), Ok(90 * MICROS_PER_SEC));
+        for w in ["7d", "36h", "90m", "61s"] {
+            assert_eq!(format_window(parse_window(w).unwrap()), w);
+        }
         for bad in ["", "d", "7", "7w", "-1d", "0h", "1.5h"] {
             assert!(parse_window(bad).is_err(), "{bad}");
         }

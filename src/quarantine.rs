@@ -27,11 +27,7 @@ impl BadLineBudget {
         let err = || "expected a count (100), a percentage (0.1%) or a fraction (0.001)".to_string();
         if let Some(pct) = s.strip_suffix('%') {
             let p: f64 = pct.parse().map_err(|_| err())?;
-            return if (0.0..=100.0).contains(&p) {
-                Ok(BadLineBudget::Fraction(p / 100.0))
-            } else {
-                Err(err())
-            };
+            return if (0.0..=100.0).contains(&p) { Ok(BadLineBudget::Fraction(p / 100.0)) } else { Err(err()) };
         }
         if let Ok(n) = s.parse::<u64>() {
             return Ok(BadLineBudget::Count(n));
@@ -48,6 +44,15 @@ impl BadLineBudget {
             BadLineBudget::Unlimited => u64::MAX,
             BadLineBudget::Count(n) => n,
             BadLineBudget::Fraction(f) => (f * lines as f64).floor() as u64,
+        }
+    }
+
+    /// The threshold as given on the command line (`unlimited`, `100`, `0.1%`).
+    pub fn spelling(&self) -> String {
+        match *self {
+            BadLineBudget::Unlimited => "unlimited".into(),
+            BadLineBudget::Count(n) => n.to_string(),
+            BadLineBudget::Fraction(f) => format!("{}%", f * 100.0),
         }
     }
 
@@ -68,19 +73,9 @@ impl BadLineBudget {
             return Ok(());
         }
         let first = read.bad_lines.first().map_or_else(String::new, |b| {
-            format!(
-                "{}:{}: {}",
-                inputs[b.chunk.file as usize].display_name(),
-                b.line,
-                b.reason
-            )
+            format!("{}:{}: {}", inputs[b.chunk.file as usize].display_name(), b.line, b.reason)
         });
-        Err(Error::BadLineBudget {
-            bad,
-            budget: self.describe(read.stats.lines),
-            lines: read.stats.lines,
-            first,
-        })
+        Err(Error::BadLineBudget { bad, budget: self.describe(read.stats.lines), lines: read.stats.lines, first })
     }
 }
 
@@ -92,7 +87,7 @@ pub fn write_rejects(path: &Path, read: &ReadSummary, inputs: &[InputFile]) -> R
             _ => Ok(()),
         };
     }
-    let staged = write_staged(path, |w| {
+    let (staged, _) = write_staged(path, |w| {
         let io = |e| Error::io(path, e);
         w.write_all(b"file\tline\treason\traw\n").map_err(io)?;
         for bad in &read.bad_lines {

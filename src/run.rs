@@ -7,13 +7,16 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::engine::ReadSummary;
 use crate::error::{Error, Result};
 use crate::job::{AnyJob, Plan, RunContext};
 use crate::lock;
 use crate::log::EventLog;
+use crate::manifest::{self, FileDigest, Manifest, TableDigest};
 use crate::progress::Progress;
 use crate::quarantine::{self, BadLineBudget};
 use crate::read::{self, ReadStats, input};
+use crate::sink::Written;
 use crate::sink::{self, SinkUrl};
 use serde_json::json;
 
@@ -52,24 +55,18 @@ pub struct RunSummary {
     pub rejects: Option<PathBuf>,
     /// Wall time.
     pub elapsed: Duration,
+    /// The manifest published with the output.
+    pub manifest: Manifest,
 }
 
 impl RunSummary {
     /// The one-line summary printed at the end of a run.
     pub fn line(&self, job: &str) -> String {
         let st = &self.stats;
-        let tables: Vec<String> = self
-            .tables
-            .iter()
-            .map(|(name, rows)| format!("{name} {rows} rows"))
-            .collect();
+        let tables: Vec<String> = self.tables.iter().map(|(name, rows)| format!("{name} {rows} rows")).collect();
         let mut targets = self.published.clone();
         targets.dedup();
-        let target = if targets.is_empty() {
-            "stdout".to_string()
-        } else {
-            targets.join(", ")
-        };
+        let target = if targets.is_empty() { "stdout".to_string() } else { targets.join(", ") };
         format!(
             "mrpipe {job}: {} lines read ({} good, {} bad, {} empty, {} header) -> {} -> {target} in {:.2}s",
             st.lines,
@@ -149,52 +146,81 @@ pub fn run(opts: RunOptions) -> Result<RunSummary> {
             log.warning(warning);
         }
         let stats = output.read.stats;
-        let rejects = opts
-            .rejects
-            .clone()
-            .unwrap_or_else(|| default_rejects_path(&opts.output, job));
+        let rejects = opts.rejects.clone().unwrap_or_else(|| default_rejects_path(&opts.output, job));
         quarantine::write_rejects(&rejects, &output.read, &ctx.inputs)?;
         if stats.bad > 0 {
             let allowed = opts.budget.allowed(stats.lines);
-            log.info(
-                "bad_lines",
-                json!({ "bad": stats.bad, "allowed": allowed, "rejects": rejects }),
-                String::new,
-            );
+            log.info("bad_lines", json!({ "bad": stats.bad, "allowed": allowed, "rejects": rejects }), String::new);
         }
         opts.budget.check(&output.read, &ctx.inputs)?;
 
         let mut sink = sink::open(&opts.output, output.tables.len())?;
-        let mut tables = Vec::with_capacity(output.tables.len());
+        let mut written = Vec::with_capacity(output.tables.len());
         for table in output.tables {
             let name = table.name;
-            tables.push((name, sink.write_table(table)?));
+            written.push((name, sink.write_table(table)?));
         }
-        let published = sink.commit()?;
-        for (i, (table, rows)) in tables.iter().enumerate() {
-            let target = published.get(i).map_or("stdout", String::as_str);
-            log.info(
-                "published",
-                json!({ "table": table, "rows": rows, "target": target }),
-                String::new,
-            );
+        let manifest = build_manifest(&opts, &ctx, &output.read, &written, started)?;
+        let manifest_path = manifest::manifest_path(&opts.output, job);
+        sink.commit(manifest_path.as_deref().map(|p| (p, &manifest)))?;
+        for (table, w) in &written {
+            log.info("published", json!({ "table": table, "rows": w.rows, "target": w.location }), String::new);
         }
         if stats.bad > 0 {
             let plural = if stats.bad == 1 { "" } else { "s" };
-            log.warning(&format!(
-                "{} bad line{plural} quarantined in {}",
-                stats.bad,
-                rejects.display()
-            ));
+            log.warning(&format!("{} bad line{plural} quarantined in {}", stats.bad, rejects.display()));
         }
         let summary = RunSummary {
             stats,
-            tables,
-            published,
+            tables: written.iter().map(|(name, w)| (*name, w.rows)).collect(),
+            published: written.iter().filter(|(_, w)| w.blake3.is_some()).map(|(_, w)| w.location.clone()).collect(),
             rejects: (stats.bad > 0).then_some(rejects),
             elapsed: started.elapsed(),
+            manifest,
         };
         log.info("summary", summary.to_json(), || summary.line(job));
         Ok(summary)
+    })
+}
+
+/// The manifest of a run that is about to publish.
+fn build_manifest(
+    opts: &RunOptions,
+    ctx: &RunContext,
+    read: &ReadSummary,
+    written: &[(&'static str, Written)],
+    started: Instant,
+) -> Result<Manifest> {
+    let side_files = opts.plan.side_files().iter().map(|p| manifest::digest_file(p)).collect::<Result<_>>()?;
+    let now = chrono::Utc::now();
+    let elapsed = started.elapsed();
+    let began = now - chrono::Duration::from_std(elapsed).unwrap_or_default();
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    Ok(Manifest {
+        mrpipe_version: env!("CARGO_PKG_VERSION").to_string(),
+        job: opts.job.info().name.to_string(),
+        args: opts.plan.args(),
+        output: opts.output.to_string(),
+        bad_line_budget: opts.budget.spelling(),
+        inputs: ctx
+            .inputs
+            .iter()
+            .zip(&read.digests)
+            .map(|(f, d)| FileDigest { path: f.display_name(), size: d.size, blake3: d.blake3.clone() })
+            .collect(),
+        side_files,
+        lines: read.stats.into(),
+        tables: written
+            .iter()
+            .map(|(name, w)| TableDigest {
+                name: name.to_string(),
+                rows: w.rows,
+                location: w.location.clone(),
+                blake3: w.blake3.clone().unwrap_or_default(),
+            })
+            .collect(),
+        started: stamp(began),
+        finished: stamp(now),
+        duration_secs: elapsed.as_secs_f64(),
     })
 }

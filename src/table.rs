@@ -42,23 +42,13 @@ impl Table {
             .step_by(OUTPUT_BATCH_ROWS)
             .map(|start| Ok(batch.slice(start, OUTPUT_BATCH_ROWS.min(rows - start))))
             .collect();
-        Ok(Table {
-            name,
-            schema,
-            indexes,
-            batches: Box::new(slices.into_iter()),
-        })
+        Ok(Table { name, schema, indexes, batches: Box::new(slices.into_iter()) })
     }
 }
 
 /// A schema of non-null columns.
 pub fn schema(columns: &[(&str, DataType)]) -> SchemaRef {
-    Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(n, t)| Field::new(*n, t.clone(), false))
-            .collect::<Vec<_>>(),
-    ))
+    Arc::new(Schema::new(columns.iter().map(|(n, t)| Field::new(*n, t.clone(), false)).collect::<Vec<_>>()))
 }
 
 /// The Arrow type of money columns.
@@ -71,9 +61,8 @@ pub fn text<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
 
 /// A BIGINT column; `what` names the column in the overflow error.
 pub fn bigint(what: &str, values: impl Iterator<Item = i128>) -> Result<ArrayRef> {
-    let values: Vec<i64> = values
-        .map(|v| i64::try_from(v).map_err(|_| overflow(what, v, "BIGINT")))
-        .collect::<Result<_>>()?;
+    let values: Vec<i64> =
+        values.map(|v| i64::try_from(v).map_err(|_| overflow(what, v, "BIGINT"))).collect::<Result<_>>()?;
     Ok(Arc::new(Int64Array::from(values)))
 }
 
@@ -81,17 +70,9 @@ pub fn bigint(what: &str, values: impl Iterator<Item = i128>) -> Result<ArrayRef
 pub fn money(what: &str, cents: impl Iterator<Item = i128>) -> Result<ArrayRef> {
     const LIMIT: i128 = 1_000_000_000_000_000_000;
     let values: Vec<i128> = cents
-        .map(|c| {
-            if c.abs() < LIMIT {
-                Ok(c)
-            } else {
-                Err(overflow(what, c, "DECIMAL(18,2)"))
-            }
-        })
+        .map(|c| if c.abs() < LIMIT { Ok(c) } else { Err(overflow(what, c, "DECIMAL(18,2)")) })
         .collect::<Result<_>>()?;
-    let array = Decimal128Array::from(values)
-        .with_precision_and_scale(18, 2)
-        .map_err(|e| Error::sink(what, e))?;
+    let array = Decimal128Array::from(values).with_precision_and_scale(18, 2).map_err(|e| Error::sink(what, e))?;
     Ok(Arc::new(array))
 }
 

@@ -14,36 +14,10 @@ fn sample_tsv_and_clf_logs() {
     let got = run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", "-"]);
     assert_same("hit_counts", &expected("hit_counts.tsv"), &got);
     let got = run_ok(&["run", "hit-counts", &sample("access/tsv"), "--strip-query", "-o", "-"]);
-    assert_same(
-        "hit_counts --strip-query",
-        &expected("hit_counts_strip_query.tsv"),
-        &got,
-    );
-    let res = mrpipe(&[
-        "run",
-        "hit-counts",
-        &sample("access/clf"),
-        "--format",
-        "clf",
-        "-o",
-        "-",
-        "-v",
-    ]);
-    assert_same(
-        "hit_counts clf",
-        &expected("hit_counts_clf.tsv"),
-        &String::from_utf8(res.stdout).unwrap(),
-    );
-    assert_eq!(
-        counts(&res.stderr),
-        Counts {
-            lines: 9,
-            good: 6,
-            bad: 3,
-            empty: 0,
-            headers: 0
-        }
-    );
+    assert_same("hit_counts --strip-query", &expected("hit_counts_strip_query.tsv"), &got);
+    let res = mrpipe(&["run", "hit-counts", &sample("access/clf"), "--format", "clf", "-o", "-", "-v"]);
+    assert_same("hit_counts clf", &expected("hit_counts_clf.tsv"), &String::from_utf8(res.stdout).unwrap());
+    assert_eq!(counts(&res.stderr), Counts { lines: 9, good: 6, bad: 3, empty: 0, headers: 0 });
 }
 
 #[test]
@@ -57,22 +31,10 @@ fn stdin_gzip_and_zstd_inputs_give_the_same_rows() {
     let zst = dir.path().join("access.tsv.zst");
     std::fs::write(&zst, zstd::encode_all(&plain[..], 3).unwrap()).unwrap();
     for input in [gz.display().to_string(), zst.display().to_string()] {
-        assert_same(
-            &input,
-            &expected("hit_counts.tsv"),
-            &run_ok(&["run", "hit-counts", &input, "-o", "-"]),
-        );
+        assert_same(&input, &expected("hit_counts.tsv"), &run_ok(&["run", "hit-counts", &input, "-o", "-"]));
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
-        .args([
-            "run",
-            "hit-counts",
-            "-",
-            "-o",
-            "-",
-            "--rejects",
-            &dir.path().join("r.tsv").display().to_string(),
-        ])
+        .args(["run", "hit-counts", "-", "-o", "-", "--rejects", &dir.path().join("r.tsv").display().to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -81,16 +43,8 @@ fn stdin_gzip_and_zstd_inputs_give_the_same_rows() {
     child.stdin.take().unwrap().write_all(&plain).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    assert_same(
-        "stdin",
-        &expected("hit_counts.tsv"),
-        &String::from_utf8(out.stdout).unwrap(),
-    );
-    assert!(
-        String::from_utf8(bytes(dir.path().join("r.tsv")))
-            .unwrap()
-            .contains("\n-\t10\tbad bytes 'many'")
-    );
+    assert_same("stdin", &expected("hit_counts.tsv"), &String::from_utf8(out.stdout).unwrap());
+    assert!(String::from_utf8(bytes(dir.path().join("r.tsv"))).unwrap().contains("\n-\t10\tbad bytes 'many'"));
 }
 
 #[test]
@@ -118,9 +72,7 @@ fn generated_tsv_matches_the_oracle_and_clf_is_reproducible() {
     for line in std::fs::read_to_string(&input).unwrap().lines().skip(1) {
         let f: Vec<&str> = line.split('\t').collect();
         let url = f[3].split('?').next().unwrap();
-        *hits
-            .entry((oracle_ts(f[0]).format("%Y-%m").to_string(), url.to_string()))
-            .or_default() += 1;
+        *hits.entry((oracle_ts(f[0]).format("%Y-%m").to_string(), url.to_string())).or_default() += 1;
     }
     let mut rows: Vec<_> = hits.into_iter().collect();
     rows.sort_by(|a, b| a.0.0.cmp(&b.0.0).then(b.1.cmp(&a.1)).then(a.0.1.cmp(&b.0.1)));
@@ -128,18 +80,9 @@ fn generated_tsv_matches_the_oracle_and_clf_is_reproducible() {
     for ((m, u), h) in rows {
         want.push_str(&format!("{m}\t{u}\t{h}\n"));
     }
-    assert_same(
-        "generated hit_counts",
-        &want,
-        &run_ok(&["run", "hit-counts", &input, "--strip-query", "-o", "-"]),
-    );
+    assert_same("generated hit_counts", &want, &run_ok(&["run", "hit-counts", &input, "--strip-query", "-o", "-"]));
 
-    let clf = generate(
-        dir.path(),
-        "access-clf",
-        100_000,
-        &["--seed", "4", "--bad-rate", "0.01"],
-    );
+    let clf = generate(dir.path(), "access-clf", 100_000, &["--seed", "4", "--bad-rate", "0.01"]);
     let run = |threads: &str| {
         let o = dir.path().join(format!("clf{threads}")).display().to_string();
         run_ok(&["run", "hit-counts", &clf, "--format", "clf", "-j", threads, "-o", &o]);

@@ -42,13 +42,7 @@ fn overlapping_runs_are_refused_or_wait() {
 
     // Another job, or another output, is not blocked.
     run_ok(&["run", "url-dedup", &sample("urls"), "-o", &out]);
-    run_ok(&[
-        "run",
-        "hit-counts",
-        &sample("access/tsv"),
-        "-o",
-        &dir.path().join("other").display().to_string(),
-    ]);
+    run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", &dir.path().join("other").display().to_string()]);
 
     // A waiting run proceeds once the holder finishes.
     let waiter = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
@@ -58,18 +52,12 @@ fn overlapping_runs_are_refused_or_wait() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let mut stdin = holder.stdin.take().unwrap();
-    stdin
-        .write_all(b"2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t1\n")
-        .unwrap();
+    stdin.write_all(b"2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t1\n").unwrap();
     drop(stdin);
     assert!(holder.wait().unwrap().success());
     let waited = waiter.wait_with_output().unwrap();
     assert!(waited.status.success(), "{}", String::from_utf8_lossy(&waited.stderr));
-    assert_same(
-        "after waiting",
-        &expected("hit_counts.tsv"),
-        &run_ok(&["show", &format!("{out}/hit_counts.parquet")]),
-    );
+    assert_same("after waiting", &expected("hit_counts.tsv"), &run_ok(&["show", &format!("{out}/hit_counts.parquet")]));
 }
 
 #[test]
@@ -77,63 +65,23 @@ fn cron_runs_are_quiet_and_json_logs_have_one_object_per_event() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out").display().to_string();
     // stderr is a pipe here, as under cron: a clean run prints nothing at all.
-    let clean = mrpipe(&[
-        "run",
-        "url-dedup",
-        &sample("urls/links_to_crawl.txt"),
-        "--rejects",
-        "/dev/null",
-        "-o",
-        &out,
-    ]);
+    let clean = mrpipe(&["run", "url-dedup", &sample("urls/links_to_crawl.txt"), "--rejects", "/dev/null", "-o", &out]);
     assert!(clean.status.success());
     let err = String::from_utf8_lossy(&clean.stderr);
     assert_eq!(err.lines().filter(|l| !l.contains("warning")).count(), 0, "{err}");
-    let json = mrpipe(&[
-        "run",
-        "sales-rank",
-        &sample("sales"),
-        "--as-of",
-        "2026-11-23",
-        "-o",
-        &out,
-        "--log-format",
-        "json",
-    ]);
+    let json =
+        mrpipe(&["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "-o", &out, "--log-format", "json"]);
     assert!(json.status.success());
     let events: Vec<serde_json::Value> = String::from_utf8_lossy(&json.stderr)
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect();
     let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
-    assert_eq!(
-        names,
-        [
-            "start",
-            "input",
-            "input",
-            "bad_lines",
-            "published",
-            "warning",
-            "summary"
-        ]
-    );
+    assert_eq!(names, ["start", "input", "input", "bad_lines", "published", "warning", "summary"]);
     assert_eq!(events[6]["good"], 14);
     assert!(events.iter().all(|e| e["job"] == "sales-rank" && e["time"].is_string()));
-    let failed = mrpipe(&[
-        "run",
-        "sales-rank",
-        &sample("sales"),
-        "-o",
-        &out,
-        "--strict",
-        "--log-format",
-        "json",
-    ]);
+    let failed = mrpipe(&["run", "sales-rank", &sample("sales"), "-o", &out, "--strict", "--log-format", "json"]);
     let last: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&failed.stderr).lines().last().unwrap()).unwrap();
-    assert_eq!(
-        (last["event"].as_str(), last["exit_code"].as_u64()),
-        (Some("error"), Some(3))
-    );
+    assert_eq!((last["event"].as_str(), last["exit_code"].as_u64()), (Some("error"), Some(3)));
 }

@@ -13,17 +13,7 @@ const AS_OF: [&str; 2] = ["--as-of", "2026-11-23"];
 fn sample_data_gives_the_hand_checked_ranking() {
     let got = run_ok(&["run", "sales-rank", &sample("sales"), AS_OF[0], AS_OF[1], "-o", "-"]);
     assert_same("sales_rank", &expected("sales_rank.tsv"), &got);
-    let got = run_ok(&[
-        "run",
-        "sales-rank",
-        &sample("sales"),
-        AS_OF[0],
-        AS_OF[1],
-        "--top",
-        "2",
-        "-o",
-        "-",
-    ]);
+    let got = run_ok(&["run", "sales-rank", &sample("sales"), AS_OF[0], AS_OF[1], "--top", "2", "-o", "-"]);
     assert_same("sales_rank --top 2", &expected("sales_rank_top2.tsv"), &got);
 }
 
@@ -32,27 +22,9 @@ fn bad_lines_are_counted_and_quarantined_with_line_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let o = out.display().to_string();
-    let res = mrpipe(&[
-        "run",
-        "sales-rank",
-        &sample("sales"),
-        AS_OF[0],
-        AS_OF[1],
-        "-o",
-        &o,
-        "-v",
-    ]);
+    let res = mrpipe(&["run", "sales-rank", &sample("sales"), AS_OF[0], AS_OF[1], "-o", &o, "-v"]);
     assert!(res.status.success());
-    assert_eq!(
-        counts(&res.stderr),
-        Counts {
-            lines: 24,
-            good: 14,
-            bad: 7,
-            empty: 1,
-            headers: 2
-        }
-    );
+    assert_eq!(counts(&res.stderr), Counts { lines: 24, good: 14, bad: 7, empty: 1, headers: 2 });
     let rejects = String::from_utf8(bytes(out.join("_sales-rank.rejects.tsv"))).unwrap();
     let got: Vec<String> = rejects
         .lines()
@@ -72,10 +44,7 @@ fn bad_lines_are_counted_and_quarantined_with_line_numbers() {
         "2026-11-week.tsv:20",
     ];
     assert_eq!(got, want, "rejects:\n{rejects}");
-    assert!(
-        rejects.contains("invalid UTF-8 at byte 23\t2026-11-19T12:00:00Z\\tp\\xe9\\tbooks"),
-        "{rejects}"
-    );
+    assert!(rejects.contains("invalid UTF-8 at byte 23\t2026-11-19T12:00:00Z\\tp\\xe9\\tbooks"), "{rejects}");
 }
 
 #[test]
@@ -85,43 +54,22 @@ fn exceeding_the_bad_line_budget_exits_3_and_publishes_nothing() {
     let o = out.display().to_string();
     let src = sample("sales");
     // A first good run publishes a result.
-    let first = mrpipe(&[
-        "run",
-        "sales-rank",
-        &src,
-        AS_OF[0],
-        AS_OF[1],
-        "-o",
-        &o,
-        "--max-bad-lines",
-        "7",
-    ]);
+    let first = mrpipe(&["run", "sales-rank", &src, AS_OF[0], AS_OF[1], "-o", &o, "--max-bad-lines", "7"]);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let before = bytes(out.join("sales_rank.parquet"));
-    for budget in [
-        vec!["--strict"],
-        vec!["--max-bad-lines", "6"],
-        vec!["--max-bad-lines", "10%"],
-    ] {
+    for budget in [vec!["--strict"], vec!["--max-bad-lines", "6"], vec!["--max-bad-lines", "10%"]] {
         let mut args = vec!["run", "sales-rank", &src, "--as-of", "2026-11-22", "-o", &o];
         args.extend(budget.iter().copied());
         let res = mrpipe(&args);
         let err = String::from_utf8_lossy(&res.stderr);
         assert_eq!(res.status.code(), Some(3), "{budget:?}: {err}");
         assert!(err.contains("7 bad lines exceed the budget"), "{err}");
-        assert!(
-            err.contains("2026-11-week-late.tsv.gz:4: bad timestamp 'not a timestamp'"),
-            "{err}"
-        );
-        assert_eq!(
-            bytes(out.join("sales_rank.parquet")),
-            before,
-            "the previous result must stay"
-        );
+        assert!(err.contains("2026-11-week-late.tsv.gz:4: bad timestamp 'not a timestamp'"), "{err}");
+        assert_eq!(bytes(out.join("sales_rank.parquet")), before, "the previous result must stay");
         let names = entries(&out);
         assert_eq!(
             names,
-            vec![".sales-rank.lock", "_sales-rank.rejects.tsv", "sales_rank.parquet"],
+            vec![".sales-rank.lock", "_sales-rank.manifest.json", "_sales-rank.rejects.tsv", "sales_rank.parquet"],
             "no temporary files may stay"
         );
     }
@@ -131,10 +79,7 @@ fn exceeding_the_bad_line_budget_exits_3_and_publishes_nothing() {
 fn usage_errors_exit_2_and_name_the_bad_value() {
     let cases: [(&[&str], &str); 5] = [
         (&["run", "no-such-job", "x"], "no-such-job"),
-        (
-            &["run", "sales-rank", "missing.tsv"],
-            "input file 'missing.tsv' does not exist",
-        ),
+        (&["run", "sales-rank", "missing.tsv"], "input file 'missing.tsv' does not exist"),
         (&["run", "sales-rank", "x", "--as-of", "2026-13-01"], "'2026-13-01'"),
         (&["run", "sales-rank", "x", "--window", "7w"], "'7w'"),
         (&["run", "sales-rank", "x", "--max-bad-lines", "lots"], "'lots'"),
@@ -158,9 +103,7 @@ fn sqlite_output_replaces_the_table() {
         run_ok(&["run", "sales-rank", &sample("sales"), AS_OF[0], AS_OF[1], "-o", &url]);
     }
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT * FROM sales_rank ORDER BY category_id, rank")
-        .unwrap();
+    let mut stmt = conn.prepare("SELECT * FROM sales_rank ORDER BY category_id, rank").unwrap();
     let rows: Vec<String> = stmt
         .query_map([], |r| {
             Ok(format!(

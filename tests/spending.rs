@@ -40,46 +40,17 @@ fn sample_data_gives_spending_and_alerts() {
         &expected("budget_alerts.tsv"),
         &String::from_utf8(bytes(dir.path().join("budget_alerts.tsv"))).unwrap(),
     );
-    assert!(
-        err.contains("overrides.tsv:8: expected 3 fields, found 1; row skipped"),
-        "{err}"
-    );
+    assert!(err.contains("overrides.tsv:8: expected 3 fields, found 1; row skipped"), "{err}");
     assert!(err.contains("incomes.tsv:4: bad amount 'lots'; row skipped"), "{err}");
-    assert_eq!(
-        counts(&res.stderr),
-        Counts {
-            lines: 20,
-            good: 15,
-            bad: 3,
-            empty: 1,
-            headers: 1
-        }
-    );
+    assert_eq!(counts(&res.stderr), Counts { lines: 20, good: 15, bad: 3, empty: 1, headers: 1 });
 }
 
 #[test]
 fn month_filter_and_current_month() {
-    let got = run_ok(&[
-        "run",
-        "spending",
-        &side("transactions"),
-        "--month",
-        "2026-10",
-        "-o",
-        "-",
-    ]);
+    let got = run_ok(&["run", "spending", &side("transactions"), "--month", "2026-10", "-o", "-"]);
     assert_same("--month 2026-10", &expected("monthly_spending_2026-10.tsv"), &got);
-    let got = run_ok(&[
-        "run",
-        "spending",
-        &side("transactions"),
-        "--month",
-        "current",
-        "--as-of",
-        "2026-10-15",
-        "-o",
-        "-",
-    ]);
+    let got =
+        run_ok(&["run", "spending", &side("transactions"), "--month", "current", "--as-of", "2026-10-15", "-o", "-"]);
     assert_same("--month current", &expected("monthly_spending_2026-10.tsv"), &got);
 }
 
@@ -87,16 +58,10 @@ fn month_filter_and_current_month() {
 fn without_budgets_only_monthly_spending_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    run_ok(&[
-        "run",
-        "spending",
-        &side("transactions"),
-        "-o",
-        &out.display().to_string(),
-    ]);
+    run_ok(&["run", "spending", &side("transactions"), "-o", &out.display().to_string()]);
     assert_eq!(
         entries(&out),
-        vec![".spending.lock", "_spending.rejects.tsv", "monthly_spending.parquet"]
+        vec![".spending.lock", "_spending.manifest.json", "_spending.rejects.tsv", "monthly_spending.parquet"]
     );
 }
 
@@ -155,10 +120,7 @@ fn parquet_is_byte_identical_across_thread_counts() {
             "-o",
             &o,
         ]);
-        (
-            bytes(format!("{o}/monthly_spending.parquet")),
-            bytes(format!("{o}/budget_alerts.parquet")),
-        )
+        (bytes(format!("{o}/monthly_spending.parquet")), bytes(format!("{o}/budget_alerts.parquet")))
     };
     let one = run("1");
     assert!(one.1.len() > 1000, "alerts should not be empty");

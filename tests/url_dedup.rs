@@ -12,16 +12,7 @@ fn sample_modes_and_normalization() {
     for mode in ["distinct", "singletons"] {
         let got = run_ok(&["run", "url-dedup", &sample("urls"), "--mode", mode, "-o", "-"]);
         assert_same(mode, &expected(&format!("urls_{mode}.tsv")), &got);
-        let got = run_ok(&[
-            "run",
-            "url-dedup",
-            &sample("urls"),
-            "--mode",
-            mode,
-            "--normalize",
-            "-o",
-            "-",
-        ]);
+        let got = run_ok(&["run", "url-dedup", &sample("urls"), "--mode", mode, "--normalize", "-o", "-"]);
         assert_same(mode, &expected(&format!("urls_{mode}_normalized.tsv")), &got);
         let got = run_ok(&[
             "run",
@@ -54,22 +45,14 @@ fn memory_limit_four_times_smaller_than_input_gives_the_same_bytes() {
             run_ok(&args);
             assert_eq!(
                 entries(&out),
-                vec![".url-dedup.lock", "urls.parquet"],
+                vec![".url-dedup.lock", "_url-dedup.manifest.json", "urls.parquet"],
                 "spill files must be removed"
             );
             bytes(out.join("urls.parquet"))
         };
         let in_memory = run(&[], "mem");
-        assert_eq!(
-            in_memory,
-            run(&["--memory-limit", &limit, "-j", "2"], "spill2"),
-            "{mode}: spill vs memory"
-        );
-        assert_eq!(
-            in_memory,
-            run(&["--memory-limit", &limit, "-j", "1"], "spill1"),
-            "{mode}: spill 1 thread"
-        );
+        assert_eq!(in_memory, run(&["--memory-limit", &limit, "-j", "2"], "spill2"), "{mode}: spill vs memory");
+        assert_eq!(in_memory, run(&["--memory-limit", &limit, "-j", "1"], "spill1"), "{mode}: spill 1 thread");
     }
     // And the rows are right: the oracle counts trimmed lines.
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();

@@ -30,10 +30,7 @@ enum Kind {
 
 /// Generate test and benchmark data for mrpipe's jobs.
 #[derive(Parser, Debug)]
-#[command(
-    version,
-    after_help = "Example: gen-data sales --rows 10000000 --seed 7 --out data/sales.tsv"
-)]
+#[command(version, after_help = "Example: gen-data sales --rows 10000000 --seed 7 --out data/sales.tsv")]
 struct Args {
     /// What to generate.
     kind: Kind,
@@ -94,15 +91,7 @@ const SEED_SELLERS: &[&str] = &[
     "CVS",
     "Walgreens",
 ];
-const CATEGORIES: &[&str] = &[
-    "food",
-    "gas",
-    "shopping",
-    "housing",
-    "travel",
-    "health",
-    "entertainment",
-];
+const CATEGORIES: &[&str] = &["food", "gas", "shopping", "housing", "travel", "health", "entertainment"];
 
 impl Gen {
     fn timestamp(&mut self) -> String {
@@ -175,19 +164,11 @@ fn generate(args: &Args) -> std::io::Result<()> {
     let end = parse_timestamp(format!("{} 00:00:00", args.end).as_bytes())
         .ok_or_else(|| std::io::Error::other(format!("bad --end '{}'", args.end)))?;
     let span = (args.days.max(1) as i64) * 86_400 * MICROS_PER_SEC;
-    let mut g = Gen {
-        rng: ChaCha8Rng::seed_from_u64(args.seed),
-        start: end - span,
-        span,
-        bad_rate: args.bad_rate,
-    };
+    let mut g = Gen { rng: ChaCha8Rng::seed_from_u64(args.seed), start: end - span, span, bad_rate: args.bad_rate };
     let mut out = open(&args.out)?;
     match args.kind {
         Kind::Sales => {
-            writeln!(
-                out,
-                "timestamp\tproduct_id\tcategory_id\tquantity\ttotal_price\tseller_id\tbuyer_id"
-            )?;
+            writeln!(out, "timestamp\tproduct_id\tcategory_id\tquantity\ttotal_price\tseller_id\tbuyer_id")?;
             for _ in 0..args.rows {
                 let product = g.zipf(100_000);
                 let quantity = g.zipf(20);
@@ -208,15 +189,10 @@ fn generate(args: &Args) -> std::io::Result<()> {
             writeln!(out, "user_id\ttimestamp\tseller\tamount")?;
             for _ in 0..args.rows {
                 let seller_rank = g.zipf(2_000) as usize;
-                let seller = SEED_SELLERS
-                    .get(seller_rank - 1)
-                    .map_or_else(|| format!("Shop {seller_rank}"), |s| s.to_string());
-                let line = format!(
-                    "u{}\t{}\t{seller}\t{}",
-                    g.rng.random_range(0..100_000u32),
-                    g.timestamp(),
-                    g.money(50_000)
-                );
+                let seller =
+                    SEED_SELLERS.get(seller_rank - 1).map_or_else(|| format!("Shop {seller_rank}"), |s| s.to_string());
+                let line =
+                    format!("u{}\t{}\t{seller}\t{}", g.rng.random_range(0..100_000u32), g.timestamp(), g.money(50_000));
                 let line = g.maybe_break(line, Some(1), Some(3));
                 out.write_all(&line)?;
                 out.write_all(b"\n")?;
@@ -231,11 +207,7 @@ fn generate(args: &Args) -> std::io::Result<()> {
             }
             for _ in 0..args.rows {
                 let url = short_url(&mut g);
-                let ip = format!(
-                    "203.0.{}.{}",
-                    g.rng.random_range(0..256u32),
-                    g.rng.random_range(1..255u32)
-                );
+                let ip = format!("203.0.{}.{}", g.rng.random_range(0..256u32), g.rng.random_range(1..255u32));
                 let (method, status) = match g.rng.random_range(0..20) {
                     0 => ("POST", 201),
                     1 => ("GET", 404),
@@ -290,9 +262,7 @@ fn short_url(g: &mut Gen) -> String {
 }
 
 fn clf_line(g: &mut Gen, ip: &str, method: &str, url: &str, status: u32, bytes: u32) -> Vec<u8> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     if g.bad_rate > 0.0 && g.rng.random_bool(g.bad_rate.min(1.0)) {
         return match g.rng.random_range(0..3) {
             0 => b"\\x16\\x03\\x01\\x02\\x00\\x01\\x00\\x01\\xfc\\x03\\x03".to_vec(),
@@ -306,11 +276,7 @@ fn clf_line(g: &mut Gen, ip: &str, method: &str, url: &str, status: u32, bytes: 
     let (y, m, d) = civil_from_days(local.div_euclid(86_400));
     let sod = local.rem_euclid(86_400);
     let sign = if zone_hours < 0 { '-' } else { '+' };
-    let bytes = if status == 304 {
-        "-".to_string()
-    } else {
-        bytes.to_string()
-    };
+    let bytes = if status == 304 { "-".to_string() } else { bytes.to_string() };
     format!(
         "{ip} - - [{d:02}/{}/{y}:{:02}:{:02}:{:02} {sign}{:02}00] \"{method} {url} HTTP/1.1\" {status} {bytes} \"-\" \"Mozilla/5.0 (X11; Linux x86_64)\"",
         MONTHS[(m - 1) as usize],
@@ -324,20 +290,13 @@ fn clf_line(g: &mut Gen, ip: &str, method: &str, url: &str, status: u32, bytes: 
 
 /// Seller map, crowd overrides and incomes for generated transactions.
 fn write_spending_side_files(g: &mut Gen, dir: &Path) -> std::io::Result<()> {
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/sample_data/spending/sellers.tsv"),
-        dir.join("sellers.tsv"),
-    )?;
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/sample_data/spending/sellers.tsv"), dir.join("sellers.tsv"))?;
     let mut overrides = open(&dir.join("overrides.tsv"))?;
     writeln!(overrides, "user_id\tseller\tcategory")?;
     for shop in 29..2_000 {
         for _ in 0..g.rng.random_range(0..4) {
             let category = CATEGORIES[g.rng.random_range(0..CATEGORIES.len())];
-            writeln!(
-                overrides,
-                "u{}\tShop {shop}\t{category}",
-                g.rng.random_range(0..100_000u32)
-            )?;
+            writeln!(overrides, "u{}\tShop {shop}\t{category}", g.rng.random_range(0..100_000u32))?;
         }
     }
     overrides.flush()?;

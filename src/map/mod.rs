@@ -53,18 +53,14 @@ pub struct Combiner<K, A> {
 
 impl<K, A> Default for Combiner<K, A> {
     fn default() -> Self {
-        Combiner {
-            table: HashTable::new(),
-        }
+        Combiner { table: HashTable::new() }
     }
 }
 
 impl<K: Hash + Eq, A: Default> Combiner<K, A> {
     /// An empty combiner with room for `capacity` keys.
     pub fn with_capacity(capacity: usize) -> Self {
-        Combiner {
-            table: HashTable::with_capacity(capacity),
-        }
+        Combiner { table: HashTable::with_capacity(capacity) }
     }
 
     /// The partial aggregate of `key`, created empty if absent. Looks up by a borrowed
@@ -76,14 +72,7 @@ impl<K: Hash + Eq, A: Default> Combiner<K, A> {
     {
         let hash = fixed_hash(key);
         let entry = self.table.entry(hash, |e| e.key.borrow() == key, |e| e.hash);
-        &mut entry
-            .or_insert_with(|| Entry {
-                hash,
-                key: key.to_owned(),
-                acc: A::default(),
-            })
-            .into_mut()
-            .acc
+        &mut entry.or_insert_with(|| Entry { hash, key: key.to_owned(), acc: A::default() }).into_mut().acc
     }
 
     /// The partial aggregate of an owned key, created empty if absent.
@@ -92,14 +81,7 @@ impl<K: Hash + Eq, A: Default> Combiner<K, A> {
         match self.table.entry(hash, |e| e.key == key, |e| e.hash) {
             hashbrown::hash_table::Entry::Occupied(e) => &mut e.into_mut().acc,
             hashbrown::hash_table::Entry::Vacant(e) => {
-                &mut e
-                    .insert(Entry {
-                        hash,
-                        key,
-                        acc: A::default(),
-                    })
-                    .into_mut()
-                    .acc
+                &mut e.insert(Entry { hash, key, acc: A::default() }).into_mut().acc
             }
         }
     }
@@ -149,13 +131,10 @@ pub mod columns {
     use crate::error::{Error, Result};
 
     fn get<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
-        batch
-            .column_by_name(name)
-            .and_then(|c| c.as_any().downcast_ref::<T>())
-            .ok_or_else(|| Error::Job {
-                job: "map",
-                message: format!("input has no column '{name}' of the expected type"),
-            })
+        batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>()).ok_or_else(|| Error::Job {
+            job: "map",
+            message: format!("input has no column '{name}' of the expected type"),
+        })
     }
 
     /// A text column.

@@ -30,9 +30,7 @@ pub fn plan_chunks<E>(
     let mut starts = Vec::with_capacity(blocks as usize + 1);
     starts.push(0);
     for k in 1..blocks {
-        let start = next_line_start(k * block)?
-            .unwrap_or(len)
-            .max(*starts.last().unwrap_or(&0));
+        let start = next_line_start(k * block)?.unwrap_or(len).max(*starts.last().unwrap_or(&0));
         starts.push(start);
     }
     starts.push(len);
@@ -71,20 +69,10 @@ mod tests {
             let chunks = plan_slice(data, block);
             let mut lines = Vec::new();
             for (k, c) in chunks.iter().enumerate() {
-                assert_eq!(
-                    c.read.start,
-                    k as u64 * block,
-                    "block {block}: chunk {k} is not aligned"
-                );
-                assert!(
-                    c.block_end <= c.read.end && c.decode_from >= c.read.start,
-                    "block {block}: {c:?}"
-                );
+                assert_eq!(c.read.start, k as u64 * block, "block {block}: chunk {k} is not aligned");
+                assert!(c.block_end <= c.read.end && c.decode_from >= c.read.start, "block {block}: {c:?}");
                 let d = c.decode_from as usize;
-                assert!(
-                    d == 0 || data[d - 1] == b'\n',
-                    "block {block}: chunk {k} starts mid-line"
-                );
+                assert!(d == 0 || data[d - 1] == b'\n', "block {block}: chunk {k} starts mid-line");
                 let part = &data[d..c.read.end as usize];
                 if !part.is_empty() {
                     lines.extend(part.strip_suffix(b"\n").unwrap_or(part).split(|&b| b == b'\n'));
@@ -97,13 +85,6 @@ mod tests {
     #[test]
     fn empty_and_single_line() {
         assert!(plan_slice(b"", 4).is_empty());
-        assert_eq!(
-            plan_slice(b"abc", 4),
-            vec![PlannedChunk {
-                read: 0..3,
-                decode_from: 0,
-                block_end: 3
-            }]
-        );
+        assert_eq!(plan_slice(b"abc", 4), vec![PlannedChunk { read: 0..3, decode_from: 0, block_end: 3 }]);
     }
 }

@@ -8,9 +8,8 @@
 use super::fields::{MICROS_PER_SEC, parse_int, parse_timestamp};
 use super::format::{MAX_COLUMNS, Value, quote};
 
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+const MONTHS: [&[u8; 3]; 12] =
+    [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
 
 /// Parses one CLF line into the six access-log values.
 pub fn parse_clf<'a>(line: &'a str, out: &mut [Value<'a>; MAX_COLUMNS]) -> Result<(), String> {

@@ -119,11 +119,7 @@ impl BatchBuilder {
                 ),
             })
             .collect();
-        BatchBuilder {
-            schema: format.schema(),
-            columns,
-            rows: 0,
-        }
+        BatchBuilder { schema: format.schema(), columns, rows: 0 }
     }
 
     /// Rows appended since the last `finish`.
@@ -205,12 +201,7 @@ pub fn decode_chunk(
             Ok(text) => text,
             Err(e) => {
                 let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1);
-                report.quarantine(BadLine {
-                    chunk,
-                    line: line_no,
-                    reason,
-                    raw: line.to_vec(),
-                });
+                report.quarantine(BadLine { chunk, line: line_no, reason, raw: line.to_vec() });
                 continue;
             }
         };
@@ -226,12 +217,7 @@ pub fn decode_chunk(
                     on_batch(builder.finish())?;
                 }
             }
-            Err(reason) => report.quarantine(BadLine {
-                chunk,
-                line: line_no,
-                reason,
-                raw: line.to_vec(),
-            }),
+            Err(reason) => report.quarantine(BadLine { chunk, line: line_no, reason, raw: line.to_vec() }),
         }
     }
     report.stats.lines += line_no;
@@ -269,10 +255,7 @@ mod tests {
         assert_eq!(s.lines, s.good + s.bad + s.empty + s.headers);
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 3);
         let bad: Vec<(u64, &str)> = report.bad_lines.iter().map(|b| (b.line, b.reason.as_str())).collect();
-        assert_eq!(
-            bad,
-            vec![(6, "expected 2 fields, found 1"), (7, "invalid UTF-8 at byte 1")]
-        );
+        assert_eq!(bad, vec![(6, "expected 2 fields, found 1"), (7, "invalid UTF-8 at byte 1")]);
     }
 
     #[test]

@@ -202,12 +202,7 @@ mod tests {
         let got = parse(Format::Tsv(SALES), "2026-11-20T13:45:12Z\tp1\t2\t20.50").unwrap();
         assert_eq!(
             got,
-            vec![
-                Value::Timestamp(1_795_182_312_000_000),
-                Value::Text("p1"),
-                Value::Int(2),
-                Value::Money(2050)
-            ]
+            vec![Value::Timestamp(1_795_182_312_000_000), Value::Text("p1"), Value::Int(2), Value::Money(2050)]
         );
     }
 
@@ -222,24 +217,14 @@ mod tests {
             ("yesterday\tp1\t1\t1", "bad timestamp 'yesterday'"),
         ];
         for (line, reason) in cases {
-            assert_eq!(
-                parse(Format::Tsv(SALES), line),
-                Err(reason.to_string()),
-                "line {line:?}"
-            );
+            assert_eq!(parse(Format::Tsv(SALES), line), Err(reason.to_string()), "line {line:?}");
         }
     }
 
     #[test]
     fn url_list_trims_and_rejects_inner_tabs() {
-        assert_eq!(
-            parse(Format::UrlList, "  http://a/ \t"),
-            Ok(vec![Value::Text("http://a/")])
-        );
-        assert_eq!(
-            parse(Format::UrlList, "http://a/\thttp://b/"),
-            Err("expected 1 fields, found 2".into())
-        );
+        assert_eq!(parse(Format::UrlList, "  http://a/ \t"), Ok(vec![Value::Text("http://a/")]));
+        assert_eq!(parse(Format::UrlList, "http://a/\thttp://b/"), Err("expected 1 fields, found 2".into()));
         assert!(Format::UrlList.is_empty_line(b" \t "));
         assert!(Format::UrlList.is_header("url"));
         assert!(Format::Tsv(SALES).is_header("timestamp\tproduct_id"));

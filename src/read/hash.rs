@@ -53,9 +53,7 @@ mod tests {
 
     #[test]
     fn block_pieces_merge_to_the_plain_blake3_hash() {
-        let data: Vec<u8> = (0..40_000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect();
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         for len in [0, 1, 1023, 1024, 1025, 2048, 4097, 10_000, 32_768, 40_000] {
             let file = &data[..len];
             for block in [1024u64, 2048, 4096, 16_384] {
@@ -64,11 +62,7 @@ mod tests {
                     .enumerate()
                     .map(|(k, b)| block_piece(b, k as u64 * block, len as u64))
                     .collect();
-                assert_eq!(
-                    root_hash(&pieces, block, len as u64),
-                    blake3::hash(file),
-                    "len {len}, block {block}"
-                );
+                assert_eq!(root_hash(&pieces, block, len as u64), blake3::hash(file), "len {len}, block {block}");
             }
         }
     }

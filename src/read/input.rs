@@ -78,10 +78,7 @@ pub fn resolve_inputs(args: &[String]) -> Result<Vec<InputFile>> {
         })
         .collect();
     if stdin {
-        inputs.push(InputFile {
-            path: PathBuf::from("-"),
-            encoding: Encoding::Stdin,
-        });
+        inputs.push(InputFile { path: PathBuf::from("-"), encoding: Encoding::Stdin });
     }
     Ok(inputs)
 }
@@ -125,10 +122,8 @@ mod tests {
         }
         let d = dir.path().display().to_string();
         let got = resolve_inputs(&[d.clone(), format!("{d}/*.tsv")]).unwrap();
-        let names: Vec<(String, Encoding)> = got
-            .iter()
-            .map(|f| (f.path.file_name().unwrap().to_string_lossy().into_owned(), f.encoding))
-            .collect();
+        let names: Vec<(String, Encoding)> =
+            got.iter().map(|f| (f.path.file_name().unwrap().to_string_lossy().into_owned(), f.encoding)).collect();
         assert_eq!(
             names,
             vec![
@@ -137,13 +132,7 @@ mod tests {
                 ("c.zst".into(), Encoding::Zstd)
             ]
         );
-        assert!(matches!(
-            resolve_inputs(&[format!("{d}/*.csv")]),
-            Err(Error::NoInput(_))
-        ));
-        assert!(matches!(
-            resolve_inputs(&[format!("{d}/missing.tsv")]),
-            Err(Error::Usage(_))
-        ));
+        assert!(matches!(resolve_inputs(&[format!("{d}/*.csv")]), Err(Error::NoInput(_))));
+        assert!(matches!(resolve_inputs(&[format!("{d}/missing.tsv")]), Err(Error::Usage(_))));
     }
 }

@@ -77,12 +77,8 @@ where
     I: Fn() -> S + Sync + Send,
     F: Fn(&mut S, RecordBatch) -> Result<()> + Sync + Send,
 {
-    let mut outcome = ReadOutcome {
-        states: Vec::new(),
-        stats: ReadStats::default(),
-        bad_lines: Vec::new(),
-        digests: Vec::new(),
-    };
+    let mut outcome =
+        ReadOutcome { states: Vec::new(), stats: ReadStats::default(), bad_lines: Vec::new(), digests: Vec::new() };
     let mut chunk_lines = Vec::new();
     let mut pieces: Vec<(ChunkId, [u8; 32])> = Vec::new();
     let mut stream_digests: HashMap<usize, InputDigest> = HashMap::new();
@@ -116,9 +112,7 @@ where
             let mut data = Vec::new();
             read_range(path, planned.read.clone(), &mut data).map_err(|e| Error::io(path, e))?;
             let block = &data[..data.len().min((planned.block_end - planned.read.start) as usize)];
-            report
-                .hash_pieces
-                .push((chunk.id, hash::block_piece(block, planned.read.start, chunk.file_len)));
+            report.hash_pieces.push((chunk.id, hash::block_piece(block, planned.read.start, chunk.file_len)));
             let lines = &data[((planned.decode_from - planned.read.start) as usize).min(data.len())..];
             fold_chunk(Ok((state, report)), chunk.id, lines)
         })
@@ -153,20 +147,11 @@ where
         let digest = match input.encoding {
             Encoding::Plain => {
                 let len = plan.sizes[file_index];
-                let file_pieces: Vec<[u8; 32]> = pieces
-                    .iter()
-                    .filter(|(id, _)| id.file as usize == file_index)
-                    .map(|(_, p)| *p)
-                    .collect();
-                InputDigest {
-                    size: len,
-                    blake3: hash::root_hash(&file_pieces, plan.block, len).to_hex().to_string(),
-                }
+                let file_pieces: Vec<[u8; 32]> =
+                    pieces.iter().filter(|(id, _)| id.file as usize == file_index).map(|(_, p)| *p).collect();
+                InputDigest { size: len, blake3: hash::root_hash(&file_pieces, plan.block, len).to_hex().to_string() }
             }
-            _ => stream_digests.remove(&file_index).unwrap_or(InputDigest {
-                size: 0,
-                blake3: String::new(),
-            }),
+            _ => stream_digests.remove(&file_index).unwrap_or(InputDigest { size: 0, blake3: String::new() }),
         };
         outcome.digests.push(digest);
     }
@@ -208,23 +193,14 @@ fn plan_plain_chunks(inputs: &[InputFile]) -> Result<PlainPlan> {
         sizes[i] = std::fs::metadata(&f.path).map_err(|e| Error::io(&f.path, e))?.len();
     }
     let total: u64 = sizes.iter().sum();
-    let block = (total / (rayon::current_num_threads() as u64 * 8))
-        .clamp(MIN_CHUNK, MAX_CHUNK)
-        .next_power_of_two();
+    let block = (total / (rayon::current_num_threads() as u64 * 8)).clamp(MIN_CHUNK, MAX_CHUNK).next_power_of_two();
     let mut chunks = Vec::new();
     for (i, f) in inputs.iter().enumerate().filter(|(_, f)| f.encoding == Encoding::Plain) {
         let file = File::open(&f.path).map_err(|e| Error::io(&f.path, e))?;
         let planned =
             chunk::plan_chunks(sizes[i], block, |at| next_line_start(&file, at)).map_err(|e| Error::io(&f.path, e))?;
         for (k, planned) in planned.into_iter().enumerate() {
-            chunks.push(PlainChunk {
-                id: ChunkId {
-                    file: i as u32,
-                    index: k as u32,
-                },
-                planned,
-                file_len: sizes[i],
-            });
+            chunks.push(PlainChunk { id: ChunkId { file: i as u32, index: k as u32 }, planned, file_len: sizes[i] });
         }
     }
     Ok(PlainPlan { chunks, sizes, block })
@@ -297,11 +273,8 @@ fn stream_blocks(
             Err(e) => return fail(e),
         },
     };
-    let digest = std::rc::Rc::new(std::cell::RefCell::new(HashingReader {
-        inner: raw,
-        hasher: blake3::Hasher::new(),
-        size: 0,
-    }));
+    let digest =
+        std::rc::Rc::new(std::cell::RefCell::new(HashingReader { inner: raw, hasher: blake3::Hasher::new(), size: 0 }));
     let shared = SharedReader(digest.clone());
     let mut reader: Box<dyn Read> = match input.encoding {
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(shared))),
@@ -349,10 +322,7 @@ fn stream_blocks(
             if let Err(e) = raw.read_to_end(&mut rest) {
                 return fail(e);
             }
-            return Some(InputDigest {
-                size: raw.size,
-                blake3: raw.hasher.finalize().to_hex().to_string(),
-            });
+            return Some(InputDigest { size: raw.size, blake3: raw.hasher.finalize().to_hex().to_string() });
         }
     }
 }

@@ -25,13 +25,7 @@ pub fn read_side_file(
     warnings: &mut Vec<String>,
 ) -> Result<Vec<SideRow>> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Ok(parse_side(
-        &data,
-        &path.display().to_string(),
-        header,
-        field_count,
-        warnings,
-    ))
+    Ok(parse_side(&data, &path.display().to_string(), header, field_count, warnings))
 }
 
 /// [`read_side_file`] over bytes in memory; `name` is used in warnings.
@@ -59,10 +53,8 @@ pub fn parse_side(
             continue;
         }
         if fields.len() != field_count {
-            warnings.push(format!(
-                "{name}:{line_no}: expected {field_count} fields, found {}; row skipped",
-                fields.len()
-            ));
+            warnings
+                .push(format!("{name}:{line_no}: expected {field_count} fields, found {}; row skipped", fields.len()));
             continue;
         }
         rows.push(SideRow { line: line_no, fields });
@@ -77,20 +69,9 @@ mod tests {
     #[test]
     fn header_bad_rows_and_crlf() {
         let mut warnings = Vec::new();
-        let rows = parse_side(
-            b"seller\tcategory\r\nExxon\tgas\r\n\nbroken\nA\tb\tc\n",
-            "s.tsv",
-            "seller",
-            2,
-            &mut warnings,
-        );
-        assert_eq!(
-            rows,
-            vec![SideRow {
-                line: 2,
-                fields: vec!["Exxon".into(), "gas".into()]
-            }]
-        );
+        let rows =
+            parse_side(b"seller\tcategory\r\nExxon\tgas\r\n\nbroken\nA\tb\tc\n", "s.tsv", "seller", 2, &mut warnings);
+        assert_eq!(rows, vec![SideRow { line: 2, fields: vec!["Exxon".into(), "gas".into()] }]);
         assert_eq!(
             warnings,
             vec![

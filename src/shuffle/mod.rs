@@ -27,9 +27,8 @@ pub fn partition_of_hash(hash: u64, partitions: usize) -> usize {
 
 /// Splits one task's combiner into `partitions` vectors by key hash.
 pub fn partition<K: Hash + Eq, A: Default>(combiner: Combiner<K, A>, partitions: usize) -> Vec<Shard<K, A>> {
-    let mut out: Vec<Shard<K, A>> = (0..partitions)
-        .map(|_| Vec::with_capacity(combiner.len() / partitions + 1))
-        .collect();
+    let mut out: Vec<Shard<K, A>> =
+        (0..partitions).map(|_| Vec::with_capacity(combiner.len() / partitions + 1)).collect();
     for entry in combiner.into_entries() {
         out[partition_of_hash(entry.hash, partitions)].push(entry);
     }
@@ -64,12 +63,7 @@ mod tests {
             let mut owner = std::collections::HashMap::new();
             for (p, tasks) in parts.iter().enumerate() {
                 for e in tasks.iter().flatten() {
-                    assert_eq!(
-                        *owner.entry(e.key.clone()).or_insert(p),
-                        p,
-                        "key {} in two partitions",
-                        e.key
-                    );
+                    assert_eq!(*owner.entry(e.key.clone()).or_insert(p), p, "key {} in two partitions", e.key);
                 }
             }
             assert_eq!(owner.len(), 1000);

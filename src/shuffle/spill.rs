@@ -36,20 +36,15 @@ impl SpillWriter {
     /// Creates `partitions` empty partition files in a new temporary directory under `parent`.
     pub fn new(parent: &Path, partitions: usize) -> Result<SpillWriter> {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let dir = tempfile::Builder::new()
-            .prefix(".mrpipe-spill-")
-            .tempdir_in(parent)
-            .map_err(|e| Error::io(parent, e))?;
+        let dir =
+            tempfile::Builder::new().prefix(".mrpipe-spill-").tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
         let mut files = Vec::with_capacity(partitions);
         for p in 0..partitions {
             let path = dir.path().join(format!("part-{p:05}"));
             let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
             files.push(Mutex::new(BufWriter::with_capacity(64 * 1024, file)));
         }
-        Ok(SpillWriter {
-            dir: Arc::new(dir),
-            files,
-        })
+        Ok(SpillWriter { dir: Arc::new(dir), files })
     }
 
     /// Moves every entry of `combiner` to its partition file, leaving it empty.
@@ -64,9 +59,7 @@ impl SpillWriter {
                 continue;
             }
             // A poisoned lock means another task panicked mid-write; its data is unusable.
-            let mut file = self.files[p]
-                .lock()
-                .map_err(|_| Error::sink("spill", "a spill writer panicked"))?;
+            let mut file = self.files[p].lock().map_err(|_| Error::sink("spill", "a spill writer panicked"))?;
             file.write_all(&bytes).map_err(|e| Error::io(self.dir.path(), e))?;
         }
         Ok(())
@@ -76,9 +69,7 @@ impl SpillWriter {
     pub fn finish(self) -> Result<SpillPartitions> {
         let mut paths = Vec::with_capacity(self.files.len());
         for (p, file) in self.files.into_iter().enumerate() {
-            let mut file = file
-                .into_inner()
-                .map_err(|_| Error::sink("spill", "a spill writer panicked"))?;
+            let mut file = file.into_inner().map_err(|_| Error::sink("spill", "a spill writer panicked"))?;
             file.flush().map_err(|e| Error::io(self.dir.path(), e))?;
             paths.push(self.dir.path().join(format!("part-{p:05}")));
         }
@@ -108,11 +99,8 @@ impl SpillPartitions {
                 *merged.entry_owned(key) += count;
             }
         }
-        let mut entries: Vec<(String, u64)> = merged
-            .into_entries()
-            .filter(|e| keep(e.acc))
-            .map(|e| (e.key, e.acc))
-            .collect();
+        let mut entries: Vec<(String, u64)> =
+            merged.into_entries().filter(|e| keep(e.acc)).map(|e| (e.key, e.acc)).collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let run = path.with_extension("run");
         let mut out = BufWriter::new(File::create(&run).map_err(|e| Error::io(&run, e))?);
@@ -138,11 +126,7 @@ impl SpillPartitions {
             }
             readers.push(reader);
         }
-        Ok(MergedRuns {
-            _dir: self.dir.clone(),
-            readers,
-            heap,
-        })
+        Ok(MergedRuns { _dir: self.dir.clone(), readers, heap })
     }
 }
 
@@ -182,10 +166,7 @@ struct RecordReader {
 impl RecordReader {
     fn open(path: &Path) -> Result<RecordReader> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        Ok(RecordReader {
-            path: path.to_path_buf(),
-            reader: BufReader::with_capacity(256 * 1024, file),
-        })
+        Ok(RecordReader { path: path.to_path_buf(), reader: BufReader::with_capacity(256 * 1024, file) })
     }
 
     fn next_record(&mut self) -> Result<Option<(String, u64)>> {
@@ -226,14 +207,9 @@ mod tests {
             assert!(c.is_empty());
         }
         let parts = writer.finish().unwrap();
-        let runs: Vec<PathBuf> = (0..parts.len())
-            .map(|p| parts.reduce_to_run(p, &|c| c == 2).unwrap())
-            .collect();
+        let runs: Vec<PathBuf> = (0..parts.len()).map(|p| parts.reduce_to_run(p, &|c| c == 2).unwrap()).collect();
         let merged: Vec<(String, u64)> = parts.merge_runs(&runs).unwrap().map(Result::unwrap).collect();
-        let want: Vec<(String, u64)> = (0..100)
-            .filter(|i| i % 2 == 1)
-            .map(|i| (format!("u{i:03}"), 2))
-            .collect();
+        let want: Vec<(String, u64)> = (0..100).filter(|i| i % 2 == 1).map(|i| (format!("u{i:03}"), 2)).collect();
         assert_eq!(merged, want);
         drop(parts);
         let dir = runs[0].parent().unwrap().to_path_buf();

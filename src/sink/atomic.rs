@@ -1,7 +1,8 @@
 //! Atomic file publication for file sinks: write to a hidden temporary file in the
-//! destination's directory, fsync, and rename over the destination only on commit.
-//! A temporary that is never published is removed when dropped; one left by a killed
-//! process is named `.<file>.mrpipe-tmp-<pid>` and never mistaken for output.
+//! destination's directory (hashing the bytes with BLAKE3 on the way), fsync, and
+//! rename over the destination only on commit. A temporary that is never published is
+//! removed when dropped; one left by a killed process is named
+//! `.<file>.mrpipe-tmp-<pid>`, never mistaken for output, and removed by the next run.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -16,32 +17,41 @@ pub struct StagedFile {
     published: bool,
 }
 
-impl StagedFile {
-    /// Creates the temporary file for `dest` (and `dest`'s directory if missing).
-    pub fn create(dest: &Path) -> Result<(StagedFile, BufWriter<File>)> {
-        let dir = dest
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.mrpipe-tmp-{}", std::process::id()));
-        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let staged = StagedFile {
-            tmp,
-            dest: dest.to_path_buf(),
-            published: false,
-        };
-        Ok((staged, BufWriter::with_capacity(1 << 20, file)))
+/// The writer of a staged file: buffered, and hashing every byte written.
+pub struct StagedWriter {
+    inner: BufWriter<File>,
+    hasher: blake3::Hasher,
+}
+
+impl Write for StagedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 
-    /// Flushes and fsyncs the written data; call before [`StagedFile::publish`].
-    pub fn seal(&self, writer: BufWriter<File>) -> Result<()> {
-        let file = writer.into_inner().map_err(|e| Error::io(&self.tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&self.tmp, e))
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl StagedFile {
+    /// Creates the temporary file for `dest` (and `dest`'s directory if missing).
+    pub fn create(dest: &Path) -> Result<(StagedFile, StagedWriter)> {
+        let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.mrpipe-tmp-{}", std::process::id()));
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let staged = StagedFile { tmp, dest: dest.to_path_buf(), published: false };
+        Ok((staged, StagedWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new() }))
+    }
+
+    /// Flushes and fsyncs the written data; returns the BLAKE3 hash of the file's bytes.
+    pub fn seal(&self, writer: StagedWriter) -> Result<blake3::Hash> {
+        let file = writer.inner.into_inner().map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
+        Ok(writer.hasher.finalize())
     }
 
     /// Renames the temporary file over the destination and fsyncs the directory.
@@ -71,21 +81,22 @@ impl Drop for StagedFile {
     }
 }
 
-/// Writes a whole staged file with `write`, then seals it.
-pub fn write_staged(dest: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<StagedFile> {
+/// Writes a whole staged file with `write`, then seals it; returns it with its hash.
+pub fn write_staged(
+    dest: &Path,
+    write: impl FnOnce(&mut StagedWriter) -> Result<()>,
+) -> Result<(StagedFile, blake3::Hash)> {
     let (staged, mut writer) = StagedFile::create(dest)?;
     write(&mut writer)?;
     writer.flush().map_err(|e| Error::io(dest, e))?;
-    staged.seal(writer)?;
-    Ok(staged)
+    let hash = staged.seal(writer)?;
+    Ok((staged, hash))
 }
 
-/// Publishes staged files in order; returns their final paths.
-pub fn publish_all(staged: Vec<StagedFile>) -> Result<Vec<String>> {
-    let mut published = Vec::with_capacity(staged.len());
+/// Publishes staged files in order.
+pub fn publish_all(staged: Vec<StagedFile>) -> Result<()> {
     for file in staged {
-        published.push(file.dest().display().to_string());
         file.publish()?;
     }
-    Ok(published)
+    Ok(())
 }

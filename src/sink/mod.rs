@@ -2,26 +2,40 @@
 //!
 //! `--output` is parsed once into a [`SinkUrl`]; [`open`] makes the [`Sink`]. A sink
 //! writes every table of a run to a staging place (temporary files, an open SQL
-//! transaction) and makes them visible only in `commit`, so a failed or killed run
-//! leaves the previous result intact.
+//! transaction), hashing what it writes, and makes everything visible only in
+//! `commit`, together with the run's manifest, so a failed or killed run leaves the
+//! previous result intact.
 
 pub mod atomic;
 pub mod parquet;
 pub mod sqlite;
 pub mod tsv;
 
-use std::path::PathBuf;
+use std::fmt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::manifest::Manifest;
 use crate::table::Table;
+
+/// What writing one table produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// Rows written.
+    pub rows: u64,
+    /// Where the table goes: a file path, `sqlite:PATH`, or `stdout`.
+    pub location: String,
+    /// BLAKE3 of the file's bytes (file sinks) or of the rows as TSV (SQL sinks); none for stdout.
+    pub blake3: Option<String>,
+}
 
 /// Writes a run's tables and publishes them together.
 pub trait Sink {
-    /// Writes one table to the staging place; returns its row count.
-    fn write_table(&mut self, table: Table) -> Result<u64>;
-    /// Publishes every table written; returns where each table went (a path or URL per
-    /// table, in write order; nothing for stdout).
-    fn commit(self: Box<Self>) -> Result<Vec<String>>;
+    /// Writes one table to the staging place.
+    fn write_table(&mut self, table: Table) -> Result<Written>;
+    /// Publishes every table written, then the manifest (at `manifest.0`, when given).
+    fn commit(self: Box<Self>, manifest: Option<(&Path, &Manifest)>) -> Result<()>;
 }
 
 /// A parsed `--output` value.
@@ -59,11 +73,7 @@ impl SinkUrl {
                 return Ok(SinkUrl::TsvStdout);
             }
             let p = PathBuf::from(path);
-            return Ok(if path.ends_with('/') || p.is_dir() {
-                SinkUrl::TsvDir(p)
-            } else {
-                SinkUrl::TsvFile(p)
-            });
+            return Ok(if path.ends_with('/') || p.is_dir() { SinkUrl::TsvDir(p) } else { SinkUrl::TsvFile(p) });
         }
         if let Some(path) = s.strip_prefix("parquet:") {
             return Ok(SinkUrl::parquet(path));
@@ -95,6 +105,32 @@ impl SinkUrl {
             SinkUrl::TsvStdout => None,
         }
     }
+
+    /// The same kind of output placed under `dir` (what `mrpipe verify` re-runs into).
+    pub fn relocated(&self, dir: &Path) -> SinkUrl {
+        let name = |p: &PathBuf| dir.join(p.file_name().unwrap_or(std::ffi::OsStr::new("output")));
+        match self {
+            SinkUrl::ParquetDir(_) => SinkUrl::ParquetDir(dir.join("out")),
+            SinkUrl::TsvDir(_) => SinkUrl::TsvDir(dir.join("out")),
+            SinkUrl::ParquetFile(p) => SinkUrl::ParquetFile(name(p)),
+            SinkUrl::Sqlite(p) => SinkUrl::Sqlite(name(p)),
+            SinkUrl::TsvFile(p) => SinkUrl::TsvFile(name(p)),
+            SinkUrl::TsvStdout => SinkUrl::TsvStdout,
+        }
+    }
+}
+
+impl fmt::Display for SinkUrl {
+    /// The canonical `--output` spelling.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SinkUrl::ParquetDir(p) | SinkUrl::ParquetFile(p) => write!(f, "{}", p.display()),
+            SinkUrl::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            SinkUrl::TsvStdout => write!(f, "-"),
+            SinkUrl::TsvFile(p) => write!(f, "tsv:{}", p.display()),
+            SinkUrl::TsvDir(p) => write!(f, "tsv:{}/", p.display().to_string().trim_end_matches('/')),
+        }
+    }
 }
 
 /// Opens the sink for a run that writes `tables` tables.
@@ -109,22 +145,35 @@ pub fn open(url: &SinkUrl, tables: usize) -> Result<Box<dyn Sink>> {
     })
 }
 
+/// Stages the manifest beside staged outputs; it is published after them.
+pub fn stage_manifest(manifest: Option<(&Path, &Manifest)>) -> Result<Option<atomic::StagedFile>> {
+    let Some((path, manifest)) = manifest else {
+        return Ok(None);
+    };
+    let json = manifest.to_json()?;
+    let (staged, _) = atomic::write_staged(path, |w| w.write_all(json.as_bytes()).map_err(|e| Error::io(path, e)))?;
+    Ok(Some(staged))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn parses_output_urls() {
+    fn parses_output_urls_and_prints_them_back() {
         let p = PathBuf::from;
-        assert_eq!(SinkUrl::parse("-").unwrap(), SinkUrl::TsvStdout);
-        assert_eq!(SinkUrl::parse("out").unwrap(), SinkUrl::ParquetDir(p("out")));
-        assert_eq!(
-            SinkUrl::parse("x/r.parquet").unwrap(),
-            SinkUrl::ParquetFile(p("x/r.parquet"))
-        );
-        assert_eq!(SinkUrl::parse("sqlite:db/m.db").unwrap(), SinkUrl::Sqlite(p("db/m.db")));
-        assert_eq!(SinkUrl::parse("tsv:r.tsv").unwrap(), SinkUrl::TsvFile(p("r.tsv")));
-        assert_eq!(SinkUrl::parse("tsv:out/").unwrap(), SinkUrl::TsvDir(p("out/")));
+        let cases = [
+            ("-", SinkUrl::TsvStdout),
+            ("out", SinkUrl::ParquetDir(p("out"))),
+            ("x/r.parquet", SinkUrl::ParquetFile(p("x/r.parquet"))),
+            ("sqlite:db/m.db", SinkUrl::Sqlite(p("db/m.db"))),
+            ("tsv:r.tsv", SinkUrl::TsvFile(p("r.tsv"))),
+            ("tsv:out/", SinkUrl::TsvDir(p("out/"))),
+        ];
+        for (text, url) in cases {
+            assert_eq!(SinkUrl::parse(text).unwrap(), url);
+            assert_eq!(url.to_string(), text);
+        }
         let err = SinkUrl::parse("ftp://x").unwrap_err().to_string();
         assert!(err.contains("'ftp://'"), "{err}");
     }

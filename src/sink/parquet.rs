@@ -1,15 +1,16 @@
 //! Parquet sink: each table to `DIR/<table>.parquet` (or one named `*.parquet` file),
 //! written with fixed writer properties so the same rows give the same bytes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::Sink;
 use super::atomic::{StagedFile, publish_all};
+use super::{Sink, Written, stage_manifest};
 use crate::error::{Error, Result};
+use crate::manifest::Manifest;
 use crate::table::Table;
 
 /// Writes tables as Parquet files, published together on commit.
@@ -26,18 +27,12 @@ enum Target {
 impl ParquetSink {
     /// Parquet files `DIR/<table>.parquet`.
     pub fn dir(dir: PathBuf) -> Self {
-        ParquetSink {
-            target: Target::Dir(dir),
-            staged: Vec::new(),
-        }
+        ParquetSink { target: Target::Dir(dir), staged: Vec::new() }
     }
 
     /// One Parquet file (single-table jobs).
     pub fn file(path: PathBuf) -> Self {
-        ParquetSink {
-            target: Target::File(path),
-            staged: Vec::new(),
-        }
+        ParquetSink { target: Target::File(path), staged: Vec::new() }
     }
 }
 
@@ -50,7 +45,7 @@ pub fn writer_properties() -> WriterProperties {
 }
 
 impl Sink for ParquetSink {
-    fn write_table(&mut self, table: Table) -> Result<u64> {
+    fn write_table(&mut self, table: Table) -> Result<Written> {
         let dest = match &self.target {
             Target::Dir(dir) => dir.join(format!("{}.parquet", table.name)),
             Target::File(path) if self.staged.is_empty() => path.clone(),
@@ -72,12 +67,14 @@ impl Sink for ParquetSink {
             parquet.write(&batch).map_err(fail)?;
         }
         let writer = parquet.into_inner().map_err(fail)?;
-        staged.seal(writer)?;
+        let hash = staged.seal(writer)?;
         self.staged.push(staged);
-        Ok(rows)
+        Ok(Written { rows, location: dest.display().to_string(), blake3: Some(hash.to_hex().to_string()) })
     }
 
-    fn commit(self: Box<Self>) -> Result<Vec<String>> {
-        publish_all(self.staged)
+    fn commit(self: Box<Self>, manifest: Option<(&Path, &Manifest)>) -> Result<()> {
+        let manifest = stage_manifest(manifest)?;
+        publish_all(self.staged)?;
+        publish_all(manifest.into_iter().collect())
     }
 }

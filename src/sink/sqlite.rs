@@ -1,11 +1,13 @@
 //! SQLite sink: each table's contents replaced inside one transaction that covers all
 //! of the job's tables, so readers see the old result or the new one, never a mix.
 //!
+//! A `mrpipe_runs` table keeps every run's manifest, inserted in the same transaction.
+//!
 //! Types: text `TEXT`, integers `INTEGER`, money `TEXT` holding the exact decimal
 //! (`'1234.50'`): SQLite has no exact decimal type, and its `NUMERIC` affinity would
 //! turn the value into a binary float.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, Decimal128Array};
 use arrow::datatypes::{DataType, Int64Type};
@@ -13,8 +15,11 @@ use arrow::util::display::array_value_to_string;
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
 
-use super::Sink;
+use super::atomic::publish_all;
+use super::tsv::write_rows;
+use super::{Sink, Written, stage_manifest};
 use crate::error::{Error, Result};
+use crate::manifest::Manifest;
 use crate::read::fields::format_cents;
 use crate::table::Table;
 
@@ -22,7 +27,6 @@ use crate::table::Table;
 pub struct SqliteSink {
     path: PathBuf,
     conn: Connection,
-    tables: usize,
     committed: bool,
 }
 
@@ -36,12 +40,7 @@ impl SqliteSink {
         let conn = Connection::open(&path).map_err(fail)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(fail)?;
         conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
-        Ok(SqliteSink {
-            path,
-            conn,
-            tables: 0,
-            committed: false,
-        })
+        Ok(SqliteSink { path, conn, committed: false })
     }
 
     fn fail(&self, e: impl std::fmt::Display) -> Error {
@@ -55,7 +54,7 @@ pub fn ident(name: &str) -> String {
 }
 
 impl Sink for SqliteSink {
-    fn write_table(&mut self, table: Table) -> Result<u64> {
+    fn write_table(&mut self, table: Table) -> Result<Written> {
         let name = ident(table.name);
         let columns: Vec<String> = table
             .schema
@@ -69,10 +68,7 @@ impl Sink for SqliteSink {
                 format!("{} {ty} NOT NULL", ident(f.name()))
             })
             .collect();
-        let mut ddl = format!(
-            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} ({});",
-            columns.join(", ")
-        );
+        let mut ddl = format!("DROP TABLE IF EXISTS {name}; CREATE TABLE {name} ({});", columns.join(", "));
         for cols in table.indexes {
             let index = ident(&format!("{}_{}_idx", table.name, cols.join("_")));
             let list: Vec<String> = cols.iter().map(|c| ident(c)).collect();
@@ -85,29 +81,39 @@ impl Sink for SqliteSink {
             .conn
             .prepare(&format!("INSERT INTO {name} VALUES ({placeholders})"))
             .map_err(|e| Error::sink(table.name, e))?;
-        self.tables += 1;
         let mut rows = 0u64;
         let mut values: Vec<SqlValue> = Vec::with_capacity(columns.len());
+        // The rows' hash is that of their TSV form, so it can be recomputed from any copy.
+        let mut hasher = blake3::Hasher::new();
         for batch in table.batches {
             let batch = batch?;
+            write_rows(&mut hasher, &batch).map_err(|e| Error::sink(table.name, e))?;
             for row in 0..batch.num_rows() {
                 values.clear();
                 for column in batch.columns() {
                     values.push(sql_value(column.as_ref(), row));
                 }
-                insert
-                    .execute(rusqlite::params_from_iter(values.iter()))
-                    .map_err(|e| Error::sink(table.name, e))?;
+                insert.execute(rusqlite::params_from_iter(values.iter())).map_err(|e| Error::sink(table.name, e))?;
             }
             rows += batch.num_rows() as u64;
         }
-        Ok(rows)
+        let location = format!("sqlite:{}", self.path.display());
+        Ok(Written { rows, location, blake3: Some(hasher.finalize().to_hex().to_string()) })
     }
 
-    fn commit(mut self: Box<Self>) -> Result<Vec<String>> {
+    fn commit(mut self: Box<Self>, manifest: Option<(&Path, &Manifest)>) -> Result<()> {
+        if let Some((_, m)) = manifest {
+            let record = "CREATE TABLE IF NOT EXISTS mrpipe_runs (job TEXT NOT NULL, finished TEXT NOT NULL, manifest TEXT NOT NULL); \
+                          CREATE INDEX IF NOT EXISTS mrpipe_runs_job_idx ON mrpipe_runs (job, finished);";
+            self.conn.execute_batch(record).map_err(|e| self.fail(e))?;
+            self.conn
+                .execute("INSERT INTO mrpipe_runs VALUES (?1, ?2, ?3)", (&m.job, &m.finished, m.to_json()?))
+                .map_err(|e| self.fail(e))?;
+        }
         self.conn.execute_batch("COMMIT").map_err(|e| self.fail(e))?;
         self.committed = true;
-        Ok(vec![format!("sqlite:{}", self.path.display()); self.tables])
+        // The JSON copy (what `mrpipe verify` reads) follows the commit.
+        publish_all(stage_manifest(manifest)?.into_iter().collect())
     }
 }
 
@@ -127,10 +133,7 @@ fn sql_value(column: &dyn Array, row: usize) -> SqlValue {
     match column.data_type() {
         DataType::Int64 => SqlValue::Integer(column.as_primitive::<Int64Type>().value(row)),
         DataType::Decimal128(_, 2) => {
-            let cents = column
-                .as_any()
-                .downcast_ref::<Decimal128Array>()
-                .map_or(0, |a| a.value(row));
+            let cents = column.as_any().downcast_ref::<Decimal128Array>().map_or(0, |a| a.value(row));
             SqlValue::Text(format_cents(cents))
         }
         DataType::Utf8 => SqlValue::Text(column.as_string::<i32>().value(row).to_string()),

@@ -2,14 +2,15 @@
 //! atomically. Money is written with exactly two fraction digits, nulls as empty.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use super::Sink;
 use super::atomic::{StagedFile, publish_all, write_staged};
+use super::{Sink, Written, stage_manifest};
 use crate::error::{Error, Result};
+use crate::manifest::Manifest;
 use crate::table::Table;
 
 /// Where TSV goes.
@@ -32,11 +33,7 @@ pub struct TsvSink {
 impl TsvSink {
     /// A TSV sink for `target`; `tables` is how many tables the job writes.
     pub fn new(target: TsvTarget, tables: usize) -> Self {
-        TsvSink {
-            target,
-            tables,
-            staged: Vec::new(),
-        }
+        TsvSink { target, tables, staged: Vec::new() }
     }
 }
 
@@ -51,7 +48,8 @@ pub fn write_tsv(out: &mut dyn Write, table: Table, io: &dyn Fn(std::io::Error) 
     Ok(rows)
 }
 
-fn write_rows(out: &mut dyn Write, batch: &RecordBatch) -> std::io::Result<u64> {
+/// Writes the rows of a batch as TSV lines (no header).
+pub fn write_rows(out: &mut dyn Write, batch: &RecordBatch) -> std::io::Result<u64> {
     let options = FormatOptions::default();
     let formatters: Vec<ArrayFormatter> = batch
         .columns()
@@ -72,7 +70,7 @@ fn write_rows(out: &mut dyn Write, batch: &RecordBatch) -> std::io::Result<u64> 
 }
 
 impl Sink for TsvSink {
-    fn write_table(&mut self, table: Table) -> Result<u64> {
+    fn write_table(&mut self, table: Table) -> Result<Written> {
         let dest = match &self.target {
             TsvTarget::Stdout => {
                 let stdout = std::io::stdout();
@@ -82,7 +80,7 @@ impl Sink for TsvSink {
                 }
                 let rows = write_tsv(&mut out, table, &Error::stdout)?;
                 out.flush().map_err(Error::stdout)?;
-                return Ok(rows);
+                return Ok(Written { rows, location: "stdout".into(), blake3: None });
             }
             TsvTarget::File(_) if self.tables > 1 => {
                 return Err(Error::Usage(
@@ -93,15 +91,17 @@ impl Sink for TsvSink {
             TsvTarget::Dir(dir) => dir.join(format!("{}.tsv", table.name)),
         };
         let mut rows = 0;
-        let staged = write_staged(&dest, |w| {
+        let (staged, hash) = write_staged(&dest, |w| {
             rows = write_tsv(w, table, &|e| Error::io(&dest, e))?;
             Ok(())
         })?;
         self.staged.push(staged);
-        Ok(rows)
+        Ok(Written { rows, location: dest.display().to_string(), blake3: Some(hash.to_hex().to_string()) })
     }
 
-    fn commit(self: Box<Self>) -> Result<Vec<String>> {
-        publish_all(self.staged)
+    fn commit(self: Box<Self>, manifest: Option<(&Path, &Manifest)>) -> Result<()> {
+        let manifest = stage_manifest(manifest)?;
+        publish_all(self.staged)?;
+        publish_all(manifest.into_iter().collect())
     }
 }

@@ -39,26 +39,19 @@ pub fn mrpipe(args: &[&str]) -> Output {
 /// Runs `mrpipe` and asserts it succeeded; returns stdout.
 pub fn run_ok(args: &[&str]) -> String {
     let out = mrpipe(args);
-    assert!(
-        out.status.success(),
-        "mrpipe {args:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "mrpipe {args:?} failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 /// Asserts two texts are equal, printing both in full when not.
 pub fn assert_same(what: &str, expected: &str, got: &str) {
-    assert!(
-        expected == got,
-        "{what}: output differs\n--- expected ---\n{expected}--- got ---\n{got}--- end ---"
-    );
+    assert!(expected == got, "{what}: output differs\n--- expected ---\n{expected}--- got ---\n{got}--- end ---");
 }
 
 /// Writes generated data with `gen-data` and returns its path.
 pub fn generate(dir: &Path, kind: &str, rows: u64, extra: &[&str]) -> String {
-    let path = dir.join(format!("{kind}.data"));
+    let tag: String = extra.concat().chars().filter(char::is_ascii_alphanumeric).collect();
+    let path = dir.join(format!("{kind}-{rows}-{tag}.data"));
     let status = Command::new(env!("CARGO_BIN_EXE_gen-data"))
         .args([kind, "--rows", &rows.to_string(), "--out", &path.display().to_string()])
         .args(extra)
@@ -81,24 +74,12 @@ pub struct Counts {
 /// Parses `N lines read (G good, B bad, E empty, H header)` from a run's stderr.
 pub fn counts(stderr: &[u8]) -> Counts {
     let text = String::from_utf8_lossy(stderr);
-    let line = text
-        .lines()
-        .find(|l| l.contains(" lines read ("))
-        .unwrap_or_else(|| panic!("no summary in {text}"));
+    let line = text.lines().find(|l| l.contains(" lines read (")).unwrap_or_else(|| panic!("no summary in {text}"));
     let (before, after) = line.split_once(" lines read (").unwrap();
     let lines = before.rsplit(' ').next().unwrap().parse().unwrap();
     let inside = after.split(')').next().unwrap();
-    let n: Vec<u64> = inside
-        .split(", ")
-        .map(|part| part.split(' ').next().unwrap().parse().unwrap())
-        .collect();
-    Counts {
-        lines,
-        good: n[0],
-        bad: n[1],
-        empty: n[2],
-        headers: n[3],
-    }
+    let n: Vec<u64> = inside.split(", ").map(|part| part.split(' ').next().unwrap().parse().unwrap()).collect();
+    Counts { lines, good: n[0], bad: n[1], empty: n[2], headers: n[3] }
 }
 
 /// Bytes of a file.
@@ -108,10 +89,8 @@ pub fn bytes(path: impl AsRef<Path>) -> Vec<u8> {
 
 /// Names of the entries of a directory, sorted.
 pub fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     names
 }
@@ -122,13 +101,9 @@ pub fn oracle_ts(s: &str) -> chrono::DateTime<chrono::Utc> {
         return chrono::DateTime::from_timestamp(s.parse().unwrap(), 0).unwrap();
     }
     if s.contains('T') {
-        return chrono::DateTime::parse_from_rfc3339(s)
-            .unwrap()
-            .with_timezone(&chrono::Utc);
+        return chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
     }
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
-        .unwrap()
-        .and_utc()
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap().and_utc()
 }
 
 /// Parses money into cents the independent way, for the oracles.

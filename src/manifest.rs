@@ -1,0 +1,125 @@
+//! Run manifests: what a published run read (each input's path, size and BLAKE3),
+//! with which effective parameters, and what it wrote (each table's rows and BLAKE3),
+//! published with the outputs. Two runs on the same inputs and parameters give
+//! manifests that differ only in `started`, `finished` and `duration_secs`.
+//!
+//! Where: `DIR/_<job>.manifest.json` for a directory output (jobs may share one),
+//! `PATH.manifest.json` beside a Parquet or TSV file, `PATH.<job>.manifest.json`
+//! beside a SQLite database (which also keeps every manifest in `mrpipe_runs`).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::read::ReadStats;
+use crate::sink::SinkUrl;
+
+/// A run manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Version of mrpipe that wrote it.
+    pub mrpipe_version: String,
+    /// The job's name.
+    pub job: String,
+    /// The job's effective arguments, replayable on the command line.
+    pub args: Vec<String>,
+    /// The `--output` the run published to.
+    pub output: String,
+    /// The bad-line threshold in force.
+    pub bad_line_budget: String,
+    /// Inputs, in the order they were processed.
+    pub inputs: Vec<FileDigest>,
+    /// Side files (seller maps, incomes, ...).
+    pub side_files: Vec<FileDigest>,
+    /// Line counts.
+    pub lines: Lines,
+    /// Output tables.
+    pub tables: Vec<TableDigest>,
+    /// Start of the run, RFC 3339 UTC.
+    pub started: String,
+    /// End of the run, RFC 3339 UTC.
+    pub finished: String,
+    /// Wall time in seconds.
+    pub duration_secs: f64,
+}
+
+/// A file and its content hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    /// Path as given (`-` for stdin).
+    pub path: String,
+    /// Bytes as stored.
+    pub size: u64,
+    /// BLAKE3, lower-case hex (what `b3sum` prints).
+    pub blake3: String,
+}
+
+/// Line counts of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lines {
+    /// Every line read.
+    pub read: u64,
+    /// Lines that became rows.
+    pub good: u64,
+    /// Quarantined lines.
+    pub bad: u64,
+    /// Empty lines.
+    pub empty: u64,
+    /// Header lines.
+    pub header: u64,
+}
+
+impl From<ReadStats> for Lines {
+    fn from(s: ReadStats) -> Lines {
+        Lines { read: s.lines, good: s.good, bad: s.bad, empty: s.empty, header: s.headers }
+    }
+}
+
+/// An output table and its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableDigest {
+    /// Table name.
+    pub name: String,
+    /// Rows written.
+    pub rows: u64,
+    /// Where it was written (a file path or `sqlite:PATH`).
+    pub location: String,
+    /// BLAKE3 of the file's bytes, or of the rows as TSV for SQL sinks.
+    pub blake3: String,
+}
+
+impl Manifest {
+    /// Pretty JSON with a final newline.
+    pub fn to_json(&self) -> Result<String> {
+        let mut json = serde_json::to_string_pretty(self).map_err(|e| Error::sink("manifest", e))?;
+        json.push('\n');
+        Ok(json)
+    }
+
+    /// Reads a manifest file.
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Usage(format!("'{}' is not a mrpipe manifest: {e}", path.display())))
+    }
+}
+
+/// Where the manifest of `job` writing to `output` goes; none for stdout.
+pub fn manifest_path(output: &SinkUrl, job: &str) -> Option<PathBuf> {
+    match output {
+        SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => Some(d.join(format!("_{job}.manifest.json"))),
+        SinkUrl::ParquetFile(p) | SinkUrl::TsvFile(p) => Some(PathBuf::from(format!("{}.manifest.json", p.display()))),
+        SinkUrl::Sqlite(p) => Some(PathBuf::from(format!("{}.{job}.manifest.json", p.display()))),
+        SinkUrl::TsvStdout => None,
+    }
+}
+
+/// Hashes a whole file (for side files and for `verify`'s input check).
+pub fn digest_file(path: &Path) -> Result<FileDigest> {
+    let mut hasher = blake3::Hasher::new();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    hasher.update_reader(file).map_err(|e| Error::io(path, e))?;
+    let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    Ok(FileDigest { path: path.display().to_string(), size, blake3: hasher.finalize().to_hex().to_string() })
+}
