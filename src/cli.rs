@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, value_parser};
+use clap_complete::Shell;
 
 use crate::error::{Error, Result};
 use crate::jobs;
@@ -65,7 +66,11 @@ pub fn command() -> Command {
             info.outputs.join(", "),
             info.example
         );
-        CommonArgs::augment_args(job.augment(Command::new(info.name).about(info.about).after_help(help)))
+        // About and help go last: augmenting with an Args struct replaces them with its doc comment.
+        CommonArgs::augment_args(job.augment(Command::new(info.name)))
+            .about(info.about)
+            .long_about(None)
+            .after_help(help)
     });
     Command::new("mrpipe")
         .version(env!("CARGO_PKG_VERSION"))
@@ -83,6 +88,17 @@ pub fn command() -> Command {
                 .subcommands(job_commands),
         )
         .subcommand(Command::new("jobs").about("List the built-in jobs with their inputs and outputs"))
+        .subcommand(
+            Command::new("completions")
+                .about("Print a shell completion script")
+                .after_help("Example:\n  mrpipe completions bash > /etc/bash_completion.d/mrpipe")
+                .arg(Arg::new("shell").value_name("SHELL").required(true).value_parser(value_parser!(Shell))),
+        )
+        .subcommand(
+            Command::new("man")
+                .about("Print the man page (roff)")
+                .after_help("Example:\n  mrpipe man > /usr/local/share/man/man1/mrpipe.1"),
+        )
         .subcommand(
             Command::new("verify")
                 .about("Re-run the job a manifest describes and check that its outputs are identical")
@@ -110,6 +126,10 @@ pub enum Action {
     Jobs,
     /// `mrpipe verify MANIFEST`.
     Verify(PathBuf),
+    /// `mrpipe completions SHELL`.
+    Completions(Shell),
+    /// `mrpipe man`.
+    Man,
     /// `mrpipe show FILE...`.
     Show(Vec<PathBuf>),
 }
@@ -143,12 +163,44 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
             Ok(Action::Run(options))
         }
         Some(("jobs", _)) => Ok(Action::Jobs),
+        Some(("completions", c)) => {
+            Ok(Action::Completions(c.get_one::<Shell>("shell").copied().unwrap_or(Shell::Bash)))
+        }
+        Some(("man", _)) => Ok(Action::Man),
         Some(("verify", v)) => Ok(Action::Verify(v.get_one::<PathBuf>("manifest").cloned().unwrap_or_default())),
         Some(("show", show)) => {
             Ok(Action::Show(show.get_many::<PathBuf>("files").into_iter().flatten().cloned().collect()))
         }
         _ => Err(Error::Usage("no command given; see `mrpipe --help`".into())),
     }
+}
+
+/// Writes the completion script for `shell`.
+pub fn completions(shell: Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut command(), "mrpipe", out);
+}
+
+/// Writes the man page: the top-level page, then one section per command and job, so
+/// every option is documented in one place.
+pub fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let cmd = command();
+    clap_mangen::Man::new(cmd.clone()).render(out)?;
+    for sub in cmd.get_subcommands() {
+        let pages: Vec<Command> = if sub.get_name() == "run" {
+            sub.get_subcommands().map(|job| job.clone().name(format!("mrpipe run {}", job.get_name()))).collect()
+        } else {
+            vec![sub.clone().name(format!("mrpipe {}", sub.get_name()))]
+        };
+        for page in pages {
+            let man = clap_mangen::Man::new(page);
+            man.render_name_section(out)?;
+            man.render_synopsis_section(out)?;
+            man.render_description_section(out)?;
+            man.render_options_section(out)?;
+            man.render_extra_section(out)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,6 +24,11 @@ fn main() -> ExitCode {
             run::run(options).map(|_| ())
         }
         Action::Jobs => list_jobs(),
+        Action::Completions(shell) => {
+            cli::completions(shell, &mut std::io::stdout().lock());
+            Ok(())
+        }
+        Action::Man => cli::man_page(&mut std::io::stdout().lock()).map_err(Error::stdout),
         Action::Verify(manifest) => mrpipe::verify::verify(&manifest).map(|v| {
             println!("verified: {} tables, {} rows identical to {}", v.tables, v.rows, manifest.display());
         }),

@@ -1,5 +1,5 @@
-//! End-to-end tests of run locks: a second run of the same job and output is refused
-//! with exit 4 naming the holder, `--wait` waits for it, and other outputs are free.
+//! End-to-end tests of what every job shares on the command line: run locks (exit 4,
+//! `--wait`), quiet cron runs and JSON logs, completions, man page and help.
 
 mod common;
 
@@ -84,4 +84,17 @@ fn cron_runs_are_quiet_and_json_logs_have_one_object_per_event() {
     let last: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&failed.stderr).lines().last().unwrap()).unwrap();
     assert_eq!((last["event"].as_str(), last["exit_code"].as_u64()), (Some("error"), Some(3)));
+}
+
+#[test]
+fn completions_man_page_and_help_document_every_option() {
+    let bash = run_ok(&["completions", "bash"]);
+    assert!(bash.contains("--max-bad-lines") && bash.contains("sales-rank"), "bash completion lacks options");
+    let man = run_ok(&["man"]);
+    for option in ["as\\-of", "strip\\-query", "memory\\-limit", "budget\\-overrides", "log\\-format", "wait"] {
+        assert!(man.contains(&format!("\\-\\-{option}")), "man page lacks --{option}");
+    }
+    let help = run_ok(&["run", "url-dedup", "--help"]);
+    assert!(help.starts_with("Distinct or exactly-once URLs"), "{help}");
+    assert!(help.contains("Exit codes: 0 success") && help.contains("4 another run holds the lock"), "{help}");
 }
