@@ -48,6 +48,9 @@ struct CommonArgs {
     /// Log format on stderr: text, or json (one object per event, for log collectors).
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     log_format: LogFormat,
+    /// Config file with per-job defaults (default: $MRPIPE_CONFIG, then ./mrpipe.toml).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
     /// When another run of this job to this output holds the lock, wait up to this long (e.g. 10m) instead of exiting 4.
     #[arg(long, value_name = "LEN", value_parser = params::parse_window)]
     wait: Option<i64>,

@@ -17,6 +17,7 @@
 //! job's [`table::Table`]s through a [`sink`] atomically.
 
 pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod job;

@@ -16,8 +16,15 @@ use mrpipe::run;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let matches = cli::command().get_matches();
     let mut log = EventLog::quiet("mrpipe");
+    let argv = match mrpipe::config::apply(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            log.error(&e.to_string(), 2);
+            return ExitCode::from(2);
+        }
+    };
+    let matches = cli::command().get_matches_from(argv);
     let result = cli::resolve(&matches).and_then(|action| match action {
         Action::Run(options) => {
             log = options.log.clone();

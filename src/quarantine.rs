@@ -60,9 +60,7 @@ impl BadLineBudget {
         match *self {
             BadLineBudget::Unlimited => "unlimited".into(),
             BadLineBudget::Count(n) => n.to_string(),
-            BadLineBudget::Fraction(f) => {
-                format!("{} ({}% of {lines} lines)", self.allowed(lines), f * 100.0)
-            }
+            BadLineBudget::Fraction(_) => format!("{} = {} lines", self.spelling(), self.allowed(lines)),
         }
     }
 
