@@ -11,8 +11,9 @@ use rayon::prelude::*;
 
 use crate::engine::map_reduce;
 use crate::error::Result;
-use crate::job::{Job, JobInfo, JobOutput, Plan, RunContext};
+use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext};
 use crate::map::{Combiner, MapReduce, columns};
+use crate::params::{self, MonthArgs};
 use crate::read::fields::year_month;
 use crate::read::format::{ACCESS_LOG, Format};
 use crate::table::{self, Table};
@@ -26,6 +27,7 @@ static INFO: JobInfo = JobInfo {
     input: "TSV: timestamp client_ip method url status bytes, or --format clf (Common/Combined Log Format)",
     outputs: &["hit_counts"],
     example: "  mrpipe run hit-counts /var/log/nginx/access.log* --format clf --strip-query --output sqlite:hits.db\n  \
+              mrpipe run hit-counts logs/access/ --month current --output sqlite:hits.db\n  \
               mrpipe run hit-counts logs/access/ --output out/",
 };
 
@@ -47,6 +49,8 @@ pub struct Args {
     /// Count URLs without their query string (everything from the first `?`).
     #[arg(long)]
     strip_query: bool,
+    #[command(flatten)]
+    months: MonthArgs,
 }
 
 impl Job for HitCounts {
@@ -56,12 +60,18 @@ impl Job for HitCounts {
         &INFO
     }
 
-    fn configure(&self, args: Args) -> Result<Box<dyn Plan>> {
+    fn configure(&self, args: Args) -> Result<Vec<Box<dyn Plan>>> {
         let format = match args.format {
             LogFormat::Tsv => Format::Tsv(ACCESS_LOG),
             LogFormat::Clf => Format::Clf,
         };
-        Ok(Box::new(HitCountsPlan { format, count: CountHits { strip_query: args.strip_query } }))
+        let plan = |month| -> Box<dyn Plan> {
+            Box::new(HitCountsPlan { format, count: CountHits { strip_query: args.strip_query, month } })
+        };
+        Ok(match args.months.months()? {
+            None => vec![plan(None)],
+            Some(months) => months.into_iter().map(|m| plan(Some(m))).collect(),
+        })
     }
 }
 
@@ -73,6 +83,14 @@ struct HitCountsPlan {
 /// Map/reduce step: `YYYY-MM \t url` -> hits.
 struct CountHits {
     strip_query: bool,
+    /// Keep only this month, when set.
+    month: Option<(i64, i64)>,
+}
+
+impl CountHits {
+    fn count_month_mismatch(&self, y: i64, m: i64) -> bool {
+        self.month.is_some_and(|want| want != (y, m))
+    }
 }
 
 impl MapReduce for CountHits {
@@ -86,6 +104,9 @@ impl MapReduce for CountHits {
         let mut key = String::with_capacity(96);
         for i in 0..batch.num_rows() {
             let (y, m) = year_month(ts.value(i));
+            if self.count_month_mismatch(y, m) {
+                continue;
+            }
             let mut u = url.value(i);
             if self.strip_query {
                 u = u.split_once('?').map_or(u, |(path, _)| path);
@@ -110,7 +131,14 @@ impl Plan for HitCountsPlan {
         if self.count.strip_query {
             args.push("--strip-query".to_string());
         }
+        if let Some((y, m)) = self.count.month {
+            args.extend(["--month".to_string(), format!("{y:04}-{m:02}")]);
+        }
         args
+    }
+
+    fn period(&self) -> Option<Period> {
+        self.count.month.map(params::month_period)
     }
 
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {

@@ -10,8 +10,8 @@ use arrow::datatypes::DataType;
 use rayon::prelude::*;
 
 use crate::engine::map_reduce;
-use crate::error::Result;
-use crate::job::{Job, JobInfo, JobOutput, Plan, RunContext};
+use crate::error::{Error, Result};
+use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext};
 use crate::map::{Combiner, MapReduce, columns};
 use crate::params;
 use crate::read::fields::format_timestamp;
@@ -38,15 +38,26 @@ static INFO: JobInfo = JobInfo {
     input: "TSV: timestamp product_id category_id quantity total_price seller_id buyer_id",
     outputs: &["sales_rank"],
     example: "  mrpipe run sales-rank logs/sales/ --as-of 2026-11-23 --top 10 --output sqlite:ranks.db\n  \
-              mrpipe run sales-rank 'logs/*.tsv.gz' --window 24h --output -",
+              mrpipe run sales-rank 'logs/*.tsv.gz' --window 24h --output -\n  \
+              mrpipe run sales-rank logs/sales/ --from 2026-11-01 --to 2026-11-02 --every 1h --output out/hourly/",
 };
 
 /// Arguments of `mrpipe run sales-rank`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// End of the window, exclusive: now, a date (midnight UTC) or a timestamp.
-    #[arg(long, default_value = "now", value_parser = params::parse_as_of, value_name = "WHEN")]
-    as_of: i64,
+    /// Repeat it to build several rankings, each published on its own.
+    #[arg(long, default_value = "now", value_parser = params::parse_as_of, value_name = "WHEN", conflicts_with = "from")]
+    as_of: Vec<i64>,
+    /// Backfill rankings at --from, --from + --every, ... up to --to (inclusive).
+    #[arg(long, value_parser = params::parse_as_of, value_name = "WHEN", requires_all = ["to", "every"])]
+    from: Option<i64>,
+    /// Last ranking instant of a backfill.
+    #[arg(long, value_parser = params::parse_as_of, value_name = "WHEN", requires = "from")]
+    to: Option<i64>,
+    /// Step between backfilled rankings: 1h, 1d, ...
+    #[arg(long, value_parser = params::parse_window, value_name = "LEN", requires = "from")]
+    every: Option<i64>,
     /// Length of the window before --as-of: 7d, 24h, 30m, 90s.
     #[arg(long, default_value = "7d", value_parser = params::parse_window, value_name = "LEN")]
     window: i64,
@@ -62,14 +73,36 @@ impl Job for SalesRank {
         &INFO
     }
 
-    fn configure(&self, args: Args) -> Result<Box<dyn Plan>> {
-        Ok(Box::new(SalesRankPlan { sum: SumSales { from: args.as_of - args.window, to: args.as_of }, top: args.top }))
+    fn configure(&self, args: Args) -> Result<Vec<Box<dyn Plan>>> {
+        const MAX_RANKINGS: usize = 100_000;
+        let mut instants = args.as_of.clone();
+        if let (Some(from), Some(to), Some(every)) = (args.from, args.to, args.every) {
+            if from > to {
+                return Err(Error::Usage("--from is after --to".into()));
+            }
+            instants = (0..).map(|k| from + k * every).take_while(|&t| t <= to).take(MAX_RANKINGS + 1).collect();
+        }
+        instants.sort_unstable();
+        instants.dedup();
+        if instants.len() > MAX_RANKINGS {
+            return Err(Error::Usage(format!("more than {MAX_RANKINGS} rankings requested; use a larger --every")));
+        }
+        let several = instants.len() > 1;
+        Ok(instants
+            .into_iter()
+            .map(|t| {
+                let sum = SumSales { from: t - args.window, to: t };
+                Box::new(SalesRankPlan { sum, top: args.top, periodic: several }) as Box<dyn Plan>
+            })
+            .collect())
     }
 }
 
 struct SalesRankPlan {
     sum: SumSales,
     top: Option<u64>,
+    /// Whether this ranking is one of several, published each on its own.
+    periodic: bool,
 }
 
 /// Step 1: `(category_id, product_id)` -> units sold and revenue.
@@ -131,6 +164,13 @@ impl Plan for SalesRankPlan {
             args.extend(["--top".to_string(), top.to_string()]);
         }
         args
+    }
+
+    fn period(&self) -> Option<Period> {
+        self.periodic.then(|| {
+            let at = format_timestamp(self.sum.to);
+            Period { label: at.replace(['-', ':'], ""), column: None, value: at }
+        })
     }
 
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {

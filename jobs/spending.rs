@@ -15,9 +15,9 @@ use rayon::prelude::*;
 
 use crate::engine::map_reduce;
 use crate::error::Result;
-use crate::job::{Job, JobInfo, JobOutput, Plan, RunContext};
+use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext};
 use crate::map::{Combiner, MapReduce, columns};
-use crate::params::{self, MonthArg};
+use crate::params::{self, MonthArgs};
 use crate::read::fields::{parse_money, year_month};
 use crate::read::format::{Column, Format, Kind, col, quote};
 use crate::read::side::{parse_side, read_side_file};
@@ -45,12 +45,13 @@ static INFO: JobInfo = JobInfo {
     about: "Monthly spending per user and category, with budget alerts",
     input: "TSV: user_id timestamp seller amount (+ seller map, crowd overrides, incomes, budget overrides)",
     outputs: &["monthly_spending", "budget_alerts"],
-    example: "  mrpipe run spending logs/transactions/ --month 2026-11 --incomes incomes.tsv --output sqlite:mint.db\n  \
+    example: "  mrpipe run spending logs/transactions/ --month current --incomes incomes.tsv --output sqlite:mint.db\n  \
+              mrpipe run spending logs/transactions/ --from 2026-01 --to 2026-10 --skip-unchanged -o sqlite:mint.db\n  \
               mrpipe run spending tx.tsv --sellers sellers.tsv --overrides crowd.tsv --output -",
 };
 
 /// Arguments of `mrpipe run spending`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct Args {
     /// Seller -> category map, TSV `seller category` (default: the built-in seed map).
     #[arg(long, value_name = "FILE")]
@@ -58,12 +59,8 @@ pub struct Args {
     /// Crowd overrides, TSV `user_id seller category`; used for sellers missing from the map.
     #[arg(long, value_name = "FILE")]
     overrides: Option<PathBuf>,
-    /// Keep one month: YYYY-MM, or `current` (the month of --as-of). Default: every month.
-    #[arg(long, value_parser = params::parse_month, value_name = "MONTH")]
-    month: Option<MonthArg>,
-    /// The instant `--month current` refers to: now, a date or a timestamp.
-    #[arg(long, default_value = "now", value_parser = params::parse_as_of, value_name = "WHEN")]
-    as_of: i64,
+    #[command(flatten)]
+    months: MonthArgs,
     /// Monthly incomes, TSV `user_id monthly_income`; enables budget alerts.
     #[arg(long, value_name = "FILE")]
     incomes: Option<PathBuf>,
@@ -79,17 +76,20 @@ impl Job for Spending {
         &INFO
     }
 
-    fn configure(&self, args: Args) -> Result<Box<dyn Plan>> {
-        let month = args.month.map(|m| match m {
-            MonthArg::Month(y, m) => (y, m),
-            MonthArg::Current => year_month(args.as_of),
-        });
+    fn configure(&self, args: Args) -> Result<Vec<Box<dyn Plan>>> {
         for path in [&args.sellers, &args.overrides, &args.incomes, &args.budget_overrides].into_iter().flatten() {
             if !path.is_file() {
                 return Err(crate::error::Error::Usage(format!("side file '{}' does not exist", path.display())));
             }
         }
-        Ok(Box::new(SpendingPlan { args, month }))
+        let plans: Vec<Box<dyn Plan>> = match args.months.months()? {
+            None => vec![Box::new(SpendingPlan { args, month: None })],
+            Some(months) => months
+                .into_iter()
+                .map(|m| Box::new(SpendingPlan { args: args.clone(), month: Some(m) }) as Box<dyn Plan>)
+                .collect(),
+        };
+        Ok(plans)
     }
 }
 
@@ -278,6 +278,10 @@ impl Plan for SpendingPlan {
             args.extend(["--month".to_string(), format!("{y:04}-{m:02}")]);
         }
         args
+    }
+
+    fn period(&self) -> Option<Period> {
+        self.month.map(params::month_period)
     }
 
     fn side_files(&self) -> Vec<PathBuf> {

@@ -66,12 +66,12 @@ impl Job for UrlDedup {
         &INFO
     }
 
-    fn configure(&self, args: Args) -> Result<Box<dyn Plan>> {
-        Ok(Box::new(UrlDedupPlan {
+    fn configure(&self, args: Args) -> Result<Vec<Box<dyn Plan>>> {
+        Ok(vec![Box::new(UrlDedupPlan {
             count: CountUrls { normalize: args.normalize },
             mode: args.mode,
             memory_limit: args.memory_limit,
-        }))
+        })])
     }
 }
 

@@ -48,6 +48,12 @@ struct CommonArgs {
     /// Log format on stderr: text, or json (one object per event, for log collectors).
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
     log_format: LogFormat,
+    /// Skip a period whose last manifest shows the same inputs (by hash), parameters and outputs.
+    #[arg(long)]
+    skip_unchanged: bool,
+    /// Print the inputs that would be read and the outputs each period would write; touch nothing.
+    #[arg(long)]
+    dry_run: bool,
     /// Config file with per-job defaults (default: $MRPIPE_CONFIG, then ./mrpipe.toml).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -146,7 +152,7 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
             };
             let job = jobs::find(name).ok_or_else(|| Error::Usage(format!("unknown job '{name}'")))?;
             let common = CommonArgs::from_arg_matches(job_matches).map_err(|e| Error::Usage(e.to_string()))?;
-            let plan = job.configure_from(job_matches)?;
+            let plans = job.configure_from(job_matches)?;
             let budget = match (common.strict, common.max_bad_lines) {
                 (true, _) => BadLineBudget::Count(0),
                 (false, Some(b)) => b,
@@ -154,7 +160,7 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
             };
             let options = RunOptions {
                 job,
-                plan,
+                plans,
                 inputs: common.inputs,
                 output: SinkUrl::parse(&common.output)?,
                 threads: common.threads.map(usize::from),
@@ -162,6 +168,8 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
                 budget,
                 log: EventLog::new(common.log_format, name, common.quiet, common.verbose),
                 wait: common.wait.map(|micros| std::time::Duration::from_micros(micros as u64)),
+                skip_unchanged: common.skip_unchanged,
+                dry_run: common.dry_run,
             };
             Ok(Action::Run(options))
         }

@@ -58,8 +58,22 @@ pub trait Job: Sync {
     /// Name, description and example.
     fn info(&self) -> &'static JobInfo;
 
-    /// Validates the arguments into a runnable plan; a bad value is `Error::Usage`.
-    fn configure(&self, args: Self::Args) -> Result<Box<dyn Plan>>;
+    /// Validates the arguments into runnable plans, one per period (one plan when the
+    /// run is not split into periods); a bad value is `Error::Usage`.
+    fn configure(&self, args: Self::Args) -> Result<Vec<Box<dyn Plan>>>;
+}
+
+/// The slice of results a plan publishes as its own unit: one month of a monthly job,
+/// or one ranking instant of a sales-rank backfill. Each period has its own output
+/// files and manifest; SQL sinks replace only the rows whose `column` holds `value`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Period {
+    /// Used in file names (`2026-11`, `20261123T000000Z`).
+    pub label: String,
+    /// The column that holds the period in the output rows, if they carry it (`month`).
+    pub column: Option<&'static str>,
+    /// The value of that column for this period.
+    pub value: String,
 }
 
 /// A configured job, ready to run.
@@ -71,6 +85,11 @@ pub trait Plan: Send + Sync {
     /// value resolved (`--as-of now` becomes an instant): what a manifest records and
     /// `mrpipe verify` replays.
     fn args(&self) -> Vec<String>;
+
+    /// The period this plan publishes, if the run is split into periods.
+    fn period(&self) -> Option<Period> {
+        None
+    }
 
     /// Side files read besides the inputs (seller maps, incomes...), recorded in the manifest.
     fn side_files(&self) -> Vec<PathBuf> {
@@ -85,7 +104,7 @@ pub trait AnyJob: Sync {
     /// Adds the job's arguments to its subcommand.
     fn augment(&self, cmd: Command) -> Command;
     /// Reads the job's arguments back and configures it.
-    fn configure_from(&self, matches: &ArgMatches) -> Result<Box<dyn Plan>>;
+    fn configure_from(&self, matches: &ArgMatches) -> Result<Vec<Box<dyn Plan>>>;
 }
 
 impl<J: Job> AnyJob for J {
@@ -97,7 +116,7 @@ impl<J: Job> AnyJob for J {
         <J::Args as clap::Args>::augment_args(cmd)
     }
 
-    fn configure_from(&self, matches: &ArgMatches) -> Result<Box<dyn Plan>> {
+    fn configure_from(&self, matches: &ArgMatches) -> Result<Vec<Box<dyn Plan>>> {
         let args = J::Args::from_arg_matches(matches).map_err(|e| Error::Usage(e.to_string()))?;
         self.configure(args)
     }

@@ -52,15 +52,19 @@ impl EventLog {
         self.info
     }
 
-    /// An informational event; in text mode only `summary` prints, as `text`.
+    /// An informational event; in text mode it prints as `text` unless that is empty.
     pub fn info(&self, event: &str, fields: Value, text: impl FnOnce() -> String) {
         if !self.info {
             return;
         }
         match self.format {
             LogFormat::Json => self.json(event, fields),
-            LogFormat::Text if event == "summary" => eprintln!("{}", text()),
-            LogFormat::Text => {}
+            LogFormat::Text => {
+                let line = text();
+                if !line.is_empty() {
+                    eprintln!("{line}");
+                }
+            }
         }
     }
 

@@ -5,13 +5,15 @@
 //!
 //! Where: `DIR/_<job>.manifest.json` for a directory output (jobs may share one),
 //! `PATH.manifest.json` beside a Parquet or TSV file, `PATH.<job>.manifest.json`
-//! beside a SQLite database (which also keeps every manifest in `mrpipe_runs`).
+//! beside a SQLite database (which also keeps every manifest in `mrpipe_runs`). A
+//! period of a backfill has its own: `DIR/_<job>-<period>.manifest.json`, ...
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::job::Period;
 use crate::read::ReadStats;
 use crate::sink::SinkUrl;
 
@@ -105,13 +107,37 @@ impl Manifest {
     }
 }
 
-/// Where the manifest of `job` writing to `output` goes; none for stdout.
-pub fn manifest_path(output: &SinkUrl, job: &str) -> Option<PathBuf> {
+/// Where the manifest of `job` (one `period` of it, if set) writing to `output` goes;
+/// none for stdout.
+pub fn manifest_path(output: &SinkUrl, job: &str, period: Option<&Period>) -> Option<PathBuf> {
+    let unit = crate::run::unit_name(job, period);
+    let beside = |p: &Path, mid: Option<&str>| match mid {
+        None => PathBuf::from(format!("{}.manifest.json", p.display())),
+        Some(mid) => PathBuf::from(format!("{}.{mid}.manifest.json", p.display())),
+    };
     match output {
-        SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => Some(d.join(format!("_{job}.manifest.json"))),
-        SinkUrl::ParquetFile(p) | SinkUrl::TsvFile(p) => Some(PathBuf::from(format!("{}.manifest.json", p.display()))),
-        SinkUrl::Sqlite(p) => Some(PathBuf::from(format!("{}.{job}.manifest.json", p.display()))),
+        SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => Some(d.join(format!("_{unit}.manifest.json"))),
+        SinkUrl::ParquetFile(p) | SinkUrl::TsvFile(p) => Some(beside(p, period.map(|p| p.label.as_str()))),
+        SinkUrl::Sqlite(p) => Some(beside(p, Some(&unit))),
         SinkUrl::TsvStdout => None,
+    }
+}
+
+/// The hash of a published table as it is now, computed the way its sink computed it
+/// (file bytes, or the rows as TSV for SQLite); `missing` when it is gone.
+pub fn published_hash(table: &TableDigest) -> Result<String> {
+    if table.location.starts_with("sqlite:") {
+        let mut hasher = blake3::Hasher::new();
+        for row in crate::verify::table_rows(&table.location, &table.name)? {
+            hasher.update(row.as_bytes());
+            hasher.update(b"\n");
+        }
+        return Ok(hasher.finalize().to_hex().to_string());
+    }
+    match digest_file(Path::new(&table.location)) {
+        Ok(d) => Ok(d.blake3),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok("missing".into()),
+        Err(e) => Err(e),
     }
 }
 

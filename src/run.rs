@@ -1,21 +1,25 @@
 //! The runner: one `mrpipe run` from validated options to published output.
 //!
-//! resolve inputs -> take the (job, output) lock and clear stale temporaries -> build the rayon pool -> run the job's plan (read, map, shuffle,
-//! reduce) -> write the rejects file -> check the bad-line budget -> write every
-//! table to the sink -> commit. Nothing is published when any step fails.
+//! resolve inputs -> take the (job, output) lock and clear stale temporaries -> build
+//! the rayon pool -> then, for each period (one, unless the run is a backfill): skip it
+//! if `--skip-unchanged` finds its manifest current -> run the plan (read, map,
+//! shuffle, reduce) -> write the rejects file -> check the bad-line budget -> write
+//! every table to the sink -> commit with the manifest. Nothing of a period is
+//! published when any of its steps fails.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::engine::ReadSummary;
 use crate::error::{Error, Result};
-use crate::job::{AnyJob, Plan, RunContext};
+use crate::job::{AnyJob, Period, Plan, RunContext};
 use crate::lock;
 use crate::log::EventLog;
 use crate::manifest::{self, FileDigest, Manifest, TableDigest};
 use crate::progress::Progress;
 use crate::quarantine::{self, BadLineBudget};
-use crate::read::{self, ReadStats, input};
+use crate::read::input::{self, InputFile};
+use crate::read::{self, ReadStats};
 use crate::sink::Written;
 use crate::sink::{self, SinkUrl};
 use serde_json::json;
@@ -24,8 +28,8 @@ use serde_json::json;
 pub struct RunOptions {
     /// The job.
     pub job: &'static dyn AnyJob,
-    /// The job, configured.
-    pub plan: Box<dyn Plan>,
+    /// The job, configured: one plan per period.
+    pub plans: Vec<Box<dyn Plan>>,
     /// Input arguments as given (files, directories, globs, `-`).
     pub inputs: Vec<String>,
     /// Where results go.
@@ -40,6 +44,10 @@ pub struct RunOptions {
     pub log: EventLog,
     /// How long to wait for another run's lock (`None`: fail at once).
     pub wait: Option<Duration>,
+    /// Skip periods whose manifest shows the same inputs, parameters and outputs.
+    pub skip_unchanged: bool,
+    /// Print what would be read and written, and touch nothing.
+    pub dry_run: bool,
 }
 
 /// What a successful run did.
@@ -94,20 +102,36 @@ impl RunSummary {
 /// Where the rejects file goes when `--rejects` is not given: `DIR/_<job>.rejects.tsv`
 /// for a directory output (several jobs may share one), `PATH.rejects.tsv` beside a
 /// file or database, and `mrpipe-<job>.rejects.tsv` in the current directory for stdout.
-pub fn default_rejects_path(output: &SinkUrl, job: &str) -> PathBuf {
-    let beside = |p: &PathBuf| PathBuf::from(format!("{}.rejects.tsv", p.display()));
+/// A period's files carry `<job>-<period>` where a whole run's carry `<job>`.
+pub fn default_rejects_path(output: &SinkUrl, job: &str, period: Option<&Period>) -> PathBuf {
+    let unit = unit_name(job, period);
     match output {
-        SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => d.join(format!("_{job}.rejects.tsv")),
-        SinkUrl::ParquetFile(p) | SinkUrl::Sqlite(p) | SinkUrl::TsvFile(p) => beside(p),
-        SinkUrl::TsvStdout => PathBuf::from(format!("mrpipe-{job}.rejects.tsv")),
+        SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => d.join(format!("_{unit}.rejects.tsv")),
+        SinkUrl::ParquetFile(p) | SinkUrl::Sqlite(p) | SinkUrl::TsvFile(p) => match period {
+            None => PathBuf::from(format!("{}.rejects.tsv", p.display())),
+            Some(period) => PathBuf::from(format!("{}.{}.rejects.tsv", p.display(), period.label)),
+        },
+        SinkUrl::TsvStdout => PathBuf::from(format!("mrpipe-{unit}.rejects.tsv")),
     }
 }
 
-/// Runs a job end to end.
-pub fn run(opts: RunOptions) -> Result<RunSummary> {
-    let started = Instant::now();
+/// `<job>` for a whole run, `<job>-<period>` for one period of it.
+pub fn unit_name(job: &str, period: Option<&Period>) -> String {
+    match period {
+        None => job.to_string(),
+        Some(p) => format!("{job}-{}", p.label),
+    }
+}
+
+/// Runs a job end to end: every period in order, under one lock. Returns the summary
+/// of each period that ran (skipped ones are logged, not returned).
+pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
     let inputs = input::resolve_inputs(&opts.inputs)?;
     let job = opts.job.info().name;
+    if opts.dry_run {
+        print_dry_run(&opts, &inputs).map_err(Error::stdout)?;
+        return Ok(Vec::new());
+    }
     let _lock = match lock::lock_path(&opts.output, job) {
         Some(path) => {
             let held = lock::acquire(&path, opts.wait)?;
@@ -124,74 +148,154 @@ pub fn run(opts: RunOptions) -> Result<RunSummary> {
     }
     let pool = builder.build().map_err(|e| Error::sink("thread pool", e))?;
     let log = &opts.log;
-    log.info(
-        "start",
-        json!({ "version": env!("CARGO_PKG_VERSION"), "output": format!("{:?}", opts.output) }),
-        String::new,
-    );
+    log.info("start", json!({ "version": env!("CARGO_PKG_VERSION"), "output": opts.output.to_string() }), String::new);
     for input in &inputs {
         log.info("input", json!({ "path": input.display_name() }), String::new);
     }
+    let mut summaries = Vec::with_capacity(opts.plans.len());
+    for plan in &opts.plans {
+        let period = plan.period();
+        if opts.skip_unchanged
+            && let Some(finished) = unchanged_since(&opts, plan.as_ref(), &inputs, period.as_ref())?
+        {
+            let unit = unit_name(job, period.as_ref());
+            log.info(
+                "skipped",
+                json!({ "period": period.as_ref().map(|p| &p.label), "unchanged_since": finished }),
+                || format!("mrpipe {unit}: skipped, inputs and parameters unchanged since {finished}"),
+            );
+            continue;
+        }
+        summaries.push(pool.install(|| run_period(&opts, plan.as_ref(), &inputs, period.as_ref()))?);
+    }
+    Ok(summaries)
+}
+
+/// Runs one period and publishes it.
+fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: Option<&Period>) -> Result<RunSummary> {
+    let started = Instant::now();
+    let job = opts.job.info().name;
+    let unit = unit_name(job, period);
+    let log = &opts.log;
     let ctx = RunContext {
-        progress: Progress::new(read::plain_size(&inputs), log.shows_info()),
+        progress: Progress::new(read::plain_size(inputs), log.shows_info()),
         temp_dir: opts.output.local_dir().unwrap_or_else(std::env::temp_dir),
-        inputs,
+        inputs: inputs.to_vec(),
     };
+    let output = plan.run(&ctx);
+    ctx.progress.finish();
+    let output = output?;
+    for warning in &output.warnings {
+        log.warning(warning);
+    }
+    let stats = output.read.stats;
+    let rejects = opts.rejects.clone().unwrap_or_else(|| default_rejects_path(&opts.output, job, period));
+    quarantine::write_rejects(&rejects, &output.read, &ctx.inputs)?;
+    if stats.bad > 0 {
+        let allowed = opts.budget.allowed(stats.lines);
+        log.info("bad_lines", json!({ "bad": stats.bad, "allowed": allowed, "rejects": rejects }), String::new);
+    }
+    opts.budget.check(&output.read, &ctx.inputs)?;
 
-    pool.install(|| {
-        let output = opts.plan.run(&ctx);
-        ctx.progress.finish();
-        let output = output?;
-        for warning in &output.warnings {
-            log.warning(warning);
-        }
-        let stats = output.read.stats;
-        let rejects = opts.rejects.clone().unwrap_or_else(|| default_rejects_path(&opts.output, job));
-        quarantine::write_rejects(&rejects, &output.read, &ctx.inputs)?;
-        if stats.bad > 0 {
-            let allowed = opts.budget.allowed(stats.lines);
-            log.info("bad_lines", json!({ "bad": stats.bad, "allowed": allowed, "rejects": rejects }), String::new);
-        }
-        opts.budget.check(&output.read, &ctx.inputs)?;
+    let mut sink = sink::open(&opts.output, output.tables.len(), period)?;
+    let mut written = Vec::with_capacity(output.tables.len());
+    for table in output.tables {
+        let name = table.name;
+        written.push((name, sink.write_table(table)?));
+    }
+    let manifest = build_manifest(opts, plan, &ctx, &output.read, &written, started)?;
+    let manifest_path = manifest::manifest_path(&opts.output, job, period);
+    sink.commit(manifest_path.as_deref().map(|p| (p, &manifest)))?;
+    for (table, w) in &written {
+        log.info("published", json!({ "table": table, "rows": w.rows, "target": w.location }), String::new);
+    }
+    if stats.bad > 0 {
+        let plural = if stats.bad == 1 { "" } else { "s" };
+        log.warning(&format!("{} bad line{plural} quarantined in {}", stats.bad, rejects.display()));
+    }
+    let summary = RunSummary {
+        stats,
+        tables: written.iter().map(|(name, w)| (*name, w.rows)).collect(),
+        published: written.iter().filter(|(_, w)| w.blake3.is_some()).map(|(_, w)| w.location.clone()).collect(),
+        rejects: (stats.bad > 0).then_some(rejects),
+        elapsed: started.elapsed(),
+        manifest,
+    };
+    log.info("summary", summary.to_json(), || summary.line(&unit));
+    Ok(summary)
+}
 
-        let mut sink = sink::open(&opts.output, output.tables.len())?;
-        let mut written = Vec::with_capacity(output.tables.len());
-        for table in output.tables {
-            let name = table.name;
-            written.push((name, sink.write_table(table)?));
+/// When `--skip-unchanged` may skip a period: its manifest names the same mrpipe
+/// version, arguments, output, inputs and side files (by hash), and its published
+/// tables are still as written. Returns when that run finished.
+fn unchanged_since(
+    opts: &RunOptions,
+    plan: &dyn Plan,
+    inputs: &[InputFile],
+    period: Option<&Period>,
+) -> Result<Option<String>> {
+    let Some(path) = manifest::manifest_path(&opts.output, opts.job.info().name, period) else { return Ok(None) };
+    let Ok(previous) = Manifest::load(&path) else { return Ok(None) };
+    let same_setup = previous.mrpipe_version == env!("CARGO_PKG_VERSION")
+        && previous.args == plan.args()
+        && previous.output == opts.output.to_string()
+        && previous.inputs.len() == inputs.len()
+        && previous.side_files.len() == plan.side_files().len();
+    if !same_setup || inputs.iter().any(|f| f.path.as_os_str() == "-") {
+        return Ok(None);
+    }
+    let files = inputs.iter().map(|f| f.path.clone()).chain(plan.side_files());
+    for (recorded, path) in previous.inputs.iter().chain(&previous.side_files).zip(files) {
+        if recorded.path != path.display().to_string() || manifest::digest_file(&path)?.blake3 != recorded.blake3 {
+            return Ok(None);
         }
-        let manifest = build_manifest(&opts, &ctx, &output.read, &written, started)?;
-        let manifest_path = manifest::manifest_path(&opts.output, job);
-        sink.commit(manifest_path.as_deref().map(|p| (p, &manifest)))?;
-        for (table, w) in &written {
-            log.info("published", json!({ "table": table, "rows": w.rows, "target": w.location }), String::new);
+    }
+    for table in &previous.tables {
+        if manifest::published_hash(table)? != table.blake3 {
+            return Ok(None);
         }
-        if stats.bad > 0 {
-            let plural = if stats.bad == 1 { "" } else { "s" };
-            log.warning(&format!("{} bad line{plural} quarantined in {}", stats.bad, rejects.display()));
+    }
+    Ok(Some(previous.finished))
+}
+
+/// `--dry-run`: what would be read, and which files each period would write.
+fn print_dry_run(opts: &RunOptions, inputs: &[InputFile]) -> std::io::Result<()> {
+    use std::io::Write;
+    let job = opts.job.info().name;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "mrpipe {job} (dry run: nothing is read or written)")?;
+    writeln!(out, "inputs:")?;
+    for f in inputs {
+        let size = std::fs::metadata(&f.path).map_or_else(|_| "stream".to_string(), |m| format!("{} bytes", m.len()));
+        writeln!(out, "  {} ({size})", f.display_name())?;
+    }
+    for plan in &opts.plans {
+        let period = plan.period();
+        match &period {
+            Some(p) => writeln!(out, "period {}:", p.label)?,
+            None => writeln!(out, "outputs:")?,
         }
-        let summary = RunSummary {
-            stats,
-            tables: written.iter().map(|(name, w)| (*name, w.rows)).collect(),
-            published: written.iter().filter(|(_, w)| w.blake3.is_some()).map(|(_, w)| w.location.clone()).collect(),
-            rejects: (stats.bad > 0).then_some(rejects),
-            elapsed: started.elapsed(),
-            manifest,
-        };
-        log.info("summary", summary.to_json(), || summary.line(job));
-        Ok(summary)
-    })
+        for table in opts.job.info().outputs {
+            writeln!(out, "  {table} -> {}", opts.output.table_location(table, period.as_ref()))?;
+        }
+        if let Some(path) = manifest::manifest_path(&opts.output, job, period.as_ref()) {
+            writeln!(out, "  manifest -> {}", path.display())?;
+        }
+        writeln!(out, "  arguments: {}", plan.args().join(" "))?;
+    }
+    Ok(())
 }
 
 /// The manifest of a run that is about to publish.
 fn build_manifest(
     opts: &RunOptions,
+    plan: &dyn Plan,
     ctx: &RunContext,
     read: &ReadSummary,
     written: &[(&'static str, Written)],
     started: Instant,
 ) -> Result<Manifest> {
-    let side_files = opts.plan.side_files().iter().map(|p| manifest::digest_file(p)).collect::<Result<_>>()?;
+    let side_files = plan.side_files().iter().map(|p| manifest::digest_file(p)).collect::<Result<_>>()?;
     let now = chrono::Utc::now();
     let elapsed = started.elapsed();
     let began = now - chrono::Duration::from_std(elapsed).unwrap_or_default();
@@ -199,7 +303,7 @@ fn build_manifest(
     Ok(Manifest {
         mrpipe_version: env!("CARGO_PKG_VERSION").to_string(),
         job: opts.job.info().name.to_string(),
-        args: opts.plan.args(),
+        args: plan.args(),
         output: opts.output.to_string(),
         bad_line_budget: opts.budget.spelling(),
         inputs: ctx

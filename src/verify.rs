@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::cli::{self, Action};
 use crate::error::{Error, Result};
 use crate::log::EventLog;
-use crate::manifest::{FileDigest, Manifest, TableDigest, digest_file};
+use crate::manifest::{FileDigest, Manifest, TableDigest, digest_file, published_hash};
 use crate::run;
 use crate::sink::SinkUrl;
 use crate::sink::tsv::write_rows;
@@ -46,7 +46,7 @@ pub fn verify(manifest_path: &Path) -> Result<Verified> {
         return Err(Error::Usage("the manifest does not describe a run".into()));
     };
     options.log = EventLog::silent(&recorded.job);
-    let rerun = run::run(options)?.manifest;
+    let rerun = run::run(options)?.pop().ok_or_else(|| Error::Usage("the re-run published nothing".into()))?.manifest;
 
     let names = |m: &Manifest| m.tables.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
     if names(&recorded) != names(&rerun) {
@@ -57,7 +57,7 @@ pub fn verify(manifest_path: &Path) -> Result<Verified> {
         )));
     }
     for (published, again) in recorded.tables.iter().zip(&rerun.tables) {
-        let now = current_hash(published)?;
+        let now = published_hash(published)?;
         if now != published.blake3 {
             let diff = describe_difference(published, again)?;
             return Err(Error::Verify(format!("the published table was changed after the run; {diff}")));
@@ -81,23 +81,6 @@ fn check_unchanged(file: &FileDigest) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// The hash of a published table as it is now, computed as the sink computed it.
-fn current_hash(table: &TableDigest) -> Result<String> {
-    if table.location.starts_with("sqlite:") {
-        let mut hasher = blake3::Hasher::new();
-        for row in table_rows(&table.location, &table.name)? {
-            hasher.update(row.as_bytes());
-            hasher.update(b"\n");
-        }
-        return Ok(hasher.finalize().to_hex().to_string());
-    }
-    match digest_file(Path::new(&table.location)) {
-        Ok(d) => Ok(d.blake3),
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok("missing".into()),
-        Err(e) => Err(e),
-    }
 }
 
 /// Names the first row where a published table and its re-run differ.

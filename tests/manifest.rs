@@ -15,6 +15,24 @@ fn stable(manifest: &std::path::Path) -> Value {
     v
 }
 
+/// Parquet files under `dir`, as sorted relative paths.
+fn parquet_files(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 #[test]
 fn every_job_is_byte_identical_across_threads_and_input_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,10 +67,16 @@ fn every_job_is_byte_identical_across_threads_and_input_order() {
         };
         let a = run("a", "1", false);
         let b = run("b", "2", true);
-        for name in entries(&a).iter().filter(|n| n.ends_with(".parquet")) {
+        let files = parquet_files(&a);
+        assert!(!files.is_empty(), "{job}: no Parquet output");
+        assert_eq!(files, parquet_files(&b), "{job}: different files");
+        for name in &files {
             assert_eq!(bytes(a.join(name)), bytes(b.join(name)), "{job}: {name} differs");
         }
-        let manifest = format!("_{job}.manifest.json");
+        let manifest = match *job {
+            "spending" => "_spending-2026-11.manifest.json".to_string(),
+            _ => format!("_{job}.manifest.json"),
+        };
         let (ma, mb) = (stable(&a.join(&manifest)), stable(&b.join(&manifest)));
         let strip_locations = |mut v: Value| {
             v["output"] = Value::Null;
@@ -82,7 +106,8 @@ fn manifest_records_inputs_parameters_counts_and_output_hashes() {
         "-o",
         &out.display().to_string(),
     ]);
-    let m: Value = serde_json::from_slice(&bytes(out.join("_spending.manifest.json"))).unwrap();
+    // A one-month run is published as that month's period.
+    let m: Value = serde_json::from_slice(&bytes(out.join("_spending-2026-11.manifest.json"))).unwrap();
     assert_eq!(m["job"], "spending");
     assert_eq!(m["args"], serde_json::json!(["--incomes", sample("spending/incomes.tsv"), "--month", "2026-11"]));
     let input = sample("spending/transactions/2026-10-11.tsv");
@@ -92,7 +117,9 @@ fn manifest_records_inputs_parameters_counts_and_output_hashes() {
     assert_eq!(m["lines"], serde_json::json!({ "read": 20, "good": 15, "bad": 3, "empty": 1, "header": 1 }));
     let table = &m["tables"][0];
     assert_eq!((table["name"].as_str(), table["rows"].as_u64()), (Some("monthly_spending"), Some(9)));
-    assert_eq!(table["blake3"], blake3::hash(&bytes(out.join("monthly_spending.parquet"))).to_hex().as_str());
+    let file = out.join("monthly_spending/monthly_spending-2026-11.parquet");
+    assert_eq!(table["location"], file.display().to_string());
+    assert_eq!(table["blake3"], blake3::hash(&bytes(&file)).to_hex().as_str());
 }
 
 #[test]

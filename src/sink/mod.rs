@@ -16,6 +16,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::job::Period;
 use crate::manifest::Manifest;
 use crate::table::Table;
 
@@ -106,6 +107,29 @@ impl SinkUrl {
         }
     }
 
+    /// Where `table` goes: `DIR/<table>.parquet`, or for one period of a split run
+    /// `DIR/<table>/<table>-<period>.parquet` (a directory readers take as one table);
+    /// a named file gets `-<period>` before its extension.
+    pub fn table_location(&self, table: &str, period: Option<&Period>) -> String {
+        let in_dir = |d: &Path, ext: &str| match period {
+            None => d.join(format!("{table}.{ext}")),
+            Some(p) => d.join(table).join(format!("{table}-{}.{ext}", p.label)),
+        };
+        let named = |f: &Path| match (period, f.extension()) {
+            (None, _) => f.to_path_buf(),
+            (Some(p), Some(ext)) => f.with_extension(format!("{}.{}", p.label, ext.to_string_lossy())),
+            (Some(p), None) => PathBuf::from(format!("{}-{}", f.display(), p.label)),
+        };
+        let path = match self {
+            SinkUrl::ParquetDir(d) => in_dir(d, "parquet"),
+            SinkUrl::TsvDir(d) => in_dir(d, "tsv"),
+            SinkUrl::ParquetFile(f) | SinkUrl::TsvFile(f) => named(f),
+            SinkUrl::Sqlite(p) => return format!("sqlite:{}", p.display()),
+            SinkUrl::TsvStdout => return "stdout".into(),
+        };
+        path.display().to_string()
+    }
+
     /// The same kind of output placed under `dir` (what `mrpipe verify` re-runs into).
     pub fn relocated(&self, dir: &Path) -> SinkUrl {
         let name = |p: &PathBuf| dir.join(p.file_name().unwrap_or(std::ffi::OsStr::new("output")));
@@ -133,15 +157,16 @@ impl fmt::Display for SinkUrl {
     }
 }
 
-/// Opens the sink for a run that writes `tables` tables.
-pub fn open(url: &SinkUrl, tables: usize) -> Result<Box<dyn Sink>> {
+/// Opens the sink for a run (or one `period` of it) that writes `tables` tables.
+pub fn open(url: &SinkUrl, tables: usize, period: Option<&Period>) -> Result<Box<dyn Sink>> {
     Ok(match url {
-        SinkUrl::ParquetDir(dir) => Box::new(parquet::ParquetSink::dir(dir.clone())),
-        SinkUrl::ParquetFile(path) => Box::new(parquet::ParquetSink::file(path.clone())),
-        SinkUrl::Sqlite(path) => Box::new(sqlite::SqliteSink::open(path.clone())?),
-        SinkUrl::TsvStdout => Box::new(tsv::TsvSink::new(tsv::TsvTarget::Stdout, tables)),
-        SinkUrl::TsvFile(path) => Box::new(tsv::TsvSink::new(tsv::TsvTarget::File(path.clone()), tables)),
-        SinkUrl::TsvDir(dir) => Box::new(tsv::TsvSink::new(tsv::TsvTarget::Dir(dir.clone()), tables)),
+        SinkUrl::ParquetDir(_) | SinkUrl::ParquetFile(_) => {
+            Box::new(parquet::ParquetSink::new(url.clone(), period.cloned()))
+        }
+        SinkUrl::Sqlite(path) => Box::new(sqlite::SqliteSink::open(path.clone(), period.cloned())?),
+        SinkUrl::TsvStdout | SinkUrl::TsvFile(_) | SinkUrl::TsvDir(_) => {
+            Box::new(tsv::TsvSink::new(url.clone(), tables, period.cloned()))
+        }
     })
 }
 

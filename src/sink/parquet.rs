@@ -8,31 +8,23 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::atomic::{StagedFile, publish_all};
-use super::{Sink, Written, stage_manifest};
+use super::{Sink, SinkUrl, Written, stage_manifest};
 use crate::error::{Error, Result};
+use crate::job::Period;
 use crate::manifest::Manifest;
 use crate::table::Table;
 
 /// Writes tables as Parquet files, published together on commit.
 pub struct ParquetSink {
-    target: Target,
+    url: SinkUrl,
+    period: Option<Period>,
     staged: Vec<StagedFile>,
 }
 
-enum Target {
-    Dir(PathBuf),
-    File(PathBuf),
-}
-
 impl ParquetSink {
-    /// Parquet files `DIR/<table>.parquet`.
-    pub fn dir(dir: PathBuf) -> Self {
-        ParquetSink { target: Target::Dir(dir), staged: Vec::new() }
-    }
-
-    /// One Parquet file (single-table jobs).
-    pub fn file(path: PathBuf) -> Self {
-        ParquetSink { target: Target::File(path), staged: Vec::new() }
+    /// A Parquet sink for a directory or `*.parquet` output, for one period if given.
+    pub fn new(url: SinkUrl, period: Option<Period>) -> Self {
+        ParquetSink { url, period, staged: Vec::new() }
     }
 }
 
@@ -46,16 +38,13 @@ pub fn writer_properties() -> WriterProperties {
 
 impl Sink for ParquetSink {
     fn write_table(&mut self, table: Table) -> Result<Written> {
-        let dest = match &self.target {
-            Target::Dir(dir) => dir.join(format!("{}.parquet", table.name)),
-            Target::File(path) if self.staged.is_empty() => path.clone(),
-            Target::File(path) => {
-                return Err(Error::Usage(format!(
-                    "output '{}' is one Parquet file, but the job writes several tables; give a directory",
-                    path.display()
-                )));
-            }
-        };
+        if matches!(self.url, SinkUrl::ParquetFile(_)) && !self.staged.is_empty() {
+            return Err(Error::Usage(format!(
+                "output '{}' is one Parquet file, but the job writes several tables; give a directory",
+                self.url
+            )));
+        }
+        let dest = PathBuf::from(self.url.table_location(table.name, self.period.as_ref()));
         let (staged, writer) = StagedFile::create(&dest)?;
         let fail = |e: parquet::errors::ParquetError| Error::sink(dest.display().to_string(), e);
         let mut parquet =

@@ -19,6 +19,7 @@ use super::atomic::publish_all;
 use super::tsv::write_rows;
 use super::{Sink, Written, stage_manifest};
 use crate::error::{Error, Result};
+use crate::job::Period;
 use crate::manifest::Manifest;
 use crate::read::fields::format_cents;
 use crate::table::Table;
@@ -27,12 +28,19 @@ use crate::table::Table;
 pub struct SqliteSink {
     path: PathBuf,
     conn: Connection,
+    period: Option<Period>,
     committed: bool,
 }
 
 impl SqliteSink {
     /// Opens (creating if needed) the database and begins the publishing transaction.
-    pub fn open(path: PathBuf) -> Result<Self> {
+    /// With a `period` that has a column, only that period's rows are replaced.
+    pub fn open(path: PathBuf, period: Option<Period>) -> Result<Self> {
+        if period.as_ref().is_some_and(|p| p.column.is_none()) {
+            return Err(Error::Usage(
+                "several rankings cannot share one SQL table; give a directory output for a sales-rank backfill".into(),
+            ));
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
@@ -40,7 +48,7 @@ impl SqliteSink {
         let conn = Connection::open(&path).map_err(fail)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(fail)?;
         conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
-        Ok(SqliteSink { path, conn, committed: false })
+        Ok(SqliteSink { path, conn, period, committed: false })
     }
 
     fn fail(&self, e: impl std::fmt::Display) -> Error {
@@ -68,13 +76,21 @@ impl Sink for SqliteSink {
                 format!("{} {ty} NOT NULL", ident(f.name()))
             })
             .collect();
-        let mut ddl = format!("DROP TABLE IF EXISTS {name}; CREATE TABLE {name} ({});", columns.join(", "));
+        // A whole run replaces the table; one period replaces only its own rows.
+        let mut ddl = match self.period {
+            None => format!("DROP TABLE IF EXISTS {name}; CREATE TABLE {name} ({});", columns.join(", ")),
+            Some(_) => format!("CREATE TABLE IF NOT EXISTS {name} ({});", columns.join(", ")),
+        };
         for cols in table.indexes {
             let index = ident(&format!("{}_{}_idx", table.name, cols.join("_")));
             let list: Vec<String> = cols.iter().map(|c| ident(c)).collect();
-            ddl.push_str(&format!(" CREATE INDEX {index} ON {name} ({});", list.join(", ")));
+            ddl.push_str(&format!(" CREATE INDEX IF NOT EXISTS {index} ON {name} ({});", list.join(", ")));
         }
         self.conn.execute_batch(&ddl).map_err(|e| self.fail(e))?;
+        if let Some(Period { column: Some(column), value, .. }) = &self.period {
+            let delete = format!("DELETE FROM {name} WHERE {} = ?1", ident(column));
+            self.conn.execute(&delete, [value]).map_err(|e| self.fail(e))?;
+        }
 
         let placeholders = vec!["?"; columns.len()].join(", ");
         let mut insert = self

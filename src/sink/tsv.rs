@@ -8,32 +8,25 @@ use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use super::atomic::{StagedFile, publish_all, write_staged};
-use super::{Sink, Written, stage_manifest};
+use super::{Sink, SinkUrl, Written, stage_manifest};
 use crate::error::{Error, Result};
+use crate::job::Period;
 use crate::manifest::Manifest;
 use crate::table::Table;
 
-/// Where TSV goes.
-pub enum TsvTarget {
-    /// Standard output; several tables are each preceded by a `# <table>` line.
-    Stdout,
-    /// One file (single-table jobs).
-    File(PathBuf),
-    /// `DIR/<table>.tsv`.
-    Dir(PathBuf),
-}
-
-/// Writes tables as TSV.
+/// Writes tables as TSV: to stdout (several tables each preceded by a `# <table>`
+/// line), to one file (single-table jobs), or to `DIR/<table>.tsv`.
 pub struct TsvSink {
-    target: TsvTarget,
+    url: SinkUrl,
     tables: usize,
+    period: Option<Period>,
     staged: Vec<StagedFile>,
 }
 
 impl TsvSink {
-    /// A TSV sink for `target`; `tables` is how many tables the job writes.
-    pub fn new(target: TsvTarget, tables: usize) -> Self {
-        TsvSink { target, tables, staged: Vec::new() }
+    /// A TSV sink for a `-`, `tsv:FILE` or `tsv:DIR/` output; `tables` is how many tables the job writes.
+    pub fn new(url: SinkUrl, tables: usize, period: Option<Period>) -> Self {
+        TsvSink { url, tables, period, staged: Vec::new() }
     }
 }
 
@@ -71,8 +64,8 @@ pub fn write_rows(out: &mut dyn Write, batch: &RecordBatch) -> std::io::Result<u
 
 impl Sink for TsvSink {
     fn write_table(&mut self, table: Table) -> Result<Written> {
-        let dest = match &self.target {
-            TsvTarget::Stdout => {
+        let dest = match &self.url {
+            SinkUrl::TsvStdout => {
                 let stdout = std::io::stdout();
                 let mut out = std::io::BufWriter::new(stdout.lock());
                 if self.tables > 1 {
@@ -82,13 +75,12 @@ impl Sink for TsvSink {
                 out.flush().map_err(Error::stdout)?;
                 return Ok(Written { rows, location: "stdout".into(), blake3: None });
             }
-            TsvTarget::File(_) if self.tables > 1 => {
+            SinkUrl::TsvFile(_) if self.tables > 1 => {
                 return Err(Error::Usage(
                     "this job writes several tables; give tsv:DIR/ to write DIR/<table>.tsv".to_string(),
                 ));
             }
-            TsvTarget::File(path) => path.clone(),
-            TsvTarget::Dir(dir) => dir.join(format!("{}.tsv", table.name)),
+            url => PathBuf::from(url.table_location(table.name, self.period.as_ref())),
         };
         let mut rows = 0;
         let (staged, hash) = write_staged(&dest, |w| {

@@ -1,0 +1,179 @@
+//! End-to-end tests of periods: monthly backfills (`--from/--to`), one-month runs that
+//! replace only their month, sales-rank backfills (`--every`), `--skip-unchanged` and
+//! `--dry-run`.
+
+mod common;
+
+use common::*;
+
+fn spending_rows(db: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT user_id, month, category, amount FROM monthly_spending ORDER BY user_id, month, category")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok(format!(
+            "{}\t{}\t{}\t{}",
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+#[test]
+fn monthly_backfill_into_sqlite_replaces_each_month_and_never_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mint.db");
+    let url = format!("sqlite:{}", db.display());
+    let tx = sample("spending/transactions");
+    let want: Vec<String> = expected("monthly_spending.tsv").lines().skip(1).map(str::to_string).collect();
+    for _ in 0..2 {
+        run_ok(&[
+            "run",
+            "spending",
+            &tx,
+            "--overrides",
+            &sample("spending/overrides.tsv"),
+            "--from",
+            "2026-10",
+            "--to",
+            "2026-11",
+            "-o",
+            &url,
+        ]);
+        assert_eq!(spending_rows(&db), want, "a backfill, repeated, holds each row once");
+    }
+    // One month again, from an input that only has part of it: only that month changes.
+    let partial = dir.path().join("oct.tsv");
+    std::fs::write(&partial, "user_id\ttimestamp\tseller\tamount\n1001\t2026-10-31T23:59:59Z\tExxon\t10.00\n").unwrap();
+    run_ok(&["run", "spending", &partial.display().to_string(), "--month", "2026-10", "-o", &url]);
+    let mut want_after = want.clone();
+    want_after[0] = "1001\t2026-10\tgas\t10.00".to_string();
+    assert_eq!(spending_rows(&db), want_after);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let runs: i64 =
+        conn.query_row("SELECT count(*) FROM mrpipe_runs WHERE job = 'spending'", [], |r| r.get(0)).unwrap();
+    assert_eq!(runs, 5, "one manifest row per published period");
+}
+
+#[test]
+fn directory_backfill_writes_one_file_and_manifest_per_month_and_each_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = out.display().to_string();
+    run_ok(&["run", "hit-counts", &sample("access/tsv"), "--from", "2026-09", "--to", "2026-11", "-o", &o]);
+    assert_eq!(
+        entries(&out.join("hit_counts")),
+        ["hit_counts-2026-09.parquet", "hit_counts-2026-10.parquet", "hit_counts-2026-11.parquet"]
+    );
+    let october = run_ok(&["show", &format!("{o}/hit_counts/hit_counts-2026-10.parquet")]);
+    let want: String =
+        expected("hit_counts.tsv").lines().filter(|l| !l.starts_with("2026-11")).map(|l| format!("{l}\n")).collect();
+    assert_same("October", &want, &october);
+    for month in ["2026-09", "2026-10", "2026-11"] {
+        let res = mrpipe(&["verify", &format!("{o}/_hit-counts-{month}.manifest.json")]);
+        assert!(res.status.success(), "{month}: {}", String::from_utf8_lossy(&res.stderr));
+    }
+}
+
+#[test]
+fn skip_unchanged_skips_only_periods_whose_inputs_and_parameters_are_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("access.tsv");
+    std::fs::copy(sample("access/tsv/access.tsv"), &input).unwrap();
+    let i = input.display().to_string();
+    let o = dir.path().join("out").display().to_string();
+    let args = ["run", "hit-counts", &i, "--from", "2026-10", "--to", "2026-11", "-o", &o, "--skip-unchanged", "-v"];
+    run_ok(&args);
+    let manifest = format!("{o}/_hit-counts-2026-11.manifest.json");
+    let before = bytes(&manifest);
+    let again = mrpipe(&args);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success());
+    assert_eq!(err.matches("skipped, inputs and parameters unchanged").count(), 2, "{err}");
+    assert_eq!(bytes(&manifest), before, "a skipped period is not republished");
+    // Another parameter, or another input, runs again.
+    let res =
+        mrpipe(&["run", "hit-counts", &i, "--month", "2026-11", "--strip-query", "-o", &o, "--skip-unchanged", "-v"]);
+    assert!(!String::from_utf8_lossy(&res.stderr).contains("skipped"));
+    std::fs::write(
+        &input,
+        "timestamp\tclient_ip\tmethod\turl\tstatus\tbytes\n2026-11-05T00:00:00Z\t1.1.1.1\tGET\t/new\t200\t1\n",
+    )
+    .unwrap();
+    let res = mrpipe(&args);
+    assert_eq!(String::from_utf8_lossy(&res.stderr).matches("skipped").count(), 0);
+}
+
+#[test]
+fn sales_rank_backfill_writes_one_ranking_per_instant() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("hourly").display().to_string();
+    let sales = sample("sales");
+    run_ok(&[
+        "run",
+        "sales-rank",
+        &sales,
+        "--from",
+        "2026-11-22T22:00:00Z",
+        "--to",
+        "2026-11-23T00:00:00Z",
+        "--every",
+        "1h",
+        "-o",
+        &o,
+    ]);
+    let files = entries(&dir.path().join("hourly/sales_rank"));
+    assert_eq!(
+        files,
+        [
+            "sales_rank-20261122T220000Z.parquet",
+            "sales_rank-20261122T230000Z.parquet",
+            "sales_rank-20261123T000000Z.parquet"
+        ]
+    );
+    // Each ranking is the one a single --as-of run gives, to the byte.
+    let single = dir.path().join("single").display().to_string();
+    run_ok(&["run", "sales-rank", &sales, "--as-of", "2026-11-23", "-o", &single]);
+    assert_eq!(
+        bytes(format!("{o}/sales_rank/sales_rank-20261123T000000Z.parquet")),
+        bytes(format!("{single}/sales_rank.parquet"))
+    );
+    // Repeated --as-of works too; several rankings cannot share one SQL table.
+    let res =
+        mrpipe(&["run", "sales-rank", &sales, "--as-of", "2026-11-22", "--as-of", "2026-11-23", "-o", "sqlite:x.db"]);
+    assert_eq!(res.status.code(), Some(2), "{}", String::from_utf8_lossy(&res.stderr));
+}
+
+#[test]
+fn dry_run_lists_inputs_and_outputs_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = out.display().to_string();
+    let got = run_ok(&[
+        "run",
+        "spending",
+        &sample("spending/transactions"),
+        "--from",
+        "2026-10",
+        "--to",
+        "2026-11",
+        "-o",
+        &o,
+        "--dry-run",
+    ]);
+    assert!(got.contains("2026-10-11.tsv (756 bytes)"), "{got}");
+    assert!(
+        got.contains(&format!(
+            "period 2026-11:\n  monthly_spending -> {o}/monthly_spending/monthly_spending-2026-11.parquet"
+        )),
+        "{got}"
+    );
+    assert!(got.contains(&format!("manifest -> {o}/_spending-2026-10.manifest.json")), "{got}");
+    assert!(!out.exists(), "a dry run must not create the output");
+}
