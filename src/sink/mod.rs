@@ -170,14 +170,19 @@ pub fn open(url: &SinkUrl, tables: usize, period: Option<&Period>) -> Result<Box
     })
 }
 
-/// Stages the manifest beside staged outputs; it is published after them.
-pub fn stage_manifest(manifest: Option<(&Path, &Manifest)>) -> Result<Option<atomic::StagedFile>> {
-    let Some((path, manifest)) = manifest else {
-        return Ok(None);
+/// Publishes staged outputs, then the manifest (staged last, renamed last), so a
+/// manifest never describes outputs that are not in place.
+pub fn publish_with_manifest(staged: Vec<atomic::StagedFile>, manifest: Option<(&Path, &Manifest)>) -> Result<()> {
+    let manifest = match manifest {
+        Some((path, m)) => {
+            let json = m.to_json()?;
+            let write = |w: &mut atomic::StagedWriter| w.write_all(json.as_bytes()).map_err(|e| Error::io(path, e));
+            Some(atomic::write_staged(path, write)?.0)
+        }
+        None => None,
     };
-    let json = manifest.to_json()?;
-    let (staged, _) = atomic::write_staged(path, |w| w.write_all(json.as_bytes()).map_err(|e| Error::io(path, e)))?;
-    Ok(Some(staged))
+    atomic::publish_all(staged)?;
+    atomic::publish_all(manifest.into_iter().collect())
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::atomic::{StagedFile, publish_all};
-use super::{Sink, SinkUrl, Written, stage_manifest};
+use super::atomic::StagedFile;
+use super::{Sink, SinkUrl, Written, publish_with_manifest};
 use crate::error::{Error, Result};
 use crate::job::Period;
 use crate::manifest::Manifest;
@@ -62,8 +62,6 @@ impl Sink for ParquetSink {
     }
 
     fn commit(self: Box<Self>, manifest: Option<(&Path, &Manifest)>) -> Result<()> {
-        let manifest = stage_manifest(manifest)?;
-        publish_all(self.staged)?;
-        publish_all(manifest.into_iter().collect())
+        publish_with_manifest(self.staged, manifest)
     }
 }

@@ -15,9 +15,8 @@ use arrow::util::display::array_value_to_string;
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
 
-use super::atomic::publish_all;
 use super::tsv::write_rows;
-use super::{Sink, Written, stage_manifest};
+use super::{Sink, Written, publish_with_manifest};
 use crate::error::{Error, Result};
 use crate::job::Period;
 use crate::manifest::Manifest;
@@ -129,7 +128,7 @@ impl Sink for SqliteSink {
         self.conn.execute_batch("COMMIT").map_err(|e| self.fail(e))?;
         self.committed = true;
         // The JSON copy (what `mrpipe verify` reads) follows the commit.
-        publish_all(stage_manifest(manifest)?.into_iter().collect())
+        publish_with_manifest(Vec::new(), manifest)
     }
 }
 

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use super::atomic::{StagedFile, publish_all, write_staged};
-use super::{Sink, SinkUrl, Written, stage_manifest};
+use super::atomic::{StagedFile, write_staged};
+use super::{Sink, SinkUrl, Written, publish_with_manifest};
 use crate::error::{Error, Result};
 use crate::job::Period;
 use crate::manifest::Manifest;
@@ -92,8 +92,6 @@ impl Sink for TsvSink {
     }
 
     fn commit(self: Box<Self>, manifest: Option<(&Path, &Manifest)>) -> Result<()> {
-        let manifest = stage_manifest(manifest)?;
-        publish_all(self.staged)?;
-        publish_all(manifest.into_iter().collect())
+        publish_with_manifest(self.staged, manifest)
     }
 }
