@@ -81,22 +81,51 @@ pub fn acquire(path: &Path, wait: Option<Duration>) -> Result<RunLock> {
     Ok(RunLock { _file: file, path: path.to_path_buf() })
 }
 
-/// Removes temporaries that a killed run left in `dir` (staged files, spill directories).
-/// Only call while holding the output's lock: then no live run owns them.
+/// Removes temporaries that killed runs left in `dir` and its table subdirectories:
+/// staged files `.<name>.mrpipe-tmp-<pid>` and spill directories `.mrpipe-spill-<pid>-*`
+/// whose process is gone. Temporaries of live processes are kept: another job may be
+/// publishing into the same directory under its own lock.
 pub fn remove_stale_temporaries(dir: &Path) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        if name.starts_with(".mrpipe-spill-") {
-            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
-        } else if name.starts_with('.') && name.contains(".mrpipe-tmp-") {
+        if let Some(rest) = name.strip_prefix(".mrpipe-spill-") {
+            if owner_is_gone(rest.split('-').next().unwrap_or("")) {
+                std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        } else if let Some((_, pid)) = name.rsplit_once(".mrpipe-tmp-") {
+            if name.starts_with('.') && owner_is_gone(pid) {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        } else if !name.starts_with('.') && path.is_dir() {
+            // A period's files live in DIR/<table>/; one level down is enough.
+            remove_stale_in(&path)?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_stale_in(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some((_, pid)) = name.rsplit_once(".mrpipe-tmp-")
+            && name.starts_with('.')
+            && owner_is_gone(pid)
+        {
+            let path = entry.path();
             std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
         }
     }
     Ok(())
+}
+
+/// Whether the process that owns a temporary has exited. Unknown (no `/proc`, or a
+/// name that is not a pid) counts as alive, so nothing is removed by mistake.
+fn owner_is_gone(pid: &str) -> bool {
+    let Ok(pid) = pid.parse::<u32>() else { return false };
+    pid != std::process::id() && Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[cfg(test)]
@@ -115,16 +144,28 @@ mod tests {
     }
 
     #[test]
-    fn stale_temporaries_are_removed_and_outputs_kept() {
+    fn stale_temporaries_of_dead_processes_are_removed_and_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("t.parquet"), "x").unwrap();
-        std::fs::write(dir.path().join(".t.parquet.mrpipe-tmp-123"), "x").unwrap();
-        std::fs::create_dir(dir.path().join(".mrpipe-spill-abc")).unwrap();
-        remove_stale_temporaries(dir.path()).unwrap();
-        let names: Vec<String> = std::fs::read_dir(dir.path())
+        let d = dir.path();
+        // A pid above the kernel's maximum (2^22) belongs to no process.
+        let dead = 4_194_999;
+        let alive = std::process::id();
+        std::fs::write(d.join("t.parquet"), "x").unwrap();
+        std::fs::write(d.join(format!(".t.parquet.mrpipe-tmp-{dead}")), "x").unwrap();
+        std::fs::write(d.join(format!(".u.parquet.mrpipe-tmp-{alive}")), "x").unwrap();
+        std::fs::create_dir(d.join(format!(".mrpipe-spill-{dead}-abc"))).unwrap();
+        std::fs::create_dir_all(d.join("t")).unwrap();
+        std::fs::write(d.join(format!("t/.t-2026-11.parquet.mrpipe-tmp-{dead}")), "x").unwrap();
+        std::fs::write(d.join("t/t-2026-11.parquet"), "x").unwrap();
+        remove_stale_temporaries(d).unwrap();
+        let mut names: Vec<String> =
+            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, vec![format!(".u.parquet.mrpipe-tmp-{alive}"), "t".to_string(), "t.parquet".to_string()]);
+        let inner: Vec<String> = std::fs::read_dir(d.join("t"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, vec!["t.parquet"]);
+        assert_eq!(inner, vec!["t-2026-11.parquet"]);
     }
 }

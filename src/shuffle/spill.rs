@@ -36,8 +36,10 @@ impl SpillWriter {
     /// Creates `partitions` empty partition files in a new temporary directory under `parent`.
     pub fn new(parent: &Path, partitions: usize) -> Result<SpillWriter> {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let dir =
-            tempfile::Builder::new().prefix(".mrpipe-spill-").tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!(".mrpipe-spill-{}-", std::process::id()))
+            .tempdir_in(parent)
+            .map_err(|e| Error::io(parent, e))?;
         let mut files = Vec::with_capacity(partitions);
         for p in 0..partitions {
             let path = dir.path().join(format!("part-{p:05}"));
