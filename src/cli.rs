@@ -130,7 +130,7 @@ pub fn command() -> Command {
 /// What the command line asks for.
 pub enum Action {
     /// `mrpipe run <job> ...`.
-    Run(RunOptions),
+    Run(Box<RunOptions>),
     /// `mrpipe jobs`.
     Jobs,
     /// `mrpipe verify MANIFEST`.
@@ -171,7 +171,7 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
                 skip_unchanged: common.skip_unchanged,
                 dry_run: common.dry_run,
             };
-            Ok(Action::Run(options))
+            Ok(Action::Run(Box::new(options)))
         }
         Some(("jobs", _)) => Ok(Action::Jobs),
         Some(("completions", c)) => {

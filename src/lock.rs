@@ -10,12 +10,25 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::sink::SinkUrl;
+use crate::sink::postgres::{PostgresUrl, describe};
 
 /// A held run lock; released when dropped (or when the process ends).
-#[derive(Debug)]
 pub struct RunLock {
-    _file: File,
+    _held: Held,
     path: PathBuf,
+}
+
+/// What keeps a lock held: an open locked file, or a PostgreSQL session holding an
+/// advisory lock (released by the server when the session ends, also on a crash).
+enum Held {
+    File(#[allow(dead_code)] File),
+    Postgres(#[allow(dead_code)] Box<postgres::Client>),
+}
+
+impl std::fmt::Debug for RunLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RunLock({})", self.path.display())
+    }
 }
 
 impl RunLock {
@@ -34,7 +47,7 @@ pub fn lock_path(output: &SinkUrl, job: &str) -> Option<PathBuf> {
             let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             Some(p.with_file_name(format!(".{name}.{job}.lock")))
         }
-        SinkUrl::TsvStdout => None,
+        SinkUrl::TsvStdout | SinkUrl::Postgres(_) => None,
     }
 }
 
@@ -78,7 +91,39 @@ pub fn acquire(path: &Path, wait: Option<Duration>) -> Result<RunLock> {
         file.sync_data()
     })();
     stamp.map_err(|e| Error::io(path, e))?;
-    Ok(RunLock { _file: file, path: path.to_path_buf() })
+    Ok(RunLock { _held: Held::File(file), path: path.to_path_buf() })
+}
+
+/// Takes a PostgreSQL session advisory lock for `job` writing to `url`'s database and
+/// schema, waiting up to `wait`. The holder is named by its connection's
+/// `application_name` (`mrpipe pid N`) and start time.
+pub fn acquire_postgres(url: &PostgresUrl, job: &str, wait: Option<Duration>) -> Result<RunLock> {
+    let mut client = url.connect()?;
+    let key = crate::map::fixed_hash(&format!("mrpipe/{job}/{}", url.schema.as_deref().unwrap_or("public"))) as i64;
+    let deadline = wait.map(|w| Instant::now() + w);
+    let fail = |e: postgres::Error| Error::sink(&url.display, describe(&e));
+    loop {
+        let got: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).map_err(fail)?.get(0);
+        if got {
+            let path = PathBuf::from(format!("{} advisory lock {key}", url.display));
+            return Ok(RunLock { _held: Held::Postgres(Box::new(client)), path });
+        }
+        if deadline.is_some_and(|d| Instant::now() < d) {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        let holder = client
+            .query_opt(
+                "SELECT a.application_name || ', started ' || to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+                 FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+                 WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
+                &[&key],
+            )
+            .map_err(fail)?
+            .map(|row| row.get::<_, String>(0))
+            .unwrap_or_else(|| "unknown".into());
+        return Err(Error::Locked { path: PathBuf::from(format!("{} advisory lock", url.display)), holder });
+    }
 }
 
 /// Removes temporaries that killed runs left in `dir` and its table subdirectories:

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     let result = cli::resolve(&matches).and_then(|action| match action {
         Action::Run(options) => {
             log = options.log.clone();
-            run::run(options).map(|_| ())
+            run::run(*options).map(|_| ())
         }
         Action::Jobs => list_jobs(),
         Action::Completions(shell) => {

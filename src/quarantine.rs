@@ -80,10 +80,11 @@ impl BadLineBudget {
 /// Writes the rejects file atomically, or removes a stale one when there are no bad lines.
 pub fn write_rejects(path: &Path, read: &ReadSummary, inputs: &[InputFile]) -> Result<()> {
     if read.bad_lines.is_empty() {
-        return match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
-            _ => Ok(()),
-        };
+        // Only a regular file is a stale rejects file; a device such as /dev/null stays.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+            std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+        }
+        return Ok(());
     }
     let (staged, _) = write_staged(path, |w| {
         let io = |e| Error::io(path, e);

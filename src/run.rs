@@ -111,7 +111,7 @@ pub fn default_rejects_path(output: &SinkUrl, job: &str, period: Option<&Period>
             None => PathBuf::from(format!("{}.rejects.tsv", p.display())),
             Some(period) => PathBuf::from(format!("{}.{}.rejects.tsv", p.display(), period.label)),
         },
-        SinkUrl::TsvStdout => PathBuf::from(format!("mrpipe-{unit}.rejects.tsv")),
+        SinkUrl::TsvStdout | SinkUrl::Postgres(_) => PathBuf::from(format!("mrpipe-{unit}.rejects.tsv")),
     }
 }
 
@@ -132,15 +132,16 @@ pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
         print_dry_run(&opts, &inputs).map_err(Error::stdout)?;
         return Ok(Vec::new());
     }
-    let _lock = match lock::lock_path(&opts.output, job) {
-        Some(path) => {
+    let _lock = match (&opts.output, lock::lock_path(&opts.output, job)) {
+        (SinkUrl::Postgres(url), _) => Some(lock::acquire_postgres(url, job, opts.wait)?),
+        (_, Some(path)) => {
             let held = lock::acquire(&path, opts.wait)?;
             if let Some(dir) = held.path().parent() {
                 lock::remove_stale_temporaries(dir)?;
             }
             Some(held)
         }
-        None => None,
+        (_, None) => None,
     };
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = opts.threads {
@@ -205,7 +206,7 @@ fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: 
     }
     let manifest = build_manifest(opts, plan, &ctx, &output.read, &written, started)?;
     let manifest_path = manifest::manifest_path(&opts.output, job, period);
-    sink.commit(manifest_path.as_deref().map(|p| (p, &manifest)))?;
+    sink.commit(&manifest, manifest_path.as_deref())?;
     for (table, w) in &written {
         log.info("published", json!({ "table": table, "rows": w.rows, "target": w.location }), String::new);
     }

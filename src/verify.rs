@@ -46,7 +46,7 @@ pub fn verify(manifest_path: &Path) -> Result<Verified> {
         return Err(Error::Usage("the manifest does not describe a run".into()));
     };
     options.log = EventLog::silent(&recorded.job);
-    let rerun = run::run(options)?.pop().ok_or_else(|| Error::Usage("the re-run published nothing".into()))?.manifest;
+    let rerun = run::run(*options)?.pop().ok_or_else(|| Error::Usage("the re-run published nothing".into()))?.manifest;
 
     let names = |m: &Manifest| m.tables.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
     if names(&recorded) != names(&rerun) {

@@ -69,6 +69,8 @@ fn cron_runs_are_quiet_and_json_logs_have_one_object_per_event() {
     assert!(clean.status.success());
     let err = String::from_utf8_lossy(&clean.stderr);
     assert_eq!(err.lines().filter(|l| !l.contains("warning")).count(), 0, "{err}");
+    // A device as rejects file is written to, never replaced or removed.
+    assert!(!std::fs::metadata("/dev/null").unwrap().is_file(), "/dev/null was replaced by a file");
     let json =
         mrpipe(&["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "-o", &out, "--log-format", "json"]);
     assert!(json.status.success());

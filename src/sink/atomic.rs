@@ -15,6 +15,9 @@ pub struct StagedFile {
     tmp: PathBuf,
     dest: PathBuf,
     published: bool,
+    /// The destination is a device or FIFO (`/dev/null`, `/dev/stderr`): written in place,
+    /// never renamed over or removed.
+    in_place: bool,
 }
 
 /// The writer of a staged file: buffered, and hashing every byte written.
@@ -38,24 +41,36 @@ impl Write for StagedWriter {
 impl StagedFile {
     /// Creates the temporary file for `dest` (and `dest`'s directory if missing).
     pub fn create(dest: &Path) -> Result<(StagedFile, StagedWriter)> {
+        if std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            let file = std::fs::OpenOptions::new().write(true).open(dest).map_err(|e| Error::io(dest, e))?;
+            let staged =
+                StagedFile { tmp: dest.to_path_buf(), dest: dest.to_path_buf(), published: true, in_place: true };
+            let writer = StagedWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new() };
+            return Ok((staged, writer));
+        }
         let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = dir.join(format!(".{name}.mrpipe-tmp-{}", std::process::id()));
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let staged = StagedFile { tmp, dest: dest.to_path_buf(), published: false };
+        let staged = StagedFile { tmp, dest: dest.to_path_buf(), published: false, in_place: false };
         Ok((staged, StagedWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new() }))
     }
 
     /// Flushes and fsyncs the written data; returns the BLAKE3 hash of the file's bytes.
     pub fn seal(&self, writer: StagedWriter) -> Result<blake3::Hash> {
         let file = writer.inner.into_inner().map_err(|e| Error::io(&self.tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
+        if !self.in_place {
+            file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
+        }
         Ok(writer.hasher.finalize())
     }
 
     /// Renames the temporary file over the destination and fsyncs the directory.
     pub fn publish(mut self) -> Result<()> {
+        if self.in_place {
+            return Ok(());
+        }
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
         self.published = true;
         if let Some(dir) = self.dest.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -99,4 +114,19 @@ pub fn publish_all(staged: Vec<StagedFile>) -> Result<()> {
         file.publish()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_written_in_place_not_replaced() {
+        let (staged, mut w) = StagedFile::create(Path::new("/dev/null")).unwrap();
+        w.write_all(b"x").unwrap();
+        staged.seal(w).unwrap();
+        staged.publish().unwrap();
+        let meta = std::fs::metadata("/dev/null").unwrap();
+        assert!(!meta.is_file(), "/dev/null must stay a device");
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod atomic;
 pub mod parquet;
+pub mod postgres;
 pub mod sqlite;
 pub mod tsv;
 
@@ -35,8 +36,9 @@ pub struct Written {
 pub trait Sink {
     /// Writes one table to the staging place.
     fn write_table(&mut self, table: Table) -> Result<Written>;
-    /// Publishes every table written, then the manifest (at `manifest.0`, when given).
-    fn commit(self: Box<Self>, manifest: Option<(&Path, &Manifest)>) -> Result<()>;
+    /// Publishes every table written, with the run's manifest: as a JSON file at
+    /// `manifest_file` when given, and in the `mrpipe_runs` table of SQL sinks.
+    fn commit(self: Box<Self>, manifest: &Manifest, manifest_file: Option<&Path>) -> Result<()>;
 }
 
 /// A parsed `--output` value.
@@ -54,6 +56,8 @@ pub enum SinkUrl {
     TsvFile(PathBuf),
     /// `tsv:DIR/`.
     TsvDir(PathBuf),
+    /// `postgres://user@host:port/db[?schema=s]`.
+    Postgres(postgres::PostgresUrl),
 }
 
 impl SinkUrl {
@@ -79,9 +83,12 @@ impl SinkUrl {
         if let Some(path) = s.strip_prefix("parquet:") {
             return Ok(SinkUrl::parquet(path));
         }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(SinkUrl::Postgres(postgres::PostgresUrl::parse(s)?));
+        }
         if let Some((scheme, _)) = s.split_once("://") {
             return Err(Error::Usage(format!(
-                "output '{s}': '{scheme}://' is not a supported sink here (use a directory, *.parquet, sqlite:PATH, tsv:PATH or -)"
+                "output '{s}': '{scheme}://' is not a supported sink here (use a directory, *.parquet, sqlite:PATH, postgres://..., tsv:PATH or -)"
             )));
         }
         Ok(SinkUrl::parquet(s))
@@ -103,7 +110,7 @@ impl SinkUrl {
             SinkUrl::ParquetFile(p) | SinkUrl::Sqlite(p) | SinkUrl::TsvFile(p) => {
                 parent(p).or(Some(PathBuf::from(".")))
             }
-            SinkUrl::TsvStdout => None,
+            SinkUrl::TsvStdout | SinkUrl::Postgres(_) => None,
         }
     }
 
@@ -125,6 +132,7 @@ impl SinkUrl {
             SinkUrl::TsvDir(d) => in_dir(d, "tsv"),
             SinkUrl::ParquetFile(f) | SinkUrl::TsvFile(f) => named(f),
             SinkUrl::Sqlite(p) => return format!("sqlite:{}", p.display()),
+            SinkUrl::Postgres(u) => return u.display.clone(),
             SinkUrl::TsvStdout => return "stdout".into(),
         };
         path.display().to_string()
@@ -140,6 +148,7 @@ impl SinkUrl {
             SinkUrl::Sqlite(p) => SinkUrl::Sqlite(name(p)),
             SinkUrl::TsvFile(p) => SinkUrl::TsvFile(name(p)),
             SinkUrl::TsvStdout => SinkUrl::TsvStdout,
+            SinkUrl::Postgres(u) => SinkUrl::Postgres(u.clone()),
         }
     }
 }
@@ -153,6 +162,7 @@ impl fmt::Display for SinkUrl {
             SinkUrl::TsvStdout => write!(f, "-"),
             SinkUrl::TsvFile(p) => write!(f, "tsv:{}", p.display()),
             SinkUrl::TsvDir(p) => write!(f, "tsv:{}/", p.display().to_string().trim_end_matches('/')),
+            SinkUrl::Postgres(u) => write!(f, "{}", u.display),
         }
     }
 }
@@ -164,6 +174,7 @@ pub fn open(url: &SinkUrl, tables: usize, period: Option<&Period>) -> Result<Box
             Box::new(parquet::ParquetSink::new(url.clone(), period.cloned()))
         }
         SinkUrl::Sqlite(path) => Box::new(sqlite::SqliteSink::open(path.clone(), period.cloned())?),
+        SinkUrl::Postgres(u) => Box::new(postgres::PostgresSink::open(u.clone(), period.cloned())?),
         SinkUrl::TsvStdout | SinkUrl::TsvFile(_) | SinkUrl::TsvDir(_) => {
             Box::new(tsv::TsvSink::new(url.clone(), tables, period.cloned()))
         }
@@ -172,8 +183,8 @@ pub fn open(url: &SinkUrl, tables: usize, period: Option<&Period>) -> Result<Box
 
 /// Publishes staged outputs, then the manifest (staged last, renamed last), so a
 /// manifest never describes outputs that are not in place.
-pub fn publish_with_manifest(staged: Vec<atomic::StagedFile>, manifest: Option<(&Path, &Manifest)>) -> Result<()> {
-    let manifest = match manifest {
+pub fn publish_with_manifest(staged: Vec<atomic::StagedFile>, manifest: &Manifest, file: Option<&Path>) -> Result<()> {
+    let manifest = match file.map(|path| (path, manifest)) {
         Some((path, m)) => {
             let json = m.to_json()?;
             let write = |w: &mut atomic::StagedWriter| w.write_all(json.as_bytes()).map_err(|e| Error::io(path, e));

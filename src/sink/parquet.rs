@@ -61,7 +61,7 @@ impl Sink for ParquetSink {
         Ok(Written { rows, location: dest.display().to_string(), blake3: Some(hash.to_hex().to_string()) })
     }
 
-    fn commit(self: Box<Self>, manifest: Option<(&Path, &Manifest)>) -> Result<()> {
-        publish_with_manifest(self.staged, manifest)
+    fn commit(self: Box<Self>, manifest: &Manifest, manifest_file: Option<&Path>) -> Result<()> {
+        publish_with_manifest(self.staged, manifest, manifest_file)
     }
 }

@@ -116,8 +116,9 @@ impl Sink for SqliteSink {
         Ok(Written { rows, location, blake3: Some(hasher.finalize().to_hex().to_string()) })
     }
 
-    fn commit(mut self: Box<Self>, manifest: Option<(&Path, &Manifest)>) -> Result<()> {
-        if let Some((_, m)) = manifest {
+    fn commit(mut self: Box<Self>, manifest: &Manifest, manifest_file: Option<&Path>) -> Result<()> {
+        {
+            let m = manifest;
             let record = "CREATE TABLE IF NOT EXISTS mrpipe_runs (job TEXT NOT NULL, finished TEXT NOT NULL, manifest TEXT NOT NULL); \
                           CREATE INDEX IF NOT EXISTS mrpipe_runs_job_idx ON mrpipe_runs (job, finished);";
             self.conn.execute_batch(record).map_err(|e| self.fail(e))?;
@@ -128,7 +129,7 @@ impl Sink for SqliteSink {
         self.conn.execute_batch("COMMIT").map_err(|e| self.fail(e))?;
         self.committed = true;
         // The JSON copy (what `mrpipe verify` reads) follows the commit.
-        publish_with_manifest(Vec::new(), manifest)
+        publish_with_manifest(Vec::new(), manifest, manifest_file)
     }
 }
 

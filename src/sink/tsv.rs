@@ -91,7 +91,7 @@ impl Sink for TsvSink {
         Ok(Written { rows, location: dest.display().to_string(), blake3: Some(hash.to_hex().to_string()) })
     }
 
-    fn commit(self: Box<Self>, manifest: Option<(&Path, &Manifest)>) -> Result<()> {
-        publish_with_manifest(self.staged, manifest)
+    fn commit(self: Box<Self>, manifest: &Manifest, manifest_file: Option<&Path>) -> Result<()> {
+        publish_with_manifest(self.staged, manifest, manifest_file)
     }
 }

@@ -1,0 +1,163 @@
+//! End-to-end tests of the PostgreSQL sink against the real server the development
+//! and CI machines run (127.0.0.1:5432, trust auth, database `test`). Each test works
+//! in its own schema, dropped at the end, so tests can run in parallel.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// A schema of its own for one test; dropped when the test ends.
+struct Schema {
+    name: String,
+    client: postgres::Client,
+}
+
+impl Schema {
+    fn new(test: &str) -> Schema {
+        let name = format!("mrpipe_test_{test}_{}", std::process::id());
+        let mut client = postgres::Client::connect("postgres://postgres@127.0.0.1:5432/test", postgres::NoTls)
+            .expect("PostgreSQL answers on 127.0.0.1:5432 (see .ci/run)");
+        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).unwrap();
+        Schema { name, client }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/test?schema={}", self.name)
+    }
+
+    /// Rows of a query as TSV lines (every column cast to text).
+    fn rows(&mut self, sql: &str) -> Vec<String> {
+        let sql = sql.replace("$schema", &self.name);
+        self.client
+            .query(&sql, &[])
+            .unwrap()
+            .iter()
+            .map(|r| (0..r.len()).map(|i| r.get::<_, String>(i)).collect::<Vec<_>>().join("\t"))
+            .collect()
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let _ = self.client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
+
+const SALES: &str = "SELECT category_id, rank::text, product_id, total_sold::text, revenue::text FROM $schema.sales_rank ORDER BY category_id, rank";
+const SPENDING: &str = "SELECT user_id, month, category, amount::text FROM $schema.monthly_spending ORDER BY 1, 2, 3";
+
+#[test]
+fn sales_rank_is_published_once_with_numeric_money_and_a_manifest_row() {
+    let mut db = Schema::new("sales");
+    let url = db.url();
+    for _ in 0..2 {
+        run_ok(&["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "-o", &url, "--rejects", "/dev/null"]);
+    }
+    let want: Vec<String> = expected("sales_rank.tsv").lines().skip(1).map(str::to_string).collect();
+    assert_eq!(db.rows(SALES), want);
+    let types = db.rows("SELECT column_name, data_type || coalesce('(' || numeric_precision || ',' || numeric_scale || ')', '') FROM information_schema.columns WHERE table_schema = '$schema' AND table_name = 'sales_rank' ORDER BY ordinal_position");
+    assert_eq!(
+        types,
+        [
+            "category_id\ttext",
+            "rank\tbigint(64,0)",
+            "product_id\ttext",
+            "total_sold\tbigint(64,0)",
+            "revenue\tnumeric(18,2)"
+        ]
+    );
+    let runs = db.rows(
+        "SELECT count(*)::text, min(manifest->'lines'->>'good') FROM $schema.mrpipe_runs WHERE job = 'sales-rank'",
+    );
+    assert_eq!(runs, ["2\t14"]);
+}
+
+#[test]
+fn month_scoped_tables_replace_only_the_months_of_the_run() {
+    let mut db = Schema::new("months");
+    let url = db.url();
+    let tx = sample("spending/transactions");
+    let overrides = sample("spending/overrides.tsv");
+    let incomes = sample("spending/incomes.tsv");
+    run_ok(&[
+        "run",
+        "spending",
+        &tx,
+        "--overrides",
+        &overrides,
+        "--incomes",
+        &incomes,
+        "-o",
+        &url,
+        "--rejects",
+        "/dev/null",
+    ]);
+    let want: Vec<String> = expected("monthly_spending.tsv").lines().skip(1).map(str::to_string).collect();
+    assert_eq!(db.rows(SPENDING), want);
+    // October again from a smaller input: October changes, November stays as it was.
+    let dir = tempfile::tempdir().unwrap();
+    let oct = dir.path().join("oct.tsv");
+    std::fs::write(&oct, "user_id\ttimestamp\tseller\tamount\n1001\t2026-10-31T23:59:59Z\tExxon\t10.00\n").unwrap();
+    run_ok(&["run", "spending", &oct.display().to_string(), "--month", "2026-10", "-o", &url]);
+    let mut after = want.clone();
+    after[0] = "1001\t2026-10\tgas\t10.00".into();
+    assert_eq!(db.rows(SPENDING), after);
+    // Without budget overrides: 1001 food exceeded, 1002 housing near (both November).
+    let alerts = db.rows("SELECT user_id || ' ' || category || ' ' || status FROM $schema.budget_alerts ORDER BY 1");
+    assert_eq!(
+        alerts,
+        ["1001 food exceeded", "1002 housing near"],
+        "November's alerts are untouched by an October run"
+    );
+}
+
+#[test]
+fn a_failed_load_leaves_the_previous_rows() {
+    let mut db = Schema::new("atomic");
+    let url = db.url();
+    run_ok(&["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "-o", &url, "--rejects", "/dev/null"]);
+    let before = db.rows(SALES);
+    // A constraint that the next load violates (old rows are not checked: NOT VALID).
+    let name = db.name.clone();
+    db.client
+        .batch_execute(&format!("ALTER TABLE {name}.sales_rank ADD CONSTRAINT small CHECK (total_sold < 3) NOT VALID"))
+        .unwrap();
+    let res =
+        mrpipe(&["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-22", "-o", &url, "--rejects", "/dev/null"]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    assert!(err.contains("violates check constraint"), "{err}");
+    assert_eq!(db.rows(SALES), before);
+}
+
+#[test]
+fn a_second_run_is_refused_by_the_advisory_lock() {
+    let mut db = Schema::new("lock");
+    let url = db.url();
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(["run", "hit-counts", "-", "-o", &url, "--rejects", "/dev/null"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the server shows the holder's advisory lock.
+    let who = format!("mrpipe pid {}", holder.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let query = format!(
+        "SELECT count(*)::text FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND a.application_name = '{who}'"
+    );
+    while db.rows(&query) != ["1"] {
+        assert!(std::time::Instant::now() < deadline, "the holder never took its lock");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let refused = mrpipe(&["run", "hit-counts", &sample("access/tsv"), "-o", &url]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(4), "{err}");
+    assert!(err.contains(&who), "{err}");
+    holder.stdin.take().unwrap().write_all(b"2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t1\n").unwrap();
+    assert!(holder.wait().unwrap().success());
+    run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", &url, "--rejects", "/dev/null"]);
+}
