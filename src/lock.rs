@@ -23,6 +23,7 @@ pub struct RunLock {
 enum Held {
     File(#[allow(dead_code)] File),
     Postgres(#[allow(dead_code)] Box<postgres::Client>),
+    Mysql(#[allow(dead_code)] Box<mysql::Conn>),
 }
 
 impl std::fmt::Debug for RunLock {
@@ -47,7 +48,7 @@ pub fn lock_path(output: &SinkUrl, job: &str) -> Option<PathBuf> {
             let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             Some(p.with_file_name(format!(".{name}.{job}.lock")))
         }
-        SinkUrl::TsvStdout | SinkUrl::Postgres(_) => None,
+        SinkUrl::TsvStdout | SinkUrl::Postgres(_) | SinkUrl::Mysql(_) => None,
     }
 }
 
@@ -92,6 +93,12 @@ pub fn acquire(path: &Path, wait: Option<Duration>) -> Result<RunLock> {
     })();
     stamp.map_err(|e| Error::io(path, e))?;
     Ok(RunLock { _held: Held::File(file), path: path.to_path_buf() })
+}
+
+/// Takes the MySQL/MariaDB named lock (`GET_LOCK`) of `job` on `url`'s database.
+pub fn acquire_mysql(url: &crate::sink::mysql::MysqlUrl, job: &str, wait: Option<Duration>) -> Result<RunLock> {
+    let conn = crate::sink::mysql::acquire_lock(url, job, wait)?;
+    Ok(RunLock { _held: Held::Mysql(Box::new(conn)), path: PathBuf::from(format!("{} lock", url.display)) })
 }
 
 /// Takes a PostgreSQL session advisory lock for `job` writing to `url`'s database and

@@ -119,7 +119,7 @@ pub fn manifest_path(output: &SinkUrl, job: &str, period: Option<&Period>) -> Op
         SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => Some(d.join(format!("_{unit}.manifest.json"))),
         SinkUrl::ParquetFile(p) | SinkUrl::TsvFile(p) => Some(beside(p, period.map(|p| p.label.as_str()))),
         SinkUrl::Sqlite(p) => Some(beside(p, Some(&unit))),
-        SinkUrl::TsvStdout | SinkUrl::Postgres(_) => None,
+        SinkUrl::TsvStdout | SinkUrl::Postgres(_) | SinkUrl::Mysql(_) => None,
     }
 }
 

@@ -111,7 +111,9 @@ pub fn default_rejects_path(output: &SinkUrl, job: &str, period: Option<&Period>
             None => PathBuf::from(format!("{}.rejects.tsv", p.display())),
             Some(period) => PathBuf::from(format!("{}.{}.rejects.tsv", p.display(), period.label)),
         },
-        SinkUrl::TsvStdout | SinkUrl::Postgres(_) => PathBuf::from(format!("mrpipe-{unit}.rejects.tsv")),
+        SinkUrl::TsvStdout | SinkUrl::Postgres(_) | SinkUrl::Mysql(_) => {
+            PathBuf::from(format!("mrpipe-{unit}.rejects.tsv"))
+        }
     }
 }
 
@@ -134,6 +136,7 @@ pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
     }
     let _lock = match (&opts.output, lock::lock_path(&opts.output, job)) {
         (SinkUrl::Postgres(url), _) => Some(lock::acquire_postgres(url, job, opts.wait)?),
+        (SinkUrl::Mysql(url), _) => Some(lock::acquire_mysql(url, job, opts.wait)?),
         (_, Some(path)) => {
             let held = lock::acquire(&path, opts.wait)?;
             if let Some(dir) = held.path().parent() {

@@ -7,6 +7,7 @@
 //! previous result intact.
 
 pub mod atomic;
+pub mod mysql;
 pub mod parquet;
 pub mod postgres;
 pub mod sqlite;
@@ -58,6 +59,8 @@ pub enum SinkUrl {
     TsvDir(PathBuf),
     /// `postgres://user@host:port/db[?schema=s]`.
     Postgres(postgres::PostgresUrl),
+    /// `mysql://user@host:port/db` (MySQL or MariaDB).
+    Mysql(mysql::MysqlUrl),
 }
 
 impl SinkUrl {
@@ -86,9 +89,12 @@ impl SinkUrl {
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             return Ok(SinkUrl::Postgres(postgres::PostgresUrl::parse(s)?));
         }
+        if s.starts_with("mysql://") || s.starts_with("mariadb://") {
+            return Ok(SinkUrl::Mysql(mysql::MysqlUrl::parse(&s.replacen("mariadb://", "mysql://", 1))?));
+        }
         if let Some((scheme, _)) = s.split_once("://") {
             return Err(Error::Usage(format!(
-                "output '{s}': '{scheme}://' is not a supported sink here (use a directory, *.parquet, sqlite:PATH, postgres://..., tsv:PATH or -)"
+                "output '{s}': '{scheme}://' is not a supported sink here (use a directory, *.parquet, sqlite:PATH, postgres://..., mysql://..., tsv:PATH or -)"
             )));
         }
         Ok(SinkUrl::parquet(s))
@@ -110,7 +116,7 @@ impl SinkUrl {
             SinkUrl::ParquetFile(p) | SinkUrl::Sqlite(p) | SinkUrl::TsvFile(p) => {
                 parent(p).or(Some(PathBuf::from(".")))
             }
-            SinkUrl::TsvStdout | SinkUrl::Postgres(_) => None,
+            SinkUrl::TsvStdout | SinkUrl::Postgres(_) | SinkUrl::Mysql(_) => None,
         }
     }
 
@@ -133,6 +139,7 @@ impl SinkUrl {
             SinkUrl::ParquetFile(f) | SinkUrl::TsvFile(f) => named(f),
             SinkUrl::Sqlite(p) => return format!("sqlite:{}", p.display()),
             SinkUrl::Postgres(u) => return u.display.clone(),
+            SinkUrl::Mysql(u) => return u.display.clone(),
             SinkUrl::TsvStdout => return "stdout".into(),
         };
         path.display().to_string()
@@ -149,6 +156,7 @@ impl SinkUrl {
             SinkUrl::TsvFile(p) => SinkUrl::TsvFile(name(p)),
             SinkUrl::TsvStdout => SinkUrl::TsvStdout,
             SinkUrl::Postgres(u) => SinkUrl::Postgres(u.clone()),
+            SinkUrl::Mysql(u) => SinkUrl::Mysql(u.clone()),
         }
     }
 }
@@ -163,6 +171,7 @@ impl fmt::Display for SinkUrl {
             SinkUrl::TsvFile(p) => write!(f, "tsv:{}", p.display()),
             SinkUrl::TsvDir(p) => write!(f, "tsv:{}/", p.display().to_string().trim_end_matches('/')),
             SinkUrl::Postgres(u) => write!(f, "{}", u.display),
+            SinkUrl::Mysql(u) => write!(f, "{}", u.display),
         }
     }
 }
@@ -175,6 +184,7 @@ pub fn open(url: &SinkUrl, tables: usize, period: Option<&Period>) -> Result<Box
         }
         SinkUrl::Sqlite(path) => Box::new(sqlite::SqliteSink::open(path.clone(), period.cloned())?),
         SinkUrl::Postgres(u) => Box::new(postgres::PostgresSink::open(u.clone(), period.cloned())?),
+        SinkUrl::Mysql(u) => Box::new(mysql::MysqlSink::open(u.clone(), period.cloned())?),
         SinkUrl::TsvStdout | SinkUrl::TsvFile(_) | SinkUrl::TsvDir(_) => {
             Box::new(tsv::TsvSink::new(url.clone(), tables, period.cloned()))
         }

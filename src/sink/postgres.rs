@@ -67,7 +67,7 @@ impl PostgresUrl {
 }
 
 /// The URL with any password replaced by `***`.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
         (Some(s), Some(at)) if at > s => {
             let userinfo = &url[s + 3..at];

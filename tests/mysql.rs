@@ -1,0 +1,129 @@
+//! End-to-end tests of the MySQL/MariaDB sink against the real server the development
+//! and CI machines run (127.0.0.1:3306, root without password). Each test works in a
+//! database of its own, dropped at the end.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+use mysql::prelude::Queryable;
+
+struct Database {
+    name: String,
+    conn: mysql::Conn,
+}
+
+impl Database {
+    fn new(test: &str) -> Database {
+        let name = format!("mrpipe_test_{test}_{}", std::process::id());
+        let mut conn = mysql::Conn::new(mysql::Opts::from_url("mysql://root@127.0.0.1:3306/test").unwrap())
+            .expect("MariaDB answers on 127.0.0.1:3306 (see scripts/test)");
+        conn.query_drop(format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+        conn.query_drop(format!("CREATE DATABASE {name}")).unwrap();
+        conn.query_drop(format!("USE {name}")).unwrap();
+        Database { name, conn }
+    }
+
+    fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:3306/{}", self.name)
+    }
+
+    fn rows(&mut self, sql: &str) -> Vec<String> {
+        let rows: Vec<mysql::Row> = self.conn.query(sql).unwrap();
+        rows.into_iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| match r.as_ref(i).unwrap() {
+                        mysql::Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+                        mysql::Value::Int(v) => v.to_string(),
+                        mysql::Value::UInt(v) => v.to_string(),
+                        other => format!("{other:?}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\t")
+            })
+            .collect()
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = self.conn.query_drop(format!("DROP DATABASE IF EXISTS {}", self.name));
+    }
+}
+
+const SALES: &str =
+    "SELECT category_id, `rank`, product_id, total_sold, revenue FROM sales_rank ORDER BY category_id, `rank`";
+const SPENDING: &str =
+    "SELECT user_id, month, category, amount FROM monthly_spending ORDER BY user_id, month, category";
+
+#[test]
+fn published_once_replaced_by_month_and_rolled_back_on_failure() {
+    let mut db = Database::new("sink");
+    let url = db.url();
+    for _ in 0..2 {
+        run_ok(&["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "-o", &url, "--rejects", "/dev/null"]);
+    }
+    let want: Vec<String> = expected("sales_rank.tsv").lines().skip(1).map(str::to_string).collect();
+    assert_eq!(db.rows(SALES), want);
+
+    let tx = sample("spending/transactions");
+    run_ok(&[
+        "run",
+        "spending",
+        &tx,
+        "--overrides",
+        &sample("spending/overrides.tsv"),
+        "-o",
+        &url,
+        "--rejects",
+        "/dev/null",
+    ]);
+    let spending: Vec<String> = expected("monthly_spending.tsv").lines().skip(1).map(str::to_string).collect();
+    assert_eq!(db.rows(SPENDING), spending);
+    let dir = tempfile::tempdir().unwrap();
+    let oct = dir.path().join("oct.tsv");
+    std::fs::write(&oct, "user_id\ttimestamp\tseller\tamount\n1001\t2026-10-31T23:59:59Z\tExxon\t10.00\n").unwrap();
+    run_ok(&["run", "spending", &oct.display().to_string(), "--month", "2026-10", "-o", &url]);
+    let mut after = spending.clone();
+    after[0] = "1001\t2026-10\tgas\t10.00".into();
+    assert_eq!(db.rows(SPENDING), after, "only October is replaced");
+
+    // A load that fails half-way leaves the previous rows.
+    db.conn
+        .query_drop("CREATE TRIGGER refuse BEFORE INSERT ON sales_rank FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused'")
+        .unwrap();
+    let res =
+        mrpipe(&["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-22", "-o", &url, "--rejects", "/dev/null"]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    assert!(err.contains("refused"), "{err}");
+    assert_eq!(db.rows(SALES), want);
+    assert_eq!(db.rows("SELECT count(*) FROM mrpipe_runs"), ["4"]);
+}
+
+#[test]
+fn a_second_run_is_refused_by_the_named_lock() {
+    let mut db = Database::new("lock");
+    let url = db.url();
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(["run", "hit-counts", "-", "-o", &url, "--rejects", "/dev/null"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = format!("SELECT IS_USED_LOCK('mrpipe/hit-counts/{}') IS NOT NULL", db.name);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while db.rows(&lock) != ["1"] {
+        assert!(std::time::Instant::now() < deadline, "the holder never took its lock");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let refused = mrpipe(&["run", "hit-counts", &sample("access/tsv"), "-o", &url]);
+    assert_eq!(refused.status.code(), Some(4), "{}", String::from_utf8_lossy(&refused.stderr));
+    holder.stdin.take().unwrap().write_all(b"2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t1\n").unwrap();
+    assert!(holder.wait().unwrap().success());
+    run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", &url, "--rejects", "/dev/null"]);
+    assert_eq!(db.rows("SELECT count(*) FROM hit_counts"), ["6"]);
+}
