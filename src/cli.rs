@@ -10,6 +10,7 @@ use clap_complete::Shell;
 use crate::error::{Error, Result};
 use crate::jobs;
 use crate::log::{EventLog, LogFormat};
+use crate::notify::NotifyTarget;
 use crate::params;
 use crate::quarantine::BadLineBudget;
 use crate::run::RunOptions;
@@ -54,6 +55,10 @@ struct CommonArgs {
     /// Print the inputs that would be read and the outputs each period would write; touch nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Write each budget alert that is new in this run as a JSON line to PATH (appended)
+    /// or - (stdout), after the publish commits; a repeated run notifies nothing.
+    #[arg(long, value_name = "PATH|-")]
+    notify: Option<String>,
     /// Config file with per-job defaults (default: $MRPIPE_CONFIG, then ./mrpipe.toml).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -153,6 +158,9 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
             let job = jobs::find(name).ok_or_else(|| Error::Usage(format!("unknown job '{name}'")))?;
             let common = CommonArgs::from_arg_matches(job_matches).map_err(|e| Error::Usage(e.to_string()))?;
             let plans = job.configure_from(job_matches)?;
+            if common.notify.is_some() && !job.info().outputs.contains(&crate::notify::ALERTS) {
+                return Err(Error::Usage(format!("--notify applies to jobs that write budget alerts, not '{name}'")));
+            }
             let budget = match (common.strict, common.max_bad_lines) {
                 (true, _) => BadLineBudget::Count(0),
                 (false, Some(b)) => b,
@@ -170,6 +178,7 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
                 wait: common.wait.map(|micros| std::time::Duration::from_micros(micros as u64)),
                 skip_unchanged: common.skip_unchanged,
                 dry_run: common.dry_run,
+                notify: common.notify.as_deref().map(NotifyTarget::parse),
             };
             Ok(Action::Run(Box::new(options)))
         }

@@ -27,6 +27,7 @@ pub mod lock;
 pub mod log;
 pub mod manifest;
 pub mod map;
+pub mod notify;
 pub mod params;
 pub mod progress;
 pub mod quarantine;

@@ -16,12 +16,14 @@ use crate::job::{AnyJob, Period, Plan, RunContext};
 use crate::lock;
 use crate::log::EventLog;
 use crate::manifest::{self, FileDigest, Manifest, TableDigest};
+use crate::notify::{self, NotifyTarget};
 use crate::progress::Progress;
 use crate::quarantine::{self, BadLineBudget};
 use crate::read::input::{self, InputFile};
 use crate::read::{self, ReadStats};
 use crate::sink::Written;
 use crate::sink::{self, SinkUrl};
+use arrow::array::RecordBatch;
 use serde_json::json;
 
 /// Everything a run needs, validated.
@@ -48,6 +50,8 @@ pub struct RunOptions {
     pub skip_unchanged: bool,
     /// Print what would be read and written, and touch nothing.
     pub dry_run: bool,
+    /// Where new budget alerts are written after the publish, if anywhere.
+    pub notify: Option<NotifyTarget>,
 }
 
 /// What a successful run did.
@@ -201,15 +205,30 @@ fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: 
     }
     opts.budget.check(&output.read, &ctx.inputs)?;
 
+    let previous_alerts = match &opts.notify {
+        Some(_) => Some(notify::published_keys(&opts.output, period)?),
+        None => None,
+    };
+    let mut alerts = Vec::new();
     let mut sink = sink::open(&opts.output, output.tables.len(), period)?;
     let mut written = Vec::with_capacity(output.tables.len());
-    for table in output.tables {
+    for mut table in output.tables {
         let name = table.name;
+        if previous_alerts.is_some() && name == notify::ALERTS {
+            // Alerts are few: keep them to compare with what was published before.
+            let batches: Vec<RecordBatch> = table.batches.collect::<Result<_>>()?;
+            alerts = notify::alert_rows(&batches)?;
+            table.batches = Box::new(batches.into_iter().map(Ok));
+        }
         written.push((name, sink.write_table(table)?));
     }
     let manifest = build_manifest(opts, plan, &ctx, &output.read, &written, started)?;
     let manifest_path = manifest::manifest_path(&opts.output, job, period);
     sink.commit(&manifest, manifest_path.as_deref())?;
+    if let (Some(target), Some(previous)) = (&opts.notify, &previous_alerts) {
+        let sent = notify::notify_new(target, &alerts, previous)?;
+        log.info("notified", json!({ "alerts": sent }), String::new);
+    }
     for (table, w) in &written {
         log.info("published", json!({ "table": table, "rows": w.rows, "target": w.location }), String::new);
     }
