@@ -103,6 +103,36 @@ pub fn command() -> Command {
         )
         .subcommand(Command::new("jobs").about("List the built-in jobs with their inputs and outputs"))
         .subcommand(
+            Command::new("query")
+                .about("Run ad-hoc SQL (DataFusion) over Parquet outputs and raw logs")
+                .after_help(
+                    "A table is a Parquet file or directory, or logs read with a job's input schema (--as).\n\n\
+                     Examples:\n  \
+                     mrpipe query \"SELECT * FROM r WHERE rank <= 3\" --table r=out/sales_rank.parquet\n  \
+                     mrpipe query \"SELECT category_id, sum(quantity) FROM sales GROUP BY 1\" --table sales=logs/ --as sales\n  \
+                     mrpipe query \"SELECT month, sum(hits) FROM h GROUP BY 1\" --table h=out/hit_counts/ -o tsv:monthly.tsv",
+                )
+                .arg(Arg::new("sql").value_name("SQL").required(true))
+                .arg(
+                    Arg::new("table")
+                        .long("table")
+                        .value_name("NAME=PATH")
+                        .action(clap::ArgAction::Append)
+                        .value_parser(crate::query::TableArg::parse)
+                        .help("A table: NAME=file.parquet, NAME=dir/ of Parquet files, or NAME=logs (with --as)"),
+                )
+                .arg(
+                    Arg::new("as")
+                        .long("as")
+                        .value_name("FORMAT")
+                        .action(clap::ArgAction::Append)
+                        .value_parser(clap::builder::PossibleValuesParser::new(crate::query::LOG_FORMATS))
+                        .help("Read log tables as this job input (one --as for all, or one per log table in order)"),
+                )
+                .arg(Arg::new("output").short('o').long("output").value_name("SINK").help("Write the result to a sink instead (table `query`)"))
+                .arg(Arg::new("threads").short('j').long("threads").value_name("N").value_parser(value_parser!(u16).range(1..))),
+        )
+        .subcommand(
             Command::new("completions")
                 .about("Print a shell completion script")
                 .after_help("Example:\n  mrpipe completions bash > /etc/bash_completion.d/mrpipe")
@@ -140,6 +170,8 @@ pub enum Action {
     Jobs,
     /// `mrpipe verify MANIFEST`.
     Verify(PathBuf),
+    /// `mrpipe query SQL ...`.
+    Query(crate::query::QueryOptions),
     /// `mrpipe completions SHELL`.
     Completions(Shell),
     /// `mrpipe man`.
@@ -187,6 +219,13 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
             Ok(Action::Completions(c.get_one::<Shell>("shell").copied().unwrap_or(Shell::Bash)))
         }
         Some(("man", _)) => Ok(Action::Man),
+        Some(("query", q)) => Ok(Action::Query(crate::query::QueryOptions {
+            sql: q.get_one::<String>("sql").cloned().unwrap_or_default(),
+            tables: q.get_many::<crate::query::TableArg>("table").into_iter().flatten().cloned().collect(),
+            formats: q.get_many::<String>("as").into_iter().flatten().cloned().collect(),
+            output: q.get_one::<String>("output").map(|o| SinkUrl::parse(o)).transpose()?,
+            threads: q.get_one::<u16>("threads").map(|n| usize::from(*n)),
+        })),
         Some(("verify", v)) => Ok(Action::Verify(v.get_one::<PathBuf>("manifest").cloned().unwrap_or_default())),
         Some(("show", show)) => {
             Ok(Action::Show(show.get_many::<PathBuf>("files").into_iter().flatten().cloned().collect()))

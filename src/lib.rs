@@ -31,6 +31,7 @@ pub mod notify;
 pub mod params;
 pub mod progress;
 pub mod quarantine;
+pub mod query;
 pub mod read;
 pub mod reduce;
 pub mod run;

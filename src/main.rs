@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             cli::completions(shell, &mut std::io::stdout().lock());
             Ok(())
         }
+        Action::Query(options) => query(&options),
         Action::Man => cli::man_page(&mut std::io::stdout().lock()).map_err(Error::stdout),
         Action::Verify(manifest) => mrpipe::verify::verify(&manifest).map(|v| {
             println!("verified: {} tables, {} rows identical to {}", v.tables, v.rows, manifest.display());
@@ -74,6 +75,35 @@ fn list_jobs() -> Result<()> {
         .map_err(Error::stdout)?;
     }
     Ok(())
+}
+
+fn query(options: &mrpipe::query::QueryOptions) -> Result<()> {
+    let result = mrpipe::query::run_query(options)?;
+    for (table, bad) in &result.skipped {
+        eprintln!(
+            "mrpipe: warning: {bad} bad lines skipped in table {table} (a job run quarantines them with line numbers)"
+        );
+    }
+    let table = mrpipe::table::Table {
+        name: "query",
+        schema: result.schema.clone(),
+        indexes: &[],
+        batches: Box::new(result.batches.clone().into_iter().map(Ok)),
+    };
+    match &options.output {
+        Some(url) => {
+            let mut sink = mrpipe::sink::open(url, 1, None)?;
+            let written = sink.write_table(table)?;
+            let manifest = mrpipe::manifest::Manifest::for_query(&options.sql, url, &written);
+            sink.commit(&manifest, mrpipe::manifest::manifest_path(url, "query", None).as_deref())
+        }
+        None if std::io::stdout().is_terminal() => {
+            let text =
+                arrow::util::pretty::pretty_format_batches(&result.batches).map_err(|e| Error::sink("query", e))?;
+            writeln!(std::io::stdout().lock(), "{text}").map_err(Error::stdout)
+        }
+        None => mrpipe::sink::tsv::write_tsv(&mut std::io::stdout().lock(), table, &Error::stdout).map(|_| ()),
+    }
 }
 
 fn show(files: &[PathBuf]) -> Result<()> {

@@ -99,6 +99,30 @@ impl Manifest {
         Ok(json)
     }
 
+    /// The manifest of a `mrpipe query` written to a sink: the SQL is its argument.
+    pub fn for_query(sql: &str, output: &SinkUrl, written: &crate::sink::Written) -> Manifest {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Manifest {
+            mrpipe_version: env!("CARGO_PKG_VERSION").to_string(),
+            job: "query".into(),
+            args: vec![sql.to_string()],
+            output: output.to_string(),
+            bad_line_budget: "unlimited".into(),
+            inputs: Vec::new(),
+            side_files: Vec::new(),
+            lines: Lines { read: 0, good: 0, bad: 0, empty: 0, header: 0 },
+            tables: vec![TableDigest {
+                name: "query".into(),
+                rows: written.rows,
+                location: written.location.clone(),
+                blake3: written.blake3.clone().unwrap_or_default(),
+            }],
+            started: now.clone(),
+            finished: now,
+            duration_secs: 0.0,
+        }
+    }
+
     /// Reads a manifest file.
     pub fn load(path: &Path) -> Result<Manifest> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;

@@ -1,0 +1,179 @@
+//! `mrpipe query`: ad-hoc SQL, run by DataFusion, over named tables. A table is a
+//! Parquet file or directory (mrpipe's outputs, a period directory), or raw logs
+//! read through mrpipe's own reader with one job's input schema, so log tables get
+//! the same typed columns, and the same bad-line rules, as the jobs. The result goes
+//! to the terminal as an aligned table, to a pipe as TSV, or to any `--output` sink.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::read::format::{ACCESS_LOG, Format};
+use crate::read::input::resolve_inputs;
+use crate::read::read_fold;
+use crate::sink::SinkUrl;
+
+/// Input formats a log table can be read as (`--as`).
+pub const LOG_FORMATS: &[&str] = &["sales", "transactions", "access", "clf", "urls"];
+
+/// One `--table NAME=PATH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableArg {
+    /// The table's name in SQL.
+    pub name: String,
+    /// A Parquet file or directory, or log inputs.
+    pub path: String,
+}
+
+impl TableArg {
+    /// Parses `NAME=PATH`.
+    pub fn parse(s: &str) -> std::result::Result<TableArg, String> {
+        match s.split_once('=') {
+            Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+                Ok(TableArg { name: name.to_string(), path: path.to_string() })
+            }
+            _ => Err("expected NAME=PATH".into()),
+        }
+    }
+}
+
+/// A validated `mrpipe query`.
+pub struct QueryOptions {
+    /// The SQL text.
+    pub sql: String,
+    /// Named tables.
+    pub tables: Vec<TableArg>,
+    /// Formats of the log tables, in order (one applies to all).
+    pub formats: Vec<String>,
+    /// Where the result goes (`None`: the terminal or a pipe).
+    pub output: Option<SinkUrl>,
+    /// Worker threads.
+    pub threads: Option<usize>,
+}
+
+/// The result of a query.
+pub struct QueryResult {
+    /// Column names and types.
+    pub schema: SchemaRef,
+    /// Rows.
+    pub batches: Vec<RecordBatch>,
+    /// Bad lines skipped while reading log tables, with the table name.
+    pub skipped: Vec<(String, u64)>,
+}
+
+/// The job input format named by `--as`.
+fn log_format(name: &str) -> Result<Format> {
+    use crate::jobs::{sales_rank, spending};
+    Ok(match name {
+        "sales" | "sales-rank" => Format::Tsv(sales_rank::COLUMNS),
+        "transactions" | "spending" => Format::Tsv(spending::COLUMNS),
+        "access" | "hit-counts" => Format::Tsv(ACCESS_LOG),
+        "clf" => Format::Clf,
+        "urls" | "url-dedup" => Format::UrlList,
+        other => return Err(Error::Usage(format!("unknown --as '{other}' (use one of {})", LOG_FORMATS.join(", ")))),
+    })
+}
+
+/// Whether a path is read as Parquet: a `.parquet` file, or a directory of them.
+fn is_parquet(path: &Path) -> bool {
+    if path.is_dir() {
+        let mut files = std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| e.path());
+        return files.any(|p| p.extension().is_some_and(|x| x == "parquet"));
+    }
+    path.extension().is_some_and(|x| x == "parquet")
+}
+
+/// Runs the query.
+pub fn run_query(opts: &QueryOptions) -> Result<QueryResult> {
+    let threads = opts.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::sink("query runtime", e))?;
+    let pool =
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::sink("thread pool", e))?;
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(threads));
+    let mut skipped = Vec::new();
+    let mut log_tables = 0;
+    for table in &opts.tables {
+        let path = PathBuf::from(&table.path);
+        if is_parquet(&path) {
+            let options = ParquetReadOptions::default();
+            runtime
+                .block_on(ctx.register_parquet(&table.name, &table.path, options))
+                .map_err(|e| Error::Usage(format!("table {}: {e}", table.name)))?;
+            continue;
+        }
+        let format_name = match opts.formats.as_slice() {
+            [] => {
+                return Err(Error::Usage(format!(
+                    "table {} is not Parquet: say how to read it with --as FORMAT",
+                    table.name
+                )));
+            }
+            [one] => one,
+            many => many.get(log_tables).ok_or_else(|| Error::Usage(format!("no --as for table {}", table.name)))?,
+        };
+        log_tables += 1;
+        let format = log_format(format_name)?;
+        let inputs = resolve_inputs(std::slice::from_ref(&table.path))?;
+        let outcome = pool.install(|| {
+            read_fold(&inputs, &format, &Progress::hidden(), Vec::new, |batches: &mut Vec<RecordBatch>, b| {
+                batches.push(b);
+                Ok(())
+            })
+        })?;
+        if outcome.stats.bad > 0 {
+            skipped.push((table.name.clone(), outcome.stats.bad));
+        }
+        let memory = MemTable::try_new(format.schema(), outcome.states).map_err(|e| Error::sink(&table.name, e))?;
+        ctx.register_table(table.name.as_str(), Arc::new(memory)).map_err(|e| Error::sink(&table.name, e))?;
+    }
+    let frame = runtime.block_on(ctx.sql(&opts.sql)).map_err(|e| sql_error(&opts.sql, &e))?;
+    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let batches = runtime.block_on(frame.collect()).map_err(|e| sql_error(&opts.sql, &e))?;
+    Ok(QueryResult { schema, batches, skipped })
+}
+
+/// A DataFusion error as a usage error; when it names a position, the query is shown
+/// with a caret under it.
+fn sql_error(sql: &str, e: &datafusion::error::DataFusionError) -> Error {
+    // The parser's message comes wrapped in its Debug form: `ParserError("...")`.
+    let message = e.to_string().replace("ParserError(\"", "").replace("\")", "");
+    let position = message.rfind("Line: ").and_then(|at| {
+        let rest = &message[at + 6..];
+        let (line, rest) = rest.split_once(", Column: ")?;
+        let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        Some((line.trim().parse::<usize>().ok()?, column.parse::<usize>().ok()?))
+    });
+    match position.and_then(|(line, column)| Some((sql.lines().nth(line.checked_sub(1)?)?, column))) {
+        Some((text, column)) => {
+            Error::Usage(format!("{message}\n  {text}\n  {}^", " ".repeat(column.saturating_sub(1))))
+        }
+        None => Error::Usage(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_args_and_caret() {
+        assert_eq!(TableArg::parse("t=out/x.parquet"), Ok(TableArg { name: "t".into(), path: "out/x.parquet".into() }));
+        assert!(TableArg::parse("=x").is_err());
+        assert!(TableArg::parse("t").is_err());
+        let e = datafusion::error::DataFusionError::Plan(
+            "Expected: an expression, found: FROM at Line: 1, Column: 8".into(),
+        );
+        let msg = sql_error("SELECT FROM t", &e).to_string();
+        assert!(msg.ends_with("  SELECT FROM t\n         ^"), "{msg:?}");
+    }
+}

@@ -1,0 +1,91 @@
+//! End-to-end tests of `mrpipe query`: SQL over Parquet outputs, period directories
+//! and raw logs read with a job's schema; results to a pipe or a sink; errors with a caret.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn sql_over_parquet_outputs_and_period_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out").display().to_string();
+    run_ok(&["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "-o", &out]);
+    let got = run_ok(&[
+        "query",
+        "SELECT category_id, count(*) AS products, sum(revenue) AS revenue FROM r GROUP BY category_id ORDER BY category_id",
+        "--table",
+        &format!("r={out}/sales_rank.parquet"),
+    ]);
+    assert_same(
+        "query over sales_rank",
+        "category_id\tproducts\trevenue\nbooks\t4\t110.97\nelectronics\t2\t5050.00\ngifts\t1\t-5.00\nkitchen\t1\t25.00\n",
+        &got,
+    );
+    run_ok(&["run", "hit-counts", &sample("access/tsv"), "--from", "2026-10", "--to", "2026-11", "-o", &out]);
+    let got = run_ok(&[
+        "query",
+        "SELECT month, sum(hits) AS hits FROM h GROUP BY month ORDER BY month",
+        "--table",
+        &format!("h={out}/hit_counts/"),
+    ]);
+    assert_same("query over a period directory", "month\thits\n2026-10\t2\n2026-11\t6\n", &got);
+}
+
+#[test]
+fn sql_over_raw_logs_read_with_a_job_schema() {
+    let res = mrpipe(&[
+        "query",
+        "SELECT category_id, sum(quantity) AS units FROM sales GROUP BY category_id ORDER BY category_id",
+        "--table",
+        &format!("sales={}", sample("sales")),
+        "--as",
+        "sales",
+    ]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert_same(
+        "logs",
+        "category_id\tunits\nbooks\t160\nelectronics\t17\ngifts\t1\nkitchen\t2\n",
+        &String::from_utf8(res.stdout).unwrap(),
+    );
+    assert!(String::from_utf8_lossy(&res.stderr).contains("7 bad lines skipped in table sales"));
+    // Typed columns: timestamps compare as instants, money sums exactly.
+    let got = run_ok(&[
+        "query",
+        "SELECT count(*) AS n, sum(total_price) AS revenue FROM s WHERE timestamp >= '2026-11-16T00:00:00Z' AND timestamp < '2026-11-23T00:00:00Z'",
+        "--table",
+        &format!("s={}", sample("sales")),
+        "--as",
+        "sales",
+    ]);
+    assert_same("typed", "n\trevenue\n11\t5180.97\n", &got);
+}
+
+#[test]
+fn results_go_to_a_sink_and_errors_show_a_caret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("urls.tsv");
+    run_ok(&[
+        "query",
+        "SELECT url FROM u ORDER BY url LIMIT 2",
+        "--table",
+        &format!("u={}", sample("urls")),
+        "--as",
+        "urls",
+        "-o",
+        &format!("tsv:{}", file.display()),
+    ]);
+    assert_same(
+        "sink",
+        "url\nHTTP://Example.com:80/a#top\nhttp://example.com/a\n",
+        &std::fs::read_to_string(&file).unwrap(),
+    );
+
+    let res = mrpipe(&["query", "SELEC url FROM u", "--table", &format!("u={}", sample("urls")), "--as", "urls"]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(2), "{err}");
+    assert!(err.contains("found: SELEC at Line: 1, Column: 1\n  SELEC url FROM u\n  ^"), "{err}");
+    assert!(err.trim_end().ends_with('^'), "{err}");
+    let res = mrpipe(&["query", "SELECT * FROM nowhere"]);
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("nowhere"));
+}
