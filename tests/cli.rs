@@ -3,37 +3,18 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
-
-/// Starts a hit-counts run reading stdin, which holds its lock until stdin closes.
-fn start_holder(out: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_mrpipe"))
-        .args(["run", "hit-counts", "-", "-o", out])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn wait_for_lock(lock: &std::path::Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(lock).map_or(true, |s| !s.contains("pid")) {
-        assert!(Instant::now() < deadline, "the first run never took its lock");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn overlapping_runs_are_refused_or_wait() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out").display().to_string();
-    let mut holder = start_holder(&out);
-    wait_for_lock(&dir.path().join("out/.hit-counts.lock"));
+    let holder = start_stdin_run(&out);
+    let lock = dir.path().join("out/.hit-counts.lock");
+    wait_until("the holder's lock file", || std::fs::read_to_string(&lock).is_ok_and(|s| s.contains("pid")));
 
     let refused = mrpipe(&["run", "hit-counts", &sample("access/tsv"), "-o", &out]);
     let err = String::from_utf8_lossy(&refused.stderr);
@@ -51,10 +32,7 @@ fn overlapping_runs_are_refused_or_wait() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let mut stdin = holder.stdin.take().unwrap();
-    stdin.write_all(b"2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t1\n").unwrap();
-    drop(stdin);
-    assert!(holder.wait().unwrap().success());
+    finish_stdin_run(holder);
     let waited = waiter.wait_with_output().unwrap();
     assert!(waited.status.success(), "{}", String::from_utf8_lossy(&waited.stderr));
     assert_same("after waiting", &expected("hit_counts.tsv"), &run_ok(&["show", &format!("{out}/hit_counts.parquet")]));

@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::*;
 use mysql::prelude::Queryable;
 
@@ -108,22 +105,12 @@ fn published_once_replaced_by_month_and_rolled_back_on_failure() {
 fn a_second_run_is_refused_by_the_named_lock() {
     let mut db = Database::new("lock");
     let url = db.url();
-    let mut holder = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
-        .args(["run", "hit-counts", "-", "-o", &url, "--rejects", "/dev/null"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lock = format!("SELECT IS_USED_LOCK('mrpipe/hit-counts/{}') IS NOT NULL", db.name);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while db.rows(&lock) != ["1"] {
-        assert!(std::time::Instant::now() < deadline, "the holder never took its lock");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let holder = start_stdin_run(&url);
+    let held = format!("SELECT IS_USED_LOCK('mrpipe/hit-counts/{}') IS NOT NULL", db.name);
+    wait_until("the holder's named lock", || db.rows(&held) == ["1"]);
     let refused = mrpipe(&["run", "hit-counts", &sample("access/tsv"), "-o", &url]);
     assert_eq!(refused.status.code(), Some(4), "{}", String::from_utf8_lossy(&refused.stderr));
-    holder.stdin.take().unwrap().write_all(b"2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t1\n").unwrap();
-    assert!(holder.wait().unwrap().success());
+    finish_stdin_run(holder);
     run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", &url, "--rejects", "/dev/null"]);
     assert_eq!(db.rows("SELECT count(*) FROM hit_counts"), ["6"]);
 }

@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::*;
 
 /// A schema of its own for one test; dropped when the test ends.
@@ -137,28 +134,17 @@ fn a_failed_load_leaves_the_previous_rows() {
 fn a_second_run_is_refused_by_the_advisory_lock() {
     let mut db = Schema::new("lock");
     let url = db.url();
-    let mut holder = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
-        .args(["run", "hit-counts", "-", "-o", &url, "--rejects", "/dev/null"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the server shows the holder's advisory lock.
+    let holder = start_stdin_run(&url);
     let who = format!("mrpipe pid {}", holder.id());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let query = format!(
+    let held = format!(
         "SELECT count(*)::text FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND a.application_name = '{who}'"
     );
-    while db.rows(&query) != ["1"] {
-        assert!(std::time::Instant::now() < deadline, "the holder never took its lock");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until("the holder's advisory lock", || db.rows(&held) == ["1"]);
     let refused = mrpipe(&["run", "hit-counts", &sample("access/tsv"), "-o", &url]);
     let err = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(4), "{err}");
     assert!(err.contains(&who), "{err}");
-    holder.stdin.take().unwrap().write_all(b"2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t1\n").unwrap();
-    assert!(holder.wait().unwrap().success());
+    finish_stdin_run(holder);
     run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", &url, "--rejects", "/dev/null"]);
 }
 

@@ -191,6 +191,17 @@ pub fn open(url: &SinkUrl, tables: usize, period: Option<&Period>) -> Result<Box
     })
 }
 
+/// SQL tables hold a period only through a column (`month`): a period without one
+/// (one of several sales-rank rankings) cannot share a table with the others.
+pub fn check_sql_period(period: Option<&Period>) -> Result<()> {
+    if period.is_some_and(|p| p.column.is_none()) {
+        return Err(Error::Usage(
+            "several rankings cannot share one SQL table; give a directory output for a sales-rank backfill".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Publishes staged outputs, then the manifest (staged last, renamed last), so a
 /// manifest never describes outputs that are not in place.
 pub fn publish_with_manifest(staged: Vec<atomic::StagedFile>, manifest: &Manifest, file: Option<&Path>) -> Result<()> {

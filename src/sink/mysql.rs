@@ -78,11 +78,7 @@ pub struct MysqlSink {
 impl MysqlSink {
     /// Connects; nothing is visible to readers until `commit`.
     pub fn open(url: MysqlUrl, period: Option<Period>) -> Result<Self> {
-        if period.as_ref().is_some_and(|p| p.column.is_none()) {
-            return Err(Error::Usage(
-                "several rankings cannot share one SQL table; give a directory output for a sales-rank backfill".into(),
-            ));
-        }
+        super::check_sql_period(period.as_ref())?;
         let conn = url.connect()?;
         Ok(MysqlSink { url, conn, period, staged: Vec::new() })
     }

@@ -111,11 +111,7 @@ pub struct PostgresSink {
 impl PostgresSink {
     /// Connects and begins the publishing transaction.
     pub fn open(url: PostgresUrl, period: Option<Period>) -> Result<Self> {
-        if period.as_ref().is_some_and(|p| p.column.is_none()) {
-            return Err(Error::Usage(
-                "several rankings cannot share one SQL table; give a directory output for a sales-rank backfill".into(),
-            ));
-        }
+        super::check_sql_period(period.as_ref())?;
         let mut client = url.connect()?;
         client.batch_execute("BEGIN").map_err(|e| Error::sink(&url.display, describe(&e)))?;
         Ok(PostgresSink { url, client, period, staged: Vec::new(), committed: false })

@@ -35,11 +35,7 @@ impl SqliteSink {
     /// Opens (creating if needed) the database and begins the publishing transaction.
     /// With a `period` that has a column, only that period's rows are replaced.
     pub fn open(path: PathBuf, period: Option<Period>) -> Result<Self> {
-        if period.as_ref().is_some_and(|p| p.column.is_none()) {
-            return Err(Error::Usage(
-                "several rankings cannot share one SQL table; give a directory output for a sales-rank backfill".into(),
-            ));
-        }
+        super::check_sql_period(period.as_ref())?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }

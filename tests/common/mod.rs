@@ -119,3 +119,33 @@ pub fn oracle_cents(s: &str) -> i128 {
 pub fn oracle_money(c: i128) -> String {
     format!("{}{}.{:02}", if c < 0 { "-" } else { "" }, c.abs() / 100, c.abs() % 100)
 }
+
+/// Starts `mrpipe run hit-counts -` to `output`: it takes its run lock, then waits on
+/// stdin, so it holds the lock until [`finish_stdin_run`].
+pub fn start_stdin_run(output: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(["run", "hit-counts", "-", "-o", output, "--rejects", "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mrpipe runs")
+}
+
+/// Feeds one access-log line to a run from [`start_stdin_run`] and waits for its success.
+pub fn finish_stdin_run(mut child: std::process::Child) {
+    use std::io::Write;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin.write_all(b"2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t1\n").expect("the run reads stdin");
+    drop(stdin);
+    assert!(child.wait().expect("the run ends").success());
+}
+
+/// Polls `held` until it is true (20 s at most).
+pub fn wait_until(what: &str, mut held: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !held() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
