@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod mysql;
 pub mod parquet;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 pub mod tsv;
 

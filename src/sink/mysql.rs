@@ -10,11 +10,12 @@
 
 use std::path::Path;
 
-use arrow::array::{Array, AsArray, Decimal128Array, RecordBatch};
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::DataType;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, Value};
 
+use super::sql::{SqlCell, Staged, cell, months_to_replace};
 use super::tsv::write_rows;
 use super::{Sink, Written};
 use crate::error::{Error, Result};
@@ -62,11 +63,6 @@ fn ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-struct Staged {
-    name: &'static str,
-    has_month: bool,
-}
-
 /// Publishes a run's tables into MySQL or MariaDB.
 pub struct MysqlSink {
     url: MysqlUrl,
@@ -89,16 +85,12 @@ impl MysqlSink {
 }
 
 fn value(column: &dyn Array, row: usize) -> Value {
-    if column.is_null(row) {
-        return Value::NULL;
-    }
-    match column.data_type() {
-        DataType::Int64 => Value::Int(column.as_primitive::<Int64Type>().value(row)),
-        DataType::Decimal128(_, 2) => {
-            let cents = column.as_any().downcast_ref::<Decimal128Array>().map_or(0, |a| a.value(row));
-            Value::Bytes(format_cents(cents).into_bytes())
-        }
-        _ => Value::Bytes(column.as_string::<i32>().value(row).as_bytes().to_vec()),
+    match cell(column, row) {
+        SqlCell::Null => Value::NULL,
+        SqlCell::Int(i) => Value::Int(i),
+        // MySQL converts a decimal string to DECIMAL exactly.
+        SqlCell::Cents(c) => Value::Bytes(format_cents(c).into_bytes()),
+        SqlCell::Text(s) => Value::Bytes(s.as_bytes().to_vec()),
     }
 }
 
@@ -174,19 +166,18 @@ impl Sink for MysqlSink {
         let runs = "CREATE TABLE IF NOT EXISTS mrpipe_runs (job VARCHAR(64) NOT NULL, finished VARCHAR(32) NOT NULL, \
                     manifest LONGTEXT NOT NULL, INDEX mrpipe_runs_job_idx (job, finished)) DEFAULT CHARSET = utf8mb4";
         self.conn.query_drop(runs).map_err(|e| self.fail(e))?;
-        let mut months: Vec<String> = self.period.iter().map(|p| p.value.clone()).collect();
+        let mut found = Vec::new();
         for t in self.staged.iter().filter(|t| t.has_month) {
-            let sql = format!("SELECT DISTINCT month FROM {}", ident(&format!("mrpipe_stage_{}", t.name)));
-            let found: Vec<String> = self.conn.query(sql).map_err(|e| self.fail(e))?;
-            months.extend(found);
+            let sql = format!("SELECT DISTINCT month FROM {}", ident(&t.stage()));
+            let months: Vec<String> = self.conn.query(sql).map_err(|e| self.fail(e))?;
+            found.extend(months);
         }
-        months.sort();
-        months.dedup();
+        let months = months_to_replace(self.period.as_ref(), found);
         let mut tx =
             self.conn.start_transaction(mysql::TxOpts::default()).map_err(|e| Error::sink(&self.url.display, e))?;
         let fail = |e: mysql::Error| Error::sink(&self.url.display, e);
         for t in &self.staged {
-            let (target, stage) = (ident(t.name), ident(&format!("mrpipe_stage_{}", t.name)));
+            let (target, stage) = (ident(t.name), ident(&t.stage()));
             if t.has_month {
                 for month in &months {
                     tx.exec_drop(format!("DELETE FROM {target} WHERE month = ?"), (month,)).map_err(fail)?;

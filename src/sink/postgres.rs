@@ -11,13 +11,14 @@
 use std::error::Error as StdError;
 use std::path::Path;
 
-use arrow::array::{Array, AsArray, Decimal128Array, RecordBatch};
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::array::RecordBatch;
+use arrow::datatypes::DataType;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls};
 use rust_decimal::Decimal;
 
+use super::sql::{SqlCell, Staged, cell, months_to_replace};
 use super::tsv::write_rows;
 use super::{Sink, Written};
 use crate::error::{Error, Result};
@@ -93,12 +94,6 @@ fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// A table copied into its staging table, waiting for the commit.
-struct Staged {
-    name: &'static str,
-    has_month: bool,
-}
-
 /// Publishes a run's tables into PostgreSQL in one transaction.
 pub struct PostgresSink {
     url: PostgresUrl,
@@ -122,14 +117,9 @@ impl PostgresSink {
     }
 }
 
-/// One cell of a row being copied.
+/// One cell of a row being copied, in the form the binary COPY protocol takes.
 #[derive(Debug)]
-enum Cell<'a> {
-    Text(&'a str),
-    Int(i64),
-    Numeric(Decimal),
-    Null,
-}
+struct Cell<'a>(SqlCell<'a>);
 
 impl ToSql for Cell<'_> {
     fn to_sql(
@@ -137,11 +127,11 @@ impl ToSql for Cell<'_> {
         ty: &Type,
         out: &mut bytes::BytesMut,
     ) -> std::result::Result<IsNull, Box<dyn StdError + Sync + Send>> {
-        match self {
-            Cell::Text(s) => s.to_sql(ty, out),
-            Cell::Int(i) => i.to_sql(ty, out),
-            Cell::Numeric(d) => d.to_sql(ty, out),
-            Cell::Null => Ok(IsNull::Yes),
+        match self.0 {
+            SqlCell::Text(s) => s.to_sql(ty, out),
+            SqlCell::Int(i) => i.to_sql(ty, out),
+            SqlCell::Cents(c) => Decimal::from_i128_with_scale(c, 2).to_sql(ty, out),
+            SqlCell::Null => Ok(IsNull::Yes),
         }
     }
 
@@ -150,20 +140,6 @@ impl ToSql for Cell<'_> {
     }
 
     to_sql_checked!();
-}
-
-fn cell(column: &dyn Array, row: usize) -> Cell<'_> {
-    if column.is_null(row) {
-        return Cell::Null;
-    }
-    match column.data_type() {
-        DataType::Int64 => Cell::Int(column.as_primitive::<Int64Type>().value(row)),
-        DataType::Decimal128(_, scale) => {
-            let v = column.as_any().downcast_ref::<Decimal128Array>().map_or(0, |a| a.value(row));
-            Cell::Numeric(Decimal::from_i128_with_scale(v, u32::from(*scale as u8)))
-        }
-        _ => Cell::Text(column.as_string::<i32>().value(row)),
-    }
 }
 
 impl Sink for PostgresSink {
@@ -205,7 +181,7 @@ impl Sink for PostgresSink {
             write_rows(&mut hasher, &batch).map_err(|e| Error::sink(table.name, e))?;
             for row in 0..batch.num_rows() {
                 cells.clear();
-                cells.extend(batch.columns().iter().map(|c| cell(c.as_ref(), row)));
+                cells.extend(batch.columns().iter().map(|c| Cell(cell(c.as_ref(), row))));
                 let refs: Vec<&(dyn ToSql + Sync)> = cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
                 writer.write(&refs).map_err(|e| Error::sink(&self.url.display, describe(&e)))?;
             }
@@ -218,18 +194,16 @@ impl Sink for PostgresSink {
     }
 
     fn commit(mut self: Box<Self>, manifest: &Manifest, _manifest_file: Option<&Path>) -> Result<()> {
-        // The months this run replaces: all it holds, and its period even when empty.
-        let mut months: Vec<String> = self.period.iter().map(|p| p.value.clone()).collect();
+        let mut found = Vec::new();
         for t in self.staged.iter().filter(|t| t.has_month) {
-            let sql = format!("SELECT DISTINCT month FROM {}", ident(&format!("mrpipe_stage_{}", t.name)));
+            let sql = format!("SELECT DISTINCT month FROM {}", ident(&t.stage()));
             for row in self.client.query(&sql, &[]).map_err(|e| self.fail(&e))? {
-                months.push(row.get(0));
+                found.push(row.get(0));
             }
         }
-        months.sort();
-        months.dedup();
+        let months = months_to_replace(self.period.as_ref(), found);
         for t in &self.staged {
-            let (target, stage) = (ident(t.name), ident(&format!("mrpipe_stage_{}", t.name)));
+            let (target, stage) = (ident(t.name), ident(&t.stage()));
             let replaced = if t.has_month {
                 self.client.execute(&format!("DELETE FROM {target} WHERE month = ANY($1)"), &[&months])
             } else {

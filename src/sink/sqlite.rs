@@ -9,12 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray, Decimal128Array};
-use arrow::datatypes::{DataType, Int64Type};
-use arrow::util::display::array_value_to_string;
+use arrow::array::Array;
+use arrow::datatypes::DataType;
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
 
+use super::sql::{SqlCell, cell};
 use super::tsv::write_rows;
 use super::{Sink, Written, publish_with_manifest};
 use crate::error::{Error, Result};
@@ -137,18 +137,12 @@ impl Drop for SqliteSink {
     }
 }
 
-/// One cell as a SQLite value (the output tables have no nulls; a null stays NULL).
+/// One cell as a SQLite value; money is the exact decimal as text.
 fn sql_value(column: &dyn Array, row: usize) -> SqlValue {
-    if column.is_null(row) {
-        return SqlValue::Null;
-    }
-    match column.data_type() {
-        DataType::Int64 => SqlValue::Integer(column.as_primitive::<Int64Type>().value(row)),
-        DataType::Decimal128(_, 2) => {
-            let cents = column.as_any().downcast_ref::<Decimal128Array>().map_or(0, |a| a.value(row));
-            SqlValue::Text(format_cents(cents))
-        }
-        DataType::Utf8 => SqlValue::Text(column.as_string::<i32>().value(row).to_string()),
-        _ => SqlValue::Text(array_value_to_string(column, row).unwrap_or_default()),
+    match cell(column, row) {
+        SqlCell::Null => SqlValue::Null,
+        SqlCell::Int(i) => SqlValue::Integer(i),
+        SqlCell::Cents(c) => SqlValue::Text(format_cents(c)),
+        SqlCell::Text(s) => SqlValue::Text(s.to_string()),
     }
 }
