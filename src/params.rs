@@ -141,12 +141,6 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).filter(|&v| v > 0).ok_or_else(|| "the size must be above zero and fit 64 bits".into())
 }
 
-/// `YYYY-MM` of UTC microseconds.
-pub fn month_label(micros: i64) -> String {
-    let (y, m) = fields::year_month(micros);
-    format!("{y:04}-{m:02}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,7 +31,7 @@ fn monthly_backfill_into_sqlite_replaces_each_month_and_never_duplicates() {
     let db = dir.path().join("mint.db");
     let url = format!("sqlite:{}", db.display());
     let tx = sample("spending/transactions");
-    let want: Vec<String> = expected("monthly_spending.tsv").lines().skip(1).map(str::to_string).collect();
+    let want: Vec<String> = expected_rows("monthly_spending.tsv");
     for _ in 0..2 {
         run_ok(&[
             "run",

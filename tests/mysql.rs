@@ -63,7 +63,7 @@ fn published_once_replaced_by_month_and_rolled_back_on_failure() {
     for _ in 0..2 {
         run_ok(&["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "-o", &url, "--rejects", "/dev/null"]);
     }
-    let want: Vec<String> = expected("sales_rank.tsv").lines().skip(1).map(str::to_string).collect();
+    let want: Vec<String> = expected_rows("sales_rank.tsv");
     assert_eq!(db.rows(SALES), want);
 
     let tx = sample("spending/transactions");
@@ -78,7 +78,7 @@ fn published_once_replaced_by_month_and_rolled_back_on_failure() {
         "--rejects",
         "/dev/null",
     ]);
-    let spending: Vec<String> = expected("monthly_spending.tsv").lines().skip(1).map(str::to_string).collect();
+    let spending: Vec<String> = expected_rows("monthly_spending.tsv");
     assert_eq!(db.rows(SPENDING), spending);
     let dir = tempfile::tempdir().unwrap();
     let oct = dir.path().join("oct.tsv");

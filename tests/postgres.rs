@@ -53,7 +53,7 @@ fn sales_rank_is_published_once_with_numeric_money_and_a_manifest_row() {
     for _ in 0..2 {
         run_ok(&["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "-o", &url, "--rejects", "/dev/null"]);
     }
-    let want: Vec<String> = expected("sales_rank.tsv").lines().skip(1).map(str::to_string).collect();
+    let want: Vec<String> = expected_rows("sales_rank.tsv");
     assert_eq!(db.rows(SALES), want);
     let types = db.rows("SELECT column_name, data_type || coalesce('(' || numeric_precision || ',' || numeric_scale || ')', '') FROM information_schema.columns WHERE table_schema = '$schema' AND table_name = 'sales_rank' ORDER BY ordinal_position");
     assert_eq!(
@@ -92,7 +92,7 @@ fn month_scoped_tables_replace_only_the_months_of_the_run() {
         "--rejects",
         "/dev/null",
     ]);
-    let want: Vec<String> = expected("monthly_spending.tsv").lines().skip(1).map(str::to_string).collect();
+    let want: Vec<String> = expected_rows("monthly_spending.tsv");
     assert_eq!(db.rows(SPENDING), want);
     // October again from a smaller input: October changes, November stays as it was.
     let dir = tempfile::tempdir().unwrap();

@@ -138,11 +138,6 @@ pub fn year_month(micros: i64) -> (i64, i64) {
     (y, m)
 }
 
-/// Microseconds of the first instant of a calendar month.
-pub fn month_start(year: i64, month: i64) -> i64 {
-    days_from_civil(year, month, 1) * 86_400 * MICROS_PER_SEC
-}
-
 fn split_sign(s: &[u8]) -> (bool, &[u8]) {
     match s.first() {
         Some(b'-') => (true, &s[1..]),

@@ -20,6 +20,11 @@ pub fn expected(name: &str) -> String {
     std::fs::read_to_string(root().join("sample_data/expected").join(name)).expect("expected file exists")
 }
 
+/// The rows of an expected output file, without its header line.
+pub fn expected_rows(name: &str) -> Vec<String> {
+    expected(name).lines().skip(1).map(str::to_string).collect()
+}
+
 /// Runs `mrpipe` with `args` in `cwd`.
 pub fn mrpipe_in(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mrpipe"))
