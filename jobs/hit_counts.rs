@@ -7,19 +7,30 @@
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
+use datafusion::scalar::ScalarValue;
 use rayon::prelude::*;
 
 use crate::engine::map_reduce;
 use crate::error::Result;
-use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext};
+use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
 use crate::map::{Combiner, MapReduce, columns};
 use crate::params::{self, MonthArgs};
 use crate::read::fields::year_month;
 use crate::read::format::{ACCESS_LOG, Format};
-use crate::table::{self, Table};
+use crate::table::{self, Table, TableSpec};
 
 /// The hit-counts job.
 pub struct HitCounts;
+
+/// The output table.
+pub static HIT_COUNTS: TableSpec = TableSpec {
+    name: "hit_counts",
+    columns: &[("month", DataType::Utf8), ("url", DataType::Utf8), ("hits", DataType::Int64)],
+    indexes: &[&["month", "hits"], &["url"]],
+};
+
+/// The job as SQL, for `--engine datafusion`.
+static SQL: SqlFile = SqlFile { path: "jobs/hit_counts.sql", text: include_str!("hit_counts.sql") };
 
 static INFO: JobInfo = JobInfo {
     name: "hit-counts",
@@ -141,6 +152,22 @@ impl Plan for HitCountsPlan {
         self.count.month.map(params::month_period)
     }
 
+    fn twin(&self) -> Result<Twin> {
+        Ok(Twin {
+            sql: &SQL,
+            input: ("access", self.format),
+            params: vec![
+                ("month", params::month_param(self.count.month)),
+                ("strip_query", ScalarValue::Boolean(Some(self.count.strip_query))),
+            ],
+            tables: Vec::new(),
+            functions: Vec::new(),
+            outputs: vec![&HIT_COUNTS],
+            warnings: Vec::new(),
+            memory_limit: None,
+        })
+    }
+
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
         let (counts, read) = map_reduce(&self.count, &self.format, ctx)?;
         let mut rows: Vec<(&str, &str, u64)> = counts
@@ -151,12 +178,8 @@ impl Plan for HitCountsPlan {
             })
             .collect();
         rows.par_sort_unstable_by(|a, b| a.0.cmp(b.0).then(b.2.cmp(&a.2)).then(a.1.cmp(b.1)));
-        let schema = table::schema(&[("month", DataType::Utf8), ("url", DataType::Utf8), ("hits", DataType::Int64)]);
-        const INDEXES: &[&[&str]] = &[&["month", "hits"], &["url"]];
         let table = Table::from_columns(
-            "hit_counts",
-            schema,
-            INDEXES,
+            &HIT_COUNTS,
             vec![
                 table::text(rows.iter().map(|r| r.0)),
                 table::text(rows.iter().map(|r| r.1)),

@@ -7,16 +7,17 @@
 //! and keep ranks `1..=top`.
 
 use arrow::datatypes::DataType;
+use datafusion::scalar::ScalarValue;
 use rayon::prelude::*;
 
 use crate::engine::map_reduce;
 use crate::error::{Error, Result};
-use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext};
+use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
 use crate::map::{Combiner, MapReduce, columns};
 use crate::params;
 use crate::read::fields::format_timestamp;
 use crate::read::format::{Column, Format, Kind, col};
-use crate::table::{self, MONEY, Table};
+use crate::table::{self, MONEY, Table, TableSpec};
 
 /// The sales-rank job.
 pub struct SalesRank;
@@ -31,6 +32,22 @@ pub const COLUMNS: &[Column] = &[
     col("seller_id", Kind::Text),
     col("buyer_id", Kind::Text),
 ];
+
+/// The output table.
+pub static SALES_RANK: TableSpec = TableSpec {
+    name: "sales_rank",
+    columns: &[
+        ("category_id", DataType::Utf8),
+        ("rank", DataType::Int64),
+        ("product_id", DataType::Utf8),
+        ("total_sold", DataType::Int64),
+        ("revenue", MONEY),
+    ],
+    indexes: &[&["category_id", "rank"], &["product_id"]],
+};
+
+/// The job as SQL, for `--engine datafusion`.
+static SQL: SqlFile = SqlFile { path: "jobs/sales_rank.sql", text: include_str!("sales_rank.sql") };
 
 static INFO: JobInfo = JobInfo {
     name: "sales-rank",
@@ -173,6 +190,25 @@ impl Plan for SalesRankPlan {
         })
     }
 
+    fn twin(&self) -> Result<Twin> {
+        let instant = |t: i64| ScalarValue::TimestampMicrosecond(Some(t), Some("UTC".into()));
+        let top = self.top.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        Ok(Twin {
+            sql: &SQL,
+            input: ("sales", Format::Tsv(COLUMNS)),
+            params: vec![
+                ("from", instant(self.sum.from)),
+                ("to", instant(self.sum.to)),
+                ("top", ScalarValue::Int64(top)),
+            ],
+            tables: Vec::new(),
+            functions: Vec::new(),
+            outputs: vec![&SALES_RANK],
+            warnings: Vec::new(),
+            memory_limit: None,
+        })
+    }
+
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
         let (sums, read) = map_reduce(&self.sum, &Format::Tsv(COLUMNS), ctx)?;
 
@@ -194,13 +230,6 @@ impl Plan for SalesRankPlan {
             }
         }
 
-        let schema = table::schema(&[
-            ("category_id", DataType::Utf8),
-            ("rank", DataType::Int64),
-            ("product_id", DataType::Utf8),
-            ("total_sold", DataType::Int64),
-            ("revenue", MONEY),
-        ]);
         let columns = vec![
             table::text(ranked.iter().map(|(_, r)| r.0)),
             table::bigint("rank", ranked.iter().map(|(rank, _)| i128::from(*rank)))?,
@@ -208,8 +237,7 @@ impl Plan for SalesRankPlan {
             table::bigint("total_sold", ranked.iter().map(|(_, r)| r.2.quantity))?,
             table::money("revenue", ranked.iter().map(|(_, r)| r.2.cents))?,
         ];
-        const INDEXES: &[&[&str]] = &[&["category_id", "rank"], &["product_id"]];
-        let table = Table::from_columns("sales_rank", schema, INDEXES, columns)?;
+        let table = Table::from_columns(&SALES_RANK, columns)?;
         Ok(JobOutput { tables: vec![table], read, warnings: Vec::new() })
     }
 }

@@ -8,20 +8,21 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, Decimal128Array, RecordBatch};
 use arrow::datatypes::DataType;
 use rayon::prelude::*;
 
 use crate::engine::map_reduce;
 use crate::error::Result;
-use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext};
+use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
 use crate::map::{Combiner, MapReduce, columns};
 use crate::params::{self, MonthArgs};
 use crate::read::fields::{parse_money, year_month};
 use crate::read::format::{Column, Format, Kind, col, quote};
-use crate::read::side::{parse_side, read_side_file};
-use crate::table::{self, MONEY, Table};
+use crate::read::side::{SideRow, parse_side, read_side_file};
+use crate::table::{self, MONEY, Table, TableSpec};
 
 /// The spending job.
 pub struct Spending;
@@ -39,6 +40,28 @@ const BUILTIN_SELLERS: &str = include_str!("../sample_data/spending/sellers.tsv"
 
 /// Default monthly budget per category, in percent of income.
 const BUDGET_SHARES: &[(&str, i128)] = &[("housing", 40), ("food", 20), ("gas", 10), ("shopping", 20)];
+
+/// The output tables.
+pub static MONTHLY_SPENDING: TableSpec = TableSpec {
+    name: "monthly_spending",
+    columns: &[("user_id", DataType::Utf8), ("month", DataType::Utf8), ("category", DataType::Utf8), ("amount", MONEY)],
+    indexes: &[&["user_id", "month"], &["month"]],
+};
+pub static BUDGET_ALERTS: TableSpec = TableSpec {
+    name: "budget_alerts",
+    columns: &[
+        ("user_id", DataType::Utf8),
+        ("month", DataType::Utf8),
+        ("category", DataType::Utf8),
+        ("amount", MONEY),
+        ("budget", MONEY),
+        ("status", DataType::Utf8),
+    ],
+    indexes: &[&["user_id", "month"], &["month"]],
+};
+
+/// The job as SQL, for `--engine datafusion`.
+static SQL: SqlFile = SqlFile { path: "jobs/spending.sql", text: include_str!("spending.sql") };
 
 static INFO: JobInfo = JobInfo {
     name: "spending",
@@ -107,10 +130,7 @@ pub struct Categorizer {
 impl Categorizer {
     /// Builds the categorizer; skipped side-file rows add warnings.
     pub fn load(sellers: Option<&Path>, overrides: Option<&Path>, warnings: &mut Vec<String>) -> Result<Categorizer> {
-        let seed = match sellers {
-            Some(path) => read_side_file(path, "seller", 2, warnings)?,
-            None => parse_side(BUILTIN_SELLERS.as_bytes(), "built-in seller map", "seller", 2, warnings),
-        };
+        let seed = seller_rows(sellers, warnings)?;
         let mut categories: HashMap<String, String> = HashMap::new();
         for row in seed {
             let seller = row.fields[0].trim_matches(' ').to_string();
@@ -128,7 +148,7 @@ impl Categorizer {
         if let Some(path) = overrides {
             // seller -> category -> distinct voters
             let mut votes: BTreeMap<String, BTreeMap<String, HashSet<String>>> = BTreeMap::new();
-            for row in read_side_file(path, "user_id", 3, warnings)? {
+            for row in crowd_rows(Some(path), warnings)? {
                 let seller = row.fields[1].trim_matches(' ').to_string();
                 let category = row.fields[2].trim_matches(' ').to_string();
                 votes.entry(seller).or_default().entry(category).or_default().insert(row.fields[0].clone());
@@ -156,6 +176,53 @@ impl Categorizer {
     pub fn category(&self, seller: &str) -> &str {
         self.categories.get(seller.trim_matches(' ')).map_or("uncategorized", String::as_str)
     }
+}
+
+/// The seed map's rows: `seller category`.
+fn seller_rows(sellers: Option<&Path>, warnings: &mut Vec<String>) -> Result<Vec<SideRow>> {
+    Ok(match sellers {
+        Some(path) => read_side_file(path, "seller", 2, warnings)?,
+        None => parse_side(BUILTIN_SELLERS.as_bytes(), "built-in seller map", "seller", 2, warnings),
+    })
+}
+
+/// The crowd overrides' rows: `user_id seller category`.
+fn crowd_rows(overrides: Option<&Path>, warnings: &mut Vec<String>) -> Result<Vec<SideRow>> {
+    overrides.map_or(Ok(Vec::new()), |path| read_side_file(path, "user_id", 3, warnings))
+}
+
+/// The rows of a side file whose last field is an amount, with the amount in cents;
+/// a row with a bad amount is skipped with a warning.
+fn money_rows(
+    path: Option<&Path>,
+    header: &str,
+    fields: usize,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<(SideRow, i128)>> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for row in read_side_file(path, header, fields, warnings)? {
+        let amount = &row.fields[fields - 1];
+        match parse_money(amount.as_bytes()) {
+            Some(cents) => out.push((row, i128::from(cents))),
+            None => {
+                warnings.push(format!("{}:{}: bad amount {}; row skipped", path.display(), row.line, quote(amount)))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Incomes' rows: `user_id monthly_income`.
+fn income_rows(incomes: Option<&Path>, warnings: &mut Vec<String>) -> Result<Vec<(SideRow, i128)>> {
+    money_rows(incomes, "user_id", 2, warnings)
+}
+
+/// Budget overrides' rows: `user_id category amount`.
+fn budget_override_rows(overrides: Option<&Path>, warnings: &mut Vec<String>) -> Result<Vec<(SideRow, i128)>> {
+    money_rows(overrides, "user_id", 3, warnings)
 }
 
 /// Map/reduce step: `user_id \t YYYY-MM \t category` -> cents.
@@ -216,29 +283,10 @@ struct Budgets {
 
 impl Budgets {
     fn load(incomes: Option<&Path>, overrides: Option<&Path>, warnings: &mut Vec<String>) -> Result<Budgets> {
-        let mut money_rows = |path: Option<&Path>, header: &str, fields: usize| -> Result<Vec<(Vec<String>, i128)>> {
-            let Some(path) = path else {
-                return Ok(Vec::new());
-            };
-            let mut out = Vec::new();
-            for row in read_side_file(path, header, fields, warnings)? {
-                let amount = &row.fields[fields - 1];
-                match parse_money(amount.as_bytes()) {
-                    Some(cents) => out.push((row.fields, i128::from(cents))),
-                    None => warnings.push(format!(
-                        "{}:{}: bad amount {}; row skipped",
-                        path.display(),
-                        row.line,
-                        quote(amount)
-                    )),
-                }
-            }
-            Ok(out)
-        };
-        let incomes = money_rows(incomes, "user_id", 2)?.into_iter().map(|(f, c)| (f[0].clone(), c)).collect();
-        let overrides = money_rows(overrides, "user_id", 3)?
+        let incomes = income_rows(incomes, warnings)?.into_iter().map(|(r, c)| (r.fields[0].clone(), c)).collect();
+        let overrides = budget_override_rows(overrides, warnings)?
             .into_iter()
-            .map(|(f, c)| ((f[0].clone(), f[1].trim_matches(' ').to_string()), c))
+            .map(|(r, c)| ((r.fields[0].clone(), r.fields[1].trim_matches(' ').to_string()), c))
             .collect();
         Ok(Budgets { incomes, overrides })
     }
@@ -252,6 +300,11 @@ impl Budgets {
         let share = BUDGET_SHARES.iter().find(|(c, _)| *c == category)?.1;
         Some(div_round_half_away(income * share, 100))
     }
+}
+
+/// A side table for the SQL twin.
+fn side_table(names: &[&str], columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    RecordBatch::try_from_iter(names.iter().zip(columns)).map_err(|e| crate::error::Error::sink("side table", e))
 }
 
 /// `n / d` rounded half away from zero (d > 0).
@@ -292,6 +345,74 @@ impl Plan for SpendingPlan {
             .collect()
     }
 
+    fn twin(&self) -> Result<Twin> {
+        let a = &self.args;
+        let mut warnings = Vec::new();
+        let text = |rows: &[SideRow], i: usize| table::text(rows.iter().map(|r| r.fields[i].as_str()));
+        let sellers = seller_rows(a.sellers.as_deref(), &mut warnings)?;
+        let crowd = crowd_rows(a.overrides.as_deref(), &mut warnings)?;
+        let mut tables = vec![
+            ("sellers", side_table(&["seller", "category"], vec![text(&sellers, 0), text(&sellers, 1)])?),
+            (
+                "crowd_overrides",
+                side_table(
+                    &["user_id", "seller", "category"],
+                    vec![text(&crowd, 0), text(&crowd, 1), text(&crowd, 2)],
+                )?,
+            ),
+        ];
+        let mut outputs = vec![&MONTHLY_SPENDING];
+        if a.incomes.is_some() || a.budget_overrides.is_some() {
+            let money = |what, rows: &[(SideRow, i128)]| table::money(what, rows.iter().map(|r| r.1));
+            let line = |rows: &[(SideRow, i128)]| table::bigint("line", rows.iter().map(|r| i128::from(r.0.line)));
+            let field = |rows: &[(SideRow, i128)], i: usize| table::text(rows.iter().map(|r| r.0.fields[i].as_str()));
+            let incomes = income_rows(a.incomes.as_deref(), &mut warnings)?;
+            let overrides = budget_override_rows(a.budget_overrides.as_deref(), &mut warnings)?;
+            let shares = Decimal128Array::from_iter_values(BUDGET_SHARES.iter().map(|s| s.1))
+                .with_precision_and_scale(3, 2)
+                .map_err(|e| crate::error::Error::sink("budget_shares", e))?;
+            tables.extend([
+                (
+                    "incomes",
+                    side_table(
+                        &["line", "user_id", "monthly_income"],
+                        vec![line(&incomes)?, field(&incomes, 0), money("monthly_income", &incomes)?],
+                    )?,
+                ),
+                (
+                    "budget_overrides",
+                    side_table(
+                        &["line", "user_id", "category", "amount"],
+                        vec![
+                            line(&overrides)?,
+                            field(&overrides, 0),
+                            field(&overrides, 1),
+                            money("amount", &overrides)?,
+                        ],
+                    )?,
+                ),
+                (
+                    "budget_shares",
+                    side_table(
+                        &["category", "share"],
+                        vec![table::text(BUDGET_SHARES.iter().map(|s| s.0)), Arc::new(shares)],
+                    )?,
+                ),
+            ]);
+            outputs.push(&BUDGET_ALERTS);
+        }
+        Ok(Twin {
+            sql: &SQL,
+            input: ("transactions", Format::Tsv(COLUMNS)),
+            params: vec![("month", params::month_param(self.month))],
+            tables,
+            functions: Vec::new(),
+            outputs,
+            warnings,
+            memory_limit: None,
+        })
+    }
+
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
         let mut warnings = Vec::new();
         let categorizer =
@@ -311,17 +432,8 @@ impl Plan for SpendingPlan {
             .collect();
         rows.par_sort_unstable_by(|a, b| (a.user, a.month, a.category).cmp(&(b.user, b.month, b.category)));
 
-        let spending_schema = table::schema(&[
-            ("user_id", DataType::Utf8),
-            ("month", DataType::Utf8),
-            ("category", DataType::Utf8),
-            ("amount", MONEY),
-        ]);
-        const SPENDING_INDEXES: &[&[&str]] = &[&["user_id", "month"], &["month"]];
         let spending = Table::from_columns(
-            "monthly_spending",
-            spending_schema,
-            SPENDING_INDEXES,
+            &MONTHLY_SPENDING,
             vec![
                 table::text(rows.iter().map(|r| r.user)),
                 table::text(rows.iter().map(|r| r.month)),
@@ -348,19 +460,8 @@ impl Plan for SpendingPlan {
                     Some((r, budget, status))
                 })
                 .collect();
-            let schema = table::schema(&[
-                ("user_id", DataType::Utf8),
-                ("month", DataType::Utf8),
-                ("category", DataType::Utf8),
-                ("amount", MONEY),
-                ("budget", MONEY),
-                ("status", DataType::Utf8),
-            ]);
-            const ALERT_INDEXES: &[&[&str]] = &[&["user_id", "month"], &["month"]];
             tables.push(Table::from_columns(
-                "budget_alerts",
-                schema,
-                ALERT_INDEXES,
+                &BUDGET_ALERTS,
                 vec![
                     table::text(alerts.iter().map(|a| a.0.user)),
                     table::text(alerts.iter().map(|a| a.0.month)),

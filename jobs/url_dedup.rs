@@ -9,23 +9,28 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, StringBuilder};
 use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::scalar::ScalarValue;
 use rayon::prelude::*;
 
 use crate::engine::{ReadSummary, map_reduce, split_outcome};
 use crate::error::{Error, Result};
-use crate::job::{Job, JobInfo, JobOutput, Plan, RunContext};
+use crate::job::{Job, JobInfo, JobOutput, Plan, RunContext, SqlFile, Twin};
 use crate::map::{Combiner, MapReduce, columns};
 use crate::params;
 use crate::read::format::Format;
 use crate::read::input::Encoding;
 use crate::read::read_fold;
 use crate::shuffle::spill::SpillWriter;
-use crate::table::{self, Batches, OUTPUT_BATCH_ROWS, Table};
+use crate::table::{self, Batches, OUTPUT_BATCH_ROWS, Table, TableSpec};
 
 /// The url-dedup job.
 pub struct UrlDedup;
+
+/// The job as SQL, for `--engine datafusion`.
+static SQL: SqlFile = SqlFile { path: "jobs/url_dedup.sql", text: include_str!("url_dedup.sql") };
 
 static INFO: JobInfo = JobInfo {
     name: "url-dedup",
@@ -121,11 +126,9 @@ fn entry_cost(key: &str) -> u64 {
     key.len() as u64 + 56
 }
 
-fn urls_schema() -> SchemaRef {
-    table::schema(&[("url", DataType::Utf8), ("occurrences", DataType::Int64)])
-}
-
-const INDEXES: &[&[&str]] = &[];
+/// The output table.
+pub static URLS: TableSpec =
+    TableSpec { name: "urls", columns: &[("url", DataType::Utf8), ("occurrences", DataType::Int64)], indexes: &[] };
 
 impl UrlDedupPlan {
     fn keep(&self, count: u64) -> bool {
@@ -140,7 +143,7 @@ impl UrlDedupPlan {
             table::text(rows.iter().map(|r| r.0.as_str())),
             table::bigint("occurrences", rows.iter().map(|r| i128::from(r.1)))?,
         ];
-        Ok((Table::from_columns("urls", urls_schema(), INDEXES, columns)?, read))
+        Ok((Table::from_columns(&URLS, columns)?, read))
     }
 
     fn spilling(&self, ctx: &RunContext, limit: u64) -> Result<(Table, ReadSummary)> {
@@ -194,8 +197,8 @@ impl UrlDedupPlan {
         let runs: Vec<_> =
             (0..parts.len()).into_par_iter().map(|p| parts.reduce_to_run(p, &keep)).collect::<Result<_>>()?;
         let merged = parts.merge_runs(&runs)?;
-        let batches: Batches = Box::new(BatchStream { rows: merged, schema: urls_schema() });
-        let table = Table { name: "urls", schema: urls_schema(), indexes: INDEXES, batches };
+        let batches: Batches = Box::new(BatchStream { rows: merged, schema: URLS.schema() });
+        let table = Table { name: URLS.name, schema: URLS.schema(), indexes: URLS.indexes, batches };
         Ok((table, summary))
     }
 }
@@ -245,6 +248,23 @@ impl Plan for UrlDedupPlan {
         args
     }
 
+    fn twin(&self) -> Result<Twin> {
+        let mode = if self.mode == Mode::Distinct { "distinct" } else { "singletons" };
+        Ok(Twin {
+            sql: &SQL,
+            input: ("links_to_crawl", Format::UrlList),
+            params: vec![
+                ("normalize", ScalarValue::Boolean(Some(self.count.normalize))),
+                ("mode", ScalarValue::Utf8(Some(mode.to_string()))),
+            ],
+            tables: Vec::new(),
+            functions: vec![normalize_url_function()],
+            outputs: vec![&URLS],
+            warnings: Vec::new(),
+            memory_limit: self.memory_limit,
+        })
+    }
+
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
         let (table, read) = match self.memory_limit {
             Some(limit) => self.spilling(ctx, limit)?,
@@ -252,6 +272,35 @@ impl Plan for UrlDedupPlan {
         };
         Ok(JobOutput { tables: vec![table], read, warnings: Vec::new() })
     }
+}
+
+/// `normalize_url(url)`: [`normalize_into`] as a SQL function, for the job's SQL twin.
+fn normalize_url_function() -> ScalarUDF {
+    let normalize = |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+        let mut buf = String::new();
+        let mut one = |url: &str| {
+            normalize_into(url, &mut buf);
+            buf.clone()
+        };
+        match args {
+            [ColumnarValue::Scalar(ScalarValue::Utf8(url))] => {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(url.as_deref().map(&mut one))))
+            }
+            [ColumnarValue::Array(urls)] => {
+                let urls = urls.as_string::<i32>();
+                let mut out = StringBuilder::with_capacity(urls.len(), urls.value_data().len());
+                for url in urls {
+                    out.append_option(url.map(|u| {
+                        normalize_into(u, &mut buf);
+                        buf.as_str()
+                    }));
+                }
+                Ok(ColumnarValue::Array(Arc::new(out.finish())))
+            }
+            _ => datafusion::common::exec_err!("normalize_url takes one text argument"),
+        }
+    };
+    create_udf("normalize_url", vec![DataType::Utf8], DataType::Utf8, Volatility::Immutable, Arc::new(normalize))
 }
 
 /// Writes the normalized form of `url` into `out` (see the spec's `--normalize`).

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, value_parser};
 use clap_complete::Shell;
 
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::jobs;
 use crate::log::{EventLog, LogFormat};
@@ -27,6 +28,10 @@ struct CommonArgs {
     /// sqlite:PATH, tsv:FILE, tsv:DIR/, or - (TSV on stdout).
     #[arg(short, long, default_value = "out", value_name = "SINK")]
     output: String,
+    /// Engine: native (map/reduce on rayon) or datafusion (the job's SQL twin, jobs/<job>.sql,
+    /// on the same parsed input). Both give the same rows.
+    #[arg(long, value_enum, default_value = "native", value_name = "ENGINE")]
+    engine: Engine,
     /// Worker threads (default: one per core). Results do not depend on it.
     #[arg(short = 'j', long, value_name = "N", value_parser = value_parser!(u16).range(1..))]
     threads: Option<u16>,
@@ -201,6 +206,7 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
             let options = RunOptions {
                 job,
                 plans,
+                engine: common.engine,
                 inputs: common.inputs,
                 output: SinkUrl::parse(&common.output)?,
                 threads: common.threads.map(usize::from),

@@ -3,18 +3,23 @@
 //!
 //! A job declares its command-line arguments (a clap `Args` struct), validates them
 //! into a [`Plan`] (`configure`), and the plan runs read -> map -> shuffle -> reduce
-//! through [`crate::engine`] and returns its result [`Table`]s. Jobs never see where
-//! the tables go; the runner publishes them.
+//! through [`crate::engine::native`] and returns its result [`Table`]s, or hands its
+//! SQL twin ([`Twin`]) to [`crate::engine::datafusion`]. Jobs never see where the
+//! tables go; the runner publishes them.
 
 use std::path::PathBuf;
 
+use arrow::array::RecordBatch;
 use clap::{ArgMatches, Command, FromArgMatches};
+use datafusion::logical_expr::ScalarUDF;
+use datafusion::scalar::ScalarValue;
 
 use crate::engine::ReadSummary;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::read::format::Format;
 use crate::read::input::InputFile;
-use crate::table::Table;
+use crate::table::{Table, TableSpec};
 
 /// What `mrpipe jobs` and `--help` say about a job.
 pub struct JobInfo {
@@ -95,6 +100,39 @@ pub trait Plan: Send + Sync {
     fn side_files(&self) -> Vec<PathBuf> {
         Vec::new()
     }
+
+    /// The same computation as SQL, for `--engine datafusion`; it must give the same rows.
+    fn twin(&self) -> Result<Twin>;
+}
+
+/// A job's SQL file, `jobs/<job>.sql`: one statement per output table, in output
+/// order. Parameters are `$name` placeholders, bound to typed values, never spliced
+/// into the text.
+pub struct SqlFile {
+    /// Where it lives in the source tree, for error messages.
+    pub path: &'static str,
+    /// The statements.
+    pub text: &'static str,
+}
+
+/// A plan as SQL: what [`crate::engine::datafusion`] needs to run it.
+pub struct Twin {
+    /// The statements.
+    pub sql: &'static SqlFile,
+    /// The name the inputs have in the SQL, and how they are read.
+    pub input: (&'static str, Format),
+    /// Values of the `$name` placeholders (a NULL for an option not given).
+    pub params: Vec<(&'static str, ScalarValue)>,
+    /// Side tables the SQL joins with, already read (skipped rows are in `warnings`).
+    pub tables: Vec<(&'static str, RecordBatch)>,
+    /// Functions the SQL calls besides DataFusion's own.
+    pub functions: Vec<ScalarUDF>,
+    /// The tables the first statements produce; each is also readable by later ones.
+    pub outputs: Vec<&'static TableSpec>,
+    /// Problems met while preparing the side tables.
+    pub warnings: Vec<String>,
+    /// Memory bound for the query's operators, which spill to disk beyond it.
+    pub memory_limit: Option<u64>,
 }
 
 /// A [`Job`] with its argument type erased, as the registry holds it.

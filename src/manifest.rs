@@ -24,6 +24,9 @@ pub struct Manifest {
     pub mrpipe_version: String,
     /// The job's name.
     pub job: String,
+    /// The engine that ran it (`native`, `datafusion`); both give the same tables.
+    #[serde(default = "native")]
+    pub engine: String,
     /// The job's effective arguments, replayable on the command line.
     pub args: Vec<String>,
     /// The `--output` the run published to.
@@ -44,6 +47,10 @@ pub struct Manifest {
     pub finished: String,
     /// Wall time in seconds.
     pub duration_secs: f64,
+}
+
+fn native() -> String {
+    "native".into()
 }
 
 /// A file and its content hash.
@@ -105,6 +112,7 @@ impl Manifest {
         Manifest {
             mrpipe_version: env!("CARGO_PKG_VERSION").to_string(),
             job: "query".into(),
+            engine: "datafusion".into(),
             args: vec![sql.to_string()],
             output: output.to_string(),
             bad_line_budget: "unlimited".into(),

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion::datasource::MemTable;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::ParquetReadOptions;
 
+use crate::engine::datafusion::Session;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::read::format::{ACCESS_LOG, Format};
@@ -92,14 +92,10 @@ fn is_parquet(path: &Path) -> bool {
 /// Runs the query.
 pub fn run_query(opts: &QueryOptions) -> Result<QueryResult> {
     let threads = opts.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::sink("query runtime", e))?;
     let pool =
         rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::sink("thread pool", e))?;
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(threads));
+    let session = Session::new(threads, None, &std::env::temp_dir())?;
+    let (runtime, ctx) = (&session.runtime, &session.ctx);
     let mut skipped = Vec::new();
     let mut log_tables = 0;
     for table in &opts.tables {
@@ -133,8 +129,7 @@ pub fn run_query(opts: &QueryOptions) -> Result<QueryResult> {
         if outcome.stats.bad > 0 {
             skipped.push((table.name.clone(), outcome.stats.bad));
         }
-        let memory = MemTable::try_new(format.schema(), outcome.states).map_err(|e| Error::sink(&table.name, e))?;
-        ctx.register_table(table.name.as_str(), Arc::new(memory)).map_err(|e| Error::sink(&table.name, e))?;
+        session.register(&table.name, format.schema(), outcome.states)?;
     }
     let frame = runtime.block_on(ctx.sql(&opts.sql)).map_err(|e| sql_error(&opts.sql, &e))?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::engine::ReadSummary;
+use crate::engine::{self, Engine, ReadSummary};
 use crate::error::{Error, Result};
 use crate::job::{AnyJob, Period, Plan, RunContext};
 use crate::lock;
@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub job: &'static dyn AnyJob,
     /// The job, configured: one plan per period.
     pub plans: Vec<Box<dyn Plan>>,
+    /// What runs the plans.
+    pub engine: Engine,
     /// Input arguments as given (files, directories, globs, `-`).
     pub inputs: Vec<String>,
     /// Where results go.
@@ -190,7 +192,10 @@ fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: 
         temp_dir: opts.output.local_dir().unwrap_or_else(std::env::temp_dir),
         inputs: inputs.to_vec(),
     };
-    let output = plan.run(&ctx);
+    let output = match opts.engine {
+        Engine::Native => plan.run(&ctx),
+        Engine::Datafusion => plan.twin().and_then(|twin| engine::datafusion::run_twin(twin, &ctx)),
+    };
     ctx.progress.finish();
     let output = output?;
     for warning in &output.warnings {
@@ -326,6 +331,7 @@ fn build_manifest(
     Ok(Manifest {
         mrpipe_version: env!("CARGO_PKG_VERSION").to_string(),
         job: opts.job.info().name.to_string(),
+        engine: opts.engine.name().to_string(),
         args: plan.args(),
         output: opts.output.to_string(),
         bad_line_budget: opts.budget.spelling(),

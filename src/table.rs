@@ -28,21 +28,42 @@ pub struct Table {
     pub batches: Batches,
 }
 
+/// An output table's layout as the spec gives it: what every engine must produce.
+pub struct TableSpec {
+    /// Table name (`sales_rank`, ...).
+    pub name: &'static str,
+    /// Column names and types, in order; no column holds nulls.
+    pub columns: &'static [(&'static str, DataType)],
+    /// Column lists that SQL sinks index.
+    pub indexes: &'static [&'static [&'static str]],
+}
+
+impl TableSpec {
+    /// The Arrow schema.
+    pub fn schema(&self) -> SchemaRef {
+        schema(self.columns)
+    }
+
+    /// Checks that `columns` fit the layout and makes them one batch.
+    pub fn batch(&self, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+        RecordBatch::try_new(self.schema(), columns).map_err(|e| Error::sink(self.name, e))
+    }
+}
+
 impl Table {
     /// A table whose rows are all in memory, cut into fixed-size batches.
-    pub fn from_columns(
-        name: &'static str,
-        schema: SchemaRef,
-        indexes: &'static [&'static [&'static str]],
-        columns: Vec<ArrayRef>,
-    ) -> Result<Table> {
-        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::sink(name, e))?;
+    pub fn from_columns(spec: &TableSpec, columns: Vec<ArrayRef>) -> Result<Table> {
+        Ok(Table::from_batch(spec, spec.batch(columns)?))
+    }
+
+    /// [`Table::from_columns`] of a batch already checked by [`TableSpec::batch`].
+    pub fn from_batch(spec: &TableSpec, batch: RecordBatch) -> Table {
         let rows = batch.num_rows();
         let slices: Vec<Result<RecordBatch>> = (0..rows)
             .step_by(OUTPUT_BATCH_ROWS)
             .map(|start| Ok(batch.slice(start, OUTPUT_BATCH_ROWS.min(rows - start))))
             .collect();
-        Ok(Table { name, schema, indexes, batches: Box::new(slices.into_iter()) })
+        Table { name: spec.name, schema: batch.schema(), indexes: spec.indexes, batches: Box::new(slices.into_iter()) }
     }
 }
 

@@ -33,6 +33,7 @@ pub fn verify(manifest_path: &Path) -> Result<Verified> {
     let mut argv: Vec<String> = vec!["mrpipe".into(), "run".into(), recorded.job.clone()];
     argv.extend(recorded.inputs.iter().map(|f| f.path.clone()));
     argv.extend(recorded.args.iter().cloned());
+    argv.extend(["--engine".into(), recorded.engine.clone()]);
     argv.extend([
         "-o".into(),
         output.to_string(),

@@ -32,14 +32,20 @@ pub struct SpillPartitions {
     paths: Vec<PathBuf>,
 }
 
+/// A new spill directory in `parent`, removed when dropped. Its name carries the pid,
+/// so the next run can remove it if this process is killed (see `lock`).
+pub fn spill_dir(parent: &Path) -> Result<tempfile::TempDir> {
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    tempfile::Builder::new()
+        .prefix(&format!(".mrpipe-spill-{}-", std::process::id()))
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(parent, e))
+}
+
 impl SpillWriter {
     /// Creates `partitions` empty partition files in a new temporary directory under `parent`.
     pub fn new(parent: &Path, partitions: usize) -> Result<SpillWriter> {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let dir = tempfile::Builder::new()
-            .prefix(&format!(".mrpipe-spill-{}-", std::process::id()))
-            .tempdir_in(parent)
-            .map_err(|e| Error::io(parent, e))?;
+        let dir = spill_dir(parent)?;
         let mut files = Vec::with_capacity(partitions);
         for p in 0..partitions {
             let path = dir.path().join(format!("part-{p:05}"));

@@ -7,29 +7,12 @@
 
 use rayon::prelude::*;
 
+use super::{ReadSummary, split_outcome};
 use crate::error::Result;
 use crate::job::RunContext;
 use crate::map::{Combiner, Entries, MapReduce};
-use crate::read::format::Format;
-use crate::read::{self, BadLine, InputDigest, ReadStats};
+use crate::read::{self, format::Format};
 use crate::{reduce, shuffle};
-
-/// What reading the inputs found, besides rows.
-#[derive(Debug, Default)]
-pub struct ReadSummary {
-    /// Line counts.
-    pub stats: ReadStats,
-    /// Quarantined lines, in (file, line) order.
-    pub bad_lines: Vec<BadLine>,
-    /// Size and BLAKE3 of each input, in input order.
-    pub digests: Vec<InputDigest>,
-}
-
-/// Splits a read's outcome into the per-task states and the summary.
-pub fn split_outcome<S>(outcome: read::ReadOutcome<S>) -> (Vec<S>, ReadSummary) {
-    let read::ReadOutcome { states, stats, bad_lines, digests } = outcome;
-    (states, ReadSummary { stats, bad_lines, digests })
-}
 
 /// Runs `job` over the context's inputs read as `format`; one entry per key.
 pub fn map_reduce<J: MapReduce>(job: &J, format: &Format, ctx: &RunContext) -> Result<(Entries<J>, ReadSummary)> {

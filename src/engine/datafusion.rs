@@ -1,0 +1,147 @@
+//! The DataFusion engine: runs a plan's SQL twin ([`Twin`]) instead of its map/reduce.
+//!
+//! read (mrpipe's reader: same batches, same quarantine) -> register the batches, the
+//! side tables and the job's functions -> plan each statement of `jobs/<job>.sql`
+//! with its parameters bound -> execute -> conform the result to the spec's table
+//! (same names, types, non-null) so that the sinks write the same bytes as for the
+//! native engine. The statements' ORDER BY gives the output order.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, new_empty_array};
+use arrow::compute::{CastOptions, cast_with_options, concat};
+use arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::datasource::MemTable;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::DFParser;
+use tokio::runtime::Runtime;
+
+use super::split_outcome;
+use crate::error::{Error, Result};
+use crate::job::{JobOutput, RunContext, Twin};
+use crate::read;
+use crate::shuffle::spill::spill_dir;
+use crate::table::{Table, TableSpec};
+
+/// A DataFusion session and the runtime its futures run on.
+pub struct Session {
+    /// Runs DataFusion's async work.
+    pub runtime: Runtime,
+    /// Tables, functions and configuration.
+    pub ctx: SessionContext,
+    /// Where operators spill, when memory is limited.
+    _spill: Option<tempfile::TempDir>,
+}
+
+impl Session {
+    /// A session with `threads` partitions and workers; with a memory limit, operators
+    /// spill to `temp_dir` beyond it.
+    pub fn new(threads: usize, memory_limit: Option<u64>, temp_dir: &Path) -> Result<Session> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .enable_all()
+            .build()
+            .map_err(|e| Error::sink("DataFusion runtime", e))?;
+        let mut env = RuntimeEnvBuilder::new();
+        let mut spill = None;
+        if let Some(limit) = memory_limit {
+            let dir = spill_dir(temp_dir)?;
+            let disk = DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![dir.path().into()]));
+            spill = Some(dir);
+            env = env
+                .with_memory_pool(Arc::new(FairSpillPool::new(usize::try_from(limit).unwrap_or(usize::MAX))))
+                .with_disk_manager_builder(disk);
+        }
+        let env = env.build_arc().map_err(|e| Error::sink("DataFusion runtime", e))?;
+        let mut config = SessionConfig::new().with_target_partitions(threads.max(1));
+        if let Some(limit) = memory_limit {
+            // Sorts that spill hold this much back for merging their runs (10 MB by
+            // default); scaled down so that small limits still leave room to work.
+            let reserve = (limit / (4 * threads.max(1) as u64)).min(10 << 20);
+            config = config.with_sort_spill_reservation_bytes(reserve as usize);
+        }
+        Ok(Session { runtime, ctx: SessionContext::new_with_config_rt(config, env), _spill: spill })
+    }
+
+    /// Registers batches in memory as a table; `partitions` are scanned in parallel.
+    pub fn register(&self, name: &str, schema: SchemaRef, mut partitions: Vec<Vec<RecordBatch>>) -> Result<()> {
+        if partitions.is_empty() {
+            partitions.push(Vec::new());
+        }
+        let table = MemTable::try_new(schema, partitions).map_err(|e| Error::sink(name, e))?;
+        self.ctx.register_table(name, Arc::new(table)).map_err(|e| Error::sink(name, e))?;
+        Ok(())
+    }
+}
+
+/// Runs a plan's twin over the context's inputs.
+pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
+    let sql_error = |e: &dyn std::fmt::Display| Error::Job { job: twin.sql.path, message: e.to_string() };
+    let statements = DFParser::parse_sql(twin.sql.text).map_err(|e| sql_error(&e))?;
+    if statements.len() < twin.outputs.len() {
+        return Err(sql_error(&format!("{} statements for {} tables", statements.len(), twin.outputs.len())));
+    }
+
+    ctx.progress.set_message("read");
+    let (name, format) = &twin.input;
+    let outcome = read::read_fold(&ctx.inputs, format, &ctx.progress, Vec::new, |batches, batch| {
+        batches.push(batch);
+        Ok(())
+    })?;
+    let (partitions, read) = split_outcome(outcome);
+
+    ctx.progress.set_message("sql");
+    let session = Session::new(rayon::current_num_threads(), twin.memory_limit, &ctx.temp_dir)?;
+    session.register(name, format.schema(), partitions)?;
+    for (name, batch) in twin.tables {
+        session.register(name, batch.schema(), vec![vec![batch]])?;
+    }
+    for function in twin.functions {
+        session.ctx.register_udf(function);
+    }
+    let params = ParamValues::from(twin.params);
+    let mut tables = Vec::with_capacity(twin.outputs.len());
+    for (spec, statement) in twin.outputs.iter().zip(statements) {
+        let state = session.ctx.state();
+        let (schema, batches) = session
+            .runtime
+            .block_on(async {
+                let plan = state.statement_to_plan(statement).await?.with_param_values(params.clone())?;
+                let frame = session.ctx.execute_logical_plan(plan).await?;
+                let schema = frame.schema().as_arrow().clone();
+                Ok::<_, datafusion::error::DataFusionError>((schema, frame.collect().await?))
+            })
+            .map_err(|e| sql_error(&format!("{}: {e}", spec.name)))?;
+        let batch = conform(spec, &schema, &batches).map_err(|e| sql_error(&format!("{}: {e}", spec.name)))?;
+        session.register(spec.name, batch.schema(), vec![vec![batch.clone()]])?;
+        tables.push(Table::from_batch(spec, batch));
+    }
+    Ok(JobOutput { tables, read, warnings: twin.warnings })
+}
+
+/// The query's result as one batch of the spec's layout: the same column names in the
+/// same order, cast to the spec's types (a value that does not fit is an error, not a
+/// NULL), and no NULLs.
+fn conform(spec: &TableSpec, schema: &Schema, batches: &[RecordBatch]) -> std::result::Result<RecordBatch, String> {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let want: Vec<&str> = spec.columns.iter().map(|c| c.0).collect();
+    if names != want {
+        return Err(format!("the statement returns columns {names:?}, the table has {want:?}"));
+    }
+    let strict = CastOptions { safe: false, ..CastOptions::default() };
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(want.len());
+    for (i, (name, data_type)) in spec.columns.iter().enumerate() {
+        let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(i).as_ref()).collect();
+        let column = match parts.as_slice() {
+            [] => new_empty_array(schema.field(i).data_type()),
+            parts => concat(parts).map_err(|e| e.to_string())?,
+        };
+        columns.push(cast_with_options(&column, data_type, &strict).map_err(|e| format!("column {name}: {e}"))?);
+    }
+    spec.batch(columns).map_err(|e| e.to_string())
+}
