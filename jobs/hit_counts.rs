@@ -17,6 +17,7 @@ use crate::map::{Combiner, MapReduce, columns};
 use crate::params::{self, MonthArgs};
 use crate::read::fields::year_month;
 use crate::read::format::{ACCESS_LOG, Format};
+use crate::table::Sort::{Asc, Desc};
 use crate::table::{self, Table, TableSpec};
 
 /// The hit-counts job.
@@ -27,6 +28,7 @@ pub static HIT_COUNTS: TableSpec = TableSpec {
     name: "hit_counts",
     columns: &[("month", DataType::Utf8), ("url", DataType::Utf8), ("hits", DataType::Int64)],
     indexes: &[&["month", "hits"], &["url"]],
+    order: &[Asc("month"), Desc("hits"), Asc("url")],
 };
 
 /// The job as SQL, for `--engine datafusion`.
@@ -36,7 +38,7 @@ static INFO: JobInfo = JobInfo {
     name: "hit-counts",
     about: "Monthly hits per URL from access logs (TSV or nginx/Apache format)",
     input: "TSV: timestamp client_ip method url status bytes, or --format clf (Common/Combined Log Format)",
-    outputs: &["hit_counts"],
+    outputs: &[&HIT_COUNTS],
     example: "  mrpipe run hit-counts /var/log/nginx/access.log* --format clf --strip-query --output sqlite:hits.db\n  \
               mrpipe run hit-counts logs/access/ --month current --output sqlite:hits.db\n  \
               mrpipe run hit-counts logs/access/ --output out/",

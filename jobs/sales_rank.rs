@@ -17,6 +17,7 @@ use crate::map::{Combiner, MapReduce, columns};
 use crate::params;
 use crate::read::fields::format_timestamp;
 use crate::read::format::{Column, Format, Kind, col};
+use crate::table::Sort::Asc;
 use crate::table::{self, MONEY, Table, TableSpec};
 
 /// The sales-rank job.
@@ -44,6 +45,7 @@ pub static SALES_RANK: TableSpec = TableSpec {
         ("revenue", MONEY),
     ],
     indexes: &[&["category_id", "rank"], &["product_id"]],
+    order: &[Asc("category_id"), Asc("rank")],
 };
 
 /// The job as SQL, for `--engine datafusion`.
@@ -53,7 +55,7 @@ static INFO: JobInfo = JobInfo {
     name: "sales-rank",
     about: "Best-selling products per category over a time window",
     input: "TSV: timestamp product_id category_id quantity total_price seller_id buyer_id",
-    outputs: &["sales_rank"],
+    outputs: &[&SALES_RANK],
     example: "  mrpipe run sales-rank logs/sales/ --as-of 2026-11-23 --top 10 --output sqlite:ranks.db\n  \
               mrpipe run sales-rank 'logs/*.tsv.gz' --window 24h --output -\n  \
               mrpipe run sales-rank logs/sales/ --from 2026-11-01 --to 2026-11-02 --every 1h --output out/hourly/",

@@ -22,6 +22,7 @@ use crate::params::{self, MonthArgs};
 use crate::read::fields::{parse_money, year_month};
 use crate::read::format::{Column, Format, Kind, col, quote};
 use crate::read::side::{SideRow, parse_side, read_side_file};
+use crate::table::Sort::Asc;
 use crate::table::{self, MONEY, Table, TableSpec};
 
 /// The spending job.
@@ -46,6 +47,7 @@ pub static MONTHLY_SPENDING: TableSpec = TableSpec {
     name: "monthly_spending",
     columns: &[("user_id", DataType::Utf8), ("month", DataType::Utf8), ("category", DataType::Utf8), ("amount", MONEY)],
     indexes: &[&["user_id", "month"], &["month"]],
+    order: &[Asc("user_id"), Asc("month"), Asc("category")],
 };
 pub static BUDGET_ALERTS: TableSpec = TableSpec {
     name: "budget_alerts",
@@ -58,6 +60,7 @@ pub static BUDGET_ALERTS: TableSpec = TableSpec {
         ("status", DataType::Utf8),
     ],
     indexes: &[&["user_id", "month"], &["month"]],
+    order: &[Asc("user_id"), Asc("month"), Asc("category")],
 };
 
 /// The job as SQL, for `--engine datafusion`.
@@ -67,7 +70,7 @@ static INFO: JobInfo = JobInfo {
     name: "spending",
     about: "Monthly spending per user and category, with budget alerts",
     input: "TSV: user_id timestamp seller amount (+ seller map, crowd overrides, incomes, budget overrides)",
-    outputs: &["monthly_spending", "budget_alerts"],
+    outputs: &[&MONTHLY_SPENDING, &BUDGET_ALERTS],
     example: "  mrpipe run spending logs/transactions/ --month current --incomes incomes.tsv --output sqlite:mint.db\n  \
               mrpipe run spending logs/transactions/ --from 2026-01 --to 2026-10 --skip-unchanged -o sqlite:mint.db\n  \
               mrpipe run spending tx.tsv --sellers sellers.tsv --overrides crowd.tsv --output -",

@@ -24,6 +24,7 @@ use crate::read::format::Format;
 use crate::read::input::Encoding;
 use crate::read::read_fold;
 use crate::shuffle::spill::SpillWriter;
+use crate::table::Sort::Asc;
 use crate::table::{self, Batches, OUTPUT_BATCH_ROWS, Table, TableSpec};
 
 /// The url-dedup job.
@@ -36,7 +37,7 @@ static INFO: JobInfo = JobInfo {
     name: "url-dedup",
     about: "Distinct or exactly-once URLs of a crawl list, larger than memory",
     input: "one URL per line (links_to_crawl); surrounding spaces and tabs trimmed",
-    outputs: &["urls"],
+    outputs: &[&URLS],
     example: "  mrpipe run url-dedup links/ --normalize --memory-limit 512MiB --output out/\n  \
               mrpipe run url-dedup links.txt.zst --mode singletons --output -",
 };
@@ -127,8 +128,12 @@ fn entry_cost(key: &str) -> u64 {
 }
 
 /// The output table.
-pub static URLS: TableSpec =
-    TableSpec { name: "urls", columns: &[("url", DataType::Utf8), ("occurrences", DataType::Int64)], indexes: &[] };
+pub static URLS: TableSpec = TableSpec {
+    name: "urls",
+    columns: &[("url", DataType::Utf8), ("occurrences", DataType::Int64)],
+    indexes: &[],
+    order: &[Asc("url")],
+};
 
 impl UrlDedupPlan {
     fn keep(&self, count: u64) -> bool {

@@ -52,4 +52,4 @@ start = time.perf_counter()
 con.execute(f"COPY ({QUERIES[job]}) TO '{out}' (FORMAT parquet)")
 wall = time.perf_counter() - start
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-print(f"{job:<15} {'duckdb':<8} {threads:>7} {wall:9.2f} {float(mb) / wall:9.0f} {rss:10}")
+print(f"{job:<15} {'duckdb':<10} {threads:>5} {wall:9.2f} {float(mb) / wall:9.0f} {rss:10}")

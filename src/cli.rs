@@ -16,6 +16,8 @@ use crate::params;
 use crate::quarantine::BadLineBudget;
 use crate::run::RunOptions;
 use crate::sink::SinkUrl;
+use crate::sink::postgres::redact;
+use crate::verify::Target;
 
 /// Options every job takes.
 #[derive(clap::Args, Debug)]
@@ -82,7 +84,7 @@ pub fn command() -> Command {
         let help = format!(
             "Input: {}\nOutputs: {}\n\nExamples:\n{}\n\n{EXIT_CODES}",
             info.input,
-            info.outputs.join(", "),
+            info.output_names().join(", "),
             info.example
         );
         // About and help go last: augmenting with an Args struct replaces them with its doc comment.
@@ -151,8 +153,20 @@ pub fn command() -> Command {
         .subcommand(
             Command::new("verify")
                 .about("Re-run the job a manifest describes and check that its outputs are identical")
-                .after_help("Exits 0 when every table is identical, 1 naming the first differing table and row.\n\nExample:\n  mrpipe verify out/_sales-rank.manifest.json")
-                .arg(Arg::new("manifest").value_name("MANIFEST").required(true).value_parser(value_parser!(PathBuf))),
+                .after_help(
+                    "PostgreSQL and MySQL outputs keep their manifests in the table mrpipe_runs: give the output \
+                     URL and --job to verify the job's newest run there.\n\n\
+                     Exits 0 when every table is identical, 1 naming the first differing table and row.\n\n\
+                     Examples:\n  mrpipe verify out/_sales-rank.manifest.json\n  \
+                     mrpipe verify postgres://app@db/analytics --job spending",
+                )
+                .arg(Arg::new("manifest").value_name("MANIFEST|URL").required(true))
+                .arg(
+                    Arg::new("job")
+                        .long("job")
+                        .value_name("JOB")
+                        .help("With a postgres:// or mysql:// URL: the job whose newest run to verify"),
+                ),
         )
         .subcommand(
             Command::new("show")
@@ -173,8 +187,8 @@ pub enum Action {
     Run(Box<RunOptions>),
     /// `mrpipe jobs`.
     Jobs,
-    /// `mrpipe verify MANIFEST`.
-    Verify(PathBuf),
+    /// `mrpipe verify MANIFEST|URL`.
+    Verify(Target),
     /// `mrpipe query SQL ...`.
     Query(crate::query::QueryOptions),
     /// `mrpipe completions SHELL`.
@@ -195,7 +209,7 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
             let job = jobs::find(name).ok_or_else(|| Error::Usage(format!("unknown job '{name}'")))?;
             let common = CommonArgs::from_arg_matches(job_matches).map_err(|e| Error::Usage(e.to_string()))?;
             let plans = job.configure_from(job_matches)?;
-            if common.notify.is_some() && !job.info().outputs.contains(&crate::notify::ALERTS) {
+            if common.notify.is_some() && !job.info().output_names().contains(&crate::notify::ALERTS) {
                 return Err(Error::Usage(format!("--notify applies to jobs that write budget alerts, not '{name}'")));
             }
             let budget = match (common.strict, common.max_bad_lines) {
@@ -232,7 +246,20 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
             output: q.get_one::<String>("output").map(|o| SinkUrl::parse(o)).transpose()?,
             threads: q.get_one::<u16>("threads").map(|n| usize::from(*n)),
         })),
-        Some(("verify", v)) => Ok(Action::Verify(v.get_one::<PathBuf>("manifest").cloned().unwrap_or_default())),
+        Some(("verify", v)) => {
+            let what = v.get_one::<String>("manifest").cloned().unwrap_or_default();
+            let job = v.get_one::<String>("job").cloned();
+            let server = ["postgres://", "postgresql://", "mysql://"].iter().any(|s| what.starts_with(s));
+            match (server, job) {
+                (true, Some(job)) => {
+                    jobs::find(&job).ok_or_else(|| Error::Usage(format!("unknown job '{job}'")))?;
+                    Ok(Action::Verify(Target::Server { output: SinkUrl::parse(&what)?, job }))
+                }
+                (true, None) => Err(Error::Usage(format!("verifying {} needs --job JOB", redact(&what)))),
+                (false, None) => Ok(Action::Verify(Target::File(PathBuf::from(what)))),
+                (false, Some(_)) => Err(Error::Usage("--job goes with a postgres:// or mysql:// URL".into())),
+            }
+        }
         Some(("show", show)) => {
             Ok(Action::Show(show.get_many::<PathBuf>("files").into_iter().flatten().cloned().collect()))
         }

@@ -30,9 +30,16 @@ pub struct JobInfo {
     /// The input format, one line.
     pub input: &'static str,
     /// The output tables.
-    pub outputs: &'static [&'static str],
+    pub outputs: &'static [&'static TableSpec],
     /// Example command lines shown by `--help`.
     pub example: &'static str,
+}
+
+impl JobInfo {
+    /// The output tables' names.
+    pub fn output_names(&self) -> Vec<&'static str> {
+        self.outputs.iter().map(|t| t.name).collect()
+    }
 }
 
 /// Everything a plan needs to run, decided once from the command line.

@@ -37,8 +37,8 @@ fn main() -> ExitCode {
         }
         Action::Query(options) => query(&options),
         Action::Man => cli::man_page(&mut std::io::stdout().lock()).map_err(Error::stdout),
-        Action::Verify(manifest) => mrpipe::verify::verify(&manifest).map(|v| {
-            println!("verified: {} tables, {} rows identical to {}", v.tables, v.rows, manifest.display());
+        Action::Verify(target) => mrpipe::verify::verify(&target).map(|v| {
+            println!("verified: {} tables, {} rows identical to {target}", v.tables, v.rows);
         }),
         Action::Show(files) => show(&files),
     });
@@ -70,7 +70,7 @@ fn list_jobs() -> Result<()> {
             "",
             info.input,
             "",
-            info.outputs.join(", ")
+            info.output_names().join(", ")
         )
         .map_err(Error::stdout)?;
     }

@@ -159,18 +159,23 @@ pub fn manifest_path(output: &SinkUrl, job: &str, period: Option<&Period>) -> Op
 /// (file bytes, or the rows as TSV for SQLite); `missing` when it is gone.
 pub fn published_hash(table: &TableDigest) -> Result<String> {
     if table.location.starts_with("sqlite:") {
-        let mut hasher = blake3::Hasher::new();
-        for row in crate::verify::table_rows(&table.location, &table.name)? {
-            hasher.update(row.as_bytes());
-            hasher.update(b"\n");
-        }
-        return Ok(hasher.finalize().to_hex().to_string());
+        return Ok(hash_lines(&crate::verify::table_rows(&table.location, &table.name)?));
     }
     match digest_file(Path::new(&table.location)) {
         Ok(d) => Ok(d.blake3),
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok("missing".into()),
         Err(e) => Err(e),
     }
+}
+
+/// BLAKE3 of rows as TSV lines, as the SQL sinks hash the rows they write.
+pub fn hash_lines(lines: &[String]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for line in lines {
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
+    }
+    hasher.finalize().to_hex().to_string()
 }
 
 /// Hashes a whole file (for side files and for `verify`'s input check).

@@ -10,15 +10,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
-use mysql::prelude::Queryable;
 
 use crate::error::{Error, Result};
 use crate::job::Period;
+use crate::jobs::spending::BUDGET_ALERTS;
 use crate::sink::SinkUrl;
 use crate::sink::tsv::write_rows;
 
 /// The table whose new rows are notified.
-pub const ALERTS: &str = "budget_alerts";
+pub const ALERTS: &str = BUDGET_ALERTS.name;
 
 /// Where notifications go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,36 +85,10 @@ pub fn published_keys(output: &SinkUrl, period: Option<&Period>) -> Result<HashS
             lines_to_rows(crate::verify::table_rows(&format!("sqlite:{}", path.display()), ALERTS)?)
         }
         SinkUrl::Postgres(url) => {
-            let mut client = url.connect()?;
-            let fail = |e: postgres::Error| Error::sink(&url.display, crate::sink::postgres::describe(&e));
-            let exists: Option<String> =
-                client.query_one("SELECT to_regclass($1)::text", &[&ALERTS]).map_err(fail)?.get(0);
-            if exists.is_none() {
-                return Ok(HashSet::new());
-            }
-            let sql = "SELECT user_id, month, category, amount::text, budget::text, status FROM budget_alerts";
-            client
-                .query(sql, &[])
-                .map_err(fail)?
-                .iter()
-                .map(|r| (0..6).map(|i| r.get::<_, String>(i)).collect())
-                .collect()
+            lines_to_rows(crate::sink::postgres::published_rows(url, &BUDGET_ALERTS, None)?.unwrap_or_default())
         }
         SinkUrl::Mysql(url) => {
-            let mut conn = url.connect()?;
-            let fail = |e: mysql::Error| Error::sink(&url.display, e);
-            let exists: Option<i64> = conn
-                .exec_first(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
-                    (ALERTS,),
-                )
-                .map_err(fail)?;
-            if exists.unwrap_or(0) == 0 {
-                return Ok(HashSet::new());
-            }
-            let sql = "SELECT user_id, month, category, CAST(amount AS CHAR), CAST(budget AS CHAR), status FROM budget_alerts";
-            let rows: Vec<(String, String, String, String, String, String)> = conn.query(sql).map_err(fail)?;
-            rows.into_iter().map(|(a, b, c, d, e, f)| vec![a, b, c, d, e, f]).collect()
+            lines_to_rows(crate::sink::mysql::published_rows(url, &BUDGET_ALERTS, None)?.unwrap_or_default())
         }
     };
     Ok(rows.iter().map(|r| key(r)).collect())

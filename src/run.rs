@@ -304,7 +304,7 @@ fn print_dry_run(opts: &RunOptions, inputs: &[InputFile]) -> std::io::Result<()>
             None => writeln!(out, "outputs:")?,
         }
         for table in opts.job.info().outputs {
-            writeln!(out, "  {table} -> {}", opts.output.table_location(table, period.as_ref()))?;
+            writeln!(out, "  {} -> {}", table.name, opts.output.table_location(table.name, period.as_ref()))?;
         }
         if let Some(path) = manifest::manifest_path(&opts.output, job, period.as_ref()) {
             writeln!(out, "  manifest -> {}", path.display())?;

@@ -36,6 +36,17 @@ pub struct TableSpec {
     pub columns: &'static [(&'static str, DataType)],
     /// Column lists that SQL sinks index.
     pub indexes: &'static [&'static [&'static str]],
+    /// The rows' order, a total order (text compares bytewise).
+    pub order: &'static [Sort],
+}
+
+/// One key of a table's row order.
+#[derive(Clone, Copy, Debug)]
+pub enum Sort {
+    /// Ascending by the named column.
+    Asc(&'static str),
+    /// Descending by the named column.
+    Desc(&'static str),
 }
 
 impl TableSpec {

@@ -1,17 +1,45 @@
-//! `mrpipe verify MANIFEST`: proves a published result reproducible. Checks that the
-//! inputs and side files still have the manifest's hashes, re-runs the job with the
-//! manifest's arguments into a temporary output of the same kind, and compares each
-//! table's hash; on a difference it names the first differing table and row.
+//! `mrpipe verify`: proves a published result reproducible. Takes a manifest file, or
+//! for PostgreSQL and MySQL outputs the newest run of a job recorded in the server's
+//! `mrpipe_runs`. Checks that the inputs and side files still have the manifest's
+//! hashes, re-runs the job with the manifest's arguments and engine into a temporary
+//! output of the same kind (SQLite for a server), checks that the published tables
+//! still hold what the run wrote, and compares each table's hash; on a difference it
+//! names the first differing table and row.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use crate::cli::{self, Action};
 use crate::error::{Error, Result};
 use crate::log::EventLog;
-use crate::manifest::{FileDigest, Manifest, TableDigest, digest_file, published_hash};
+use crate::manifest::{FileDigest, Manifest, TableDigest, digest_file, hash_lines, published_hash};
 use crate::run;
-use crate::sink::SinkUrl;
 use crate::sink::tsv::write_rows;
+use crate::sink::{SinkUrl, mysql, postgres};
+use crate::table::TableSpec;
+
+/// What to verify.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A manifest file.
+    File(PathBuf),
+    /// The newest run of `job` recorded at a PostgreSQL or MySQL output.
+    Server {
+        /// The output, with credentials.
+        output: SinkUrl,
+        /// The job's name.
+        job: String,
+    },
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::File(path) => write!(f, "{}", path.display()),
+            Target::Server { output, job } => write!(f, "the last {job} run at {output}"),
+        }
+    }
+}
 
 /// What verification found when the outputs match.
 #[derive(Debug)]
@@ -23,8 +51,15 @@ pub struct Verified {
 }
 
 /// Re-runs the manifest's job and compares; a difference is `Error::Verify`.
-pub fn verify(manifest_path: &Path) -> Result<Verified> {
-    let recorded = Manifest::load(manifest_path)?;
+pub fn verify(target: &Target) -> Result<Verified> {
+    let (recorded, server) = match target {
+        Target::File(path) => {
+            let recorded = Manifest::load(path)?;
+            let server = SinkUrl::parse(&recorded.output)?;
+            (recorded, matches!(server, SinkUrl::Postgres(_) | SinkUrl::Mysql(_)).then_some(server))
+        }
+        Target::Server { output, job } => (latest_manifest(output, job)?, Some(output.clone())),
+    };
     for file in recorded.inputs.iter().chain(&recorded.side_files) {
         check_unchanged(file)?;
     }
@@ -58,16 +93,65 @@ pub fn verify(manifest_path: &Path) -> Result<Verified> {
         )));
     }
     for (published, again) in recorded.tables.iter().zip(&rerun.tables) {
-        let now = published_hash(published)?;
+        let rerun_rows = || table_rows(&again.location, &again.name);
+        // A server's table holds other runs' months too: this run's rows are its months'.
+        let (now, rows) = match &server {
+            Some(url) => {
+                let rows = server_rows(url, published, &rerun_rows()?)?;
+                (hash_lines(&rows), Some(rows))
+            }
+            None => (published_hash(published)?, None),
+        };
+        let published_rows = || rows.clone().map_or_else(|| table_rows(&published.location, &published.name), Ok);
+        let differs = |context: &str| -> Result<Error> {
+            let diff = describe_difference(&published.name, &published_rows()?, &rerun_rows()?).unwrap_or_else(|| {
+                format!(
+                    "table {}: the same rows, but different bytes (blake3 {} published, {} re-run)",
+                    published.name, published.blake3, again.blake3
+                )
+            });
+            Ok(Error::Verify(format!("{context}{diff}")))
+        };
         if now != published.blake3 {
-            let diff = describe_difference(published, again)?;
-            return Err(Error::Verify(format!("the published table was changed after the run; {diff}")));
+            return Err(differs("the published table was changed after the run; ")?);
         }
         if published.rows != again.rows || published.blake3 != again.blake3 {
-            return Err(Error::Verify(describe_difference(published, again)?));
+            return Err(differs("")?);
         }
     }
     Ok(Verified { tables: recorded.tables.len(), rows: recorded.tables.iter().map(|t| t.rows).sum() })
+}
+
+/// The newest manifest of `job` in a server's `mrpipe_runs`.
+fn latest_manifest(output: &SinkUrl, job: &str) -> Result<Manifest> {
+    let json = match output {
+        SinkUrl::Postgres(url) => postgres::latest_manifest(url, job)?,
+        SinkUrl::Mysql(url) => mysql::latest_manifest(url, job)?,
+        other => return Err(Error::Usage(format!("{other} keeps manifests in files: give the manifest's path"))),
+    };
+    let json = json.ok_or_else(|| Error::Usage(format!("{output} has no recorded run of {job}")))?;
+    serde_json::from_str(&json)
+        .map_err(|e| Error::Usage(format!("the manifest recorded at {output} is unreadable: {e}")))
+}
+
+/// The rows a run published to a server: the whole table, or for a table with a
+/// `month` column the rows of the months the re-run produced.
+fn server_rows(url: &SinkUrl, table: &TableDigest, rerun: &[String]) -> Result<Vec<String>> {
+    let spec: &TableSpec = crate::jobs::ALL
+        .iter()
+        .flat_map(|j| j.info().outputs.iter().copied())
+        .find(|t| t.name == table.name)
+        .ok_or_else(|| Error::Verify(format!("unknown table {}", table.name)))?;
+    let months: Option<Vec<String>> = spec.columns.iter().position(|(c, _)| *c == "month").map(|i| {
+        let set: BTreeSet<&str> = rerun.iter().filter_map(|row| row.split('\t').nth(i)).collect();
+        set.into_iter().map(str::to_string).collect()
+    });
+    let rows = match url {
+        SinkUrl::Postgres(u) => postgres::published_rows(u, spec, months.as_deref())?,
+        SinkUrl::Mysql(u) => mysql::published_rows(u, spec, months.as_deref())?,
+        _ => None,
+    };
+    Ok(rows.unwrap_or_default())
 }
 
 fn check_unchanged(file: &FileDigest) -> Result<()> {
@@ -84,26 +168,18 @@ fn check_unchanged(file: &FileDigest) -> Result<()> {
     Ok(())
 }
 
-/// Names the first row where a published table and its re-run differ.
-fn describe_difference(published: &TableDigest, again: &TableDigest) -> Result<String> {
-    let old = table_rows(&published.location, &published.name)?;
-    let new = table_rows(&again.location, &again.name)?;
-    let name = &published.name;
-    if let Some(i) = old.iter().zip(&new).position(|(a, b)| a != b) {
-        return Ok(format!(
+/// Names the first row where a published table and its re-run differ; `None` when
+/// their rows are the same.
+fn describe_difference(name: &str, old: &[String], new: &[String]) -> Option<String> {
+    if let Some(i) = old.iter().zip(new).position(|(a, b)| a != b) {
+        return Some(format!(
             "table {name} differs at row {}: published '{}', re-run '{}'",
             i + 1,
             old[i].trim_end(),
             new[i].trim_end()
         ));
     }
-    if old.len() != new.len() {
-        return Ok(format!("table {name}: published {} rows, re-run {} rows", old.len(), new.len()));
-    }
-    Ok(format!(
-        "table {name}: the same rows, but different bytes (blake3 {} published, {} re-run)",
-        published.blake3, again.blake3
-    ))
+    (old.len() != new.len()).then(|| format!("table {name}: published {} rows, re-run {} rows", old.len(), new.len()))
 }
 
 /// The rows of a written table as TSV lines, from a Parquet file, a TSV file or SQLite.

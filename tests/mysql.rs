@@ -114,3 +114,18 @@ fn a_second_run_is_refused_by_the_named_lock() {
     run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", &url, "--rejects", "/dev/null"]);
     assert_eq!(db.rows("SELECT count(*) FROM hit_counts"), ["6"]);
 }
+
+#[test]
+fn verify_reads_the_newest_run_from_mrpipe_runs_and_finds_a_changed_row() {
+    let mut db = Database::new("verify");
+    let url = db.url();
+    run_ok(&["run", "hit-counts", &sample("access/tsv"), "--strip-query", "-o", &url, "--rejects", "/dev/null"]);
+    let ok = run_ok(&["verify", &url, "--job", "hit-counts"]);
+    assert!(ok.starts_with("verified: 1 tables"), "{ok}");
+    assert_eq!(db.rows("SELECT count(*) FROM mrpipe_runs"), ["1"], "verify published nothing");
+    db.conn.query_drop("UPDATE hit_counts SET hits = hits + 1 ORDER BY month, hits DESC, url LIMIT 1").unwrap();
+    let changed = mrpipe(&["verify", &url, "--job", "hit-counts"]);
+    assert_eq!(changed.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&changed.stderr);
+    assert!(err.contains("changed after the run; table hit_counts differs at row 1"), "{err}");
+}

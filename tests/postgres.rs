@@ -176,3 +176,51 @@ fn alerts_are_notified_once_against_the_rows_in_postgres() {
     run_ok(&args);
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), first, "a repeated run notifies nothing");
 }
+
+#[test]
+fn verify_reads_the_newest_run_from_mrpipe_runs_and_finds_a_changed_row() {
+    let mut db = Schema::new("verify");
+    let url = db.url();
+    let tx = sample("spending/transactions");
+    let incomes = sample("spending/incomes.tsv");
+    run_ok(&["run", "spending", &tx, "--incomes", &incomes, "-o", &url, "--rejects", "/dev/null"]);
+    let ok = run_ok(&["verify", &url, "--job", "spending"]);
+    assert!(ok.starts_with("verified: 2 tables"), "{ok}");
+    // The newest run is October's alone; November's rows, from the first run, are
+    // not its rows and are not compared.
+    run_ok(&[
+        "run",
+        "spending",
+        &tx,
+        "--incomes",
+        &incomes,
+        "--month",
+        "2026-10",
+        "-o",
+        &url,
+        "--engine",
+        "datafusion",
+    ]);
+    let ok = run_ok(&["verify", &url, "--job", "spending"]);
+    assert!(ok.starts_with("verified: 2 tables"), "{ok}");
+    let runs = db.rows("SELECT count(*)::text FROM $schema.mrpipe_runs");
+    assert_eq!(runs, ["2"], "verify published nothing");
+
+    // The same check from a manifest file: the one recorded in mrpipe_runs.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.json");
+    let recorded = db.rows("SELECT manifest::text FROM $schema.mrpipe_runs ORDER BY finished DESC LIMIT 1");
+    std::fs::write(&manifest, &recorded[0]).unwrap();
+    assert!(run_ok(&["verify", &manifest.display().to_string()]).starts_with("verified: 2 tables"));
+
+    db.rows("UPDATE $schema.monthly_spending SET amount = amount + 0.01 WHERE month = '2026-10' RETURNING ''");
+    let changed = mrpipe(&["verify", &url, "--job", "spending"]);
+    assert_eq!(changed.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&changed.stderr);
+    assert!(err.contains("changed after the run; table monthly_spending differs at row 1"), "{err}");
+
+    let no_job = mrpipe(&["verify", &url]);
+    assert_eq!(no_job.status.code(), Some(2));
+    let never = mrpipe(&["verify", &url, "--job", "url-dedup"]);
+    assert_eq!(never.status.code(), Some(2), "{}", String::from_utf8_lossy(&never.stderr));
+}

@@ -146,7 +146,8 @@ impl SinkUrl {
         path.display().to_string()
     }
 
-    /// The same kind of output placed under `dir` (what `mrpipe verify` re-runs into).
+    /// The same kind of output placed under `dir` (what `mrpipe verify` re-runs into);
+    /// SQLite for a PostgreSQL or MySQL output.
     pub fn relocated(&self, dir: &Path) -> SinkUrl {
         let name = |p: &PathBuf| dir.join(p.file_name().unwrap_or(std::ffi::OsStr::new("output")));
         match self {
@@ -156,8 +157,8 @@ impl SinkUrl {
             SinkUrl::Sqlite(p) => SinkUrl::Sqlite(name(p)),
             SinkUrl::TsvFile(p) => SinkUrl::TsvFile(name(p)),
             SinkUrl::TsvStdout => SinkUrl::TsvStdout,
-            SinkUrl::Postgres(u) => SinkUrl::Postgres(u.clone()),
-            SinkUrl::Mysql(u) => SinkUrl::Mysql(u.clone()),
+            // Never the server itself: a re-run must not publish. SQLite hashes rows alike.
+            SinkUrl::Postgres(_) | SinkUrl::Mysql(_) => SinkUrl::Sqlite(dir.join("rerun.db")),
         }
     }
 }

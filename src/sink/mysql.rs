@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::job::Period;
 use crate::manifest::Manifest;
 use crate::read::fields::format_cents;
-use crate::table::Table;
+use crate::table::{Sort, Table, TableSpec};
 
 /// Rows per multi-row INSERT.
 const ROWS_PER_INSERT: usize = 1000;
@@ -57,6 +57,57 @@ impl MysqlUrl {
         .map_err(|e| Error::sink(&self.display, e))?;
         Ok(conn)
     }
+}
+
+/// The rows of a published table as TSV lines in the table's order, the form whose
+/// BLAKE3 a manifest records; only those of `months` when given. `None` when the
+/// table does not exist. Text columns are `utf8mb4_bin`, so they sort bytewise.
+pub fn published_rows(url: &MysqlUrl, spec: &TableSpec, months: Option<&[String]>) -> Result<Option<Vec<String>>> {
+    let mut conn = url.connect()?;
+    let fail = |e: mysql::Error| Error::sink(&url.display, e);
+    if !table_exists(&mut conn, spec.name).map_err(fail)? {
+        return Ok(None);
+    }
+    let columns: Vec<String> = spec.columns.iter().map(|(c, _)| format!("CAST({} AS CHAR)", ident(c))).collect();
+    let order: Vec<String> = spec
+        .order
+        .iter()
+        .map(|key| match key {
+            Sort::Asc(c) => ident(c),
+            Sort::Desc(c) => format!("{} DESC", ident(c)),
+        })
+        .collect();
+    let (filter, params): (String, Vec<Value>) = match months {
+        Some([]) => return Ok(Some(Vec::new())),
+        Some(months) => (
+            format!(" WHERE month IN ({})", vec!["?"; months.len()].join(", ")),
+            months.iter().map(|m| Value::from(m.as_str())).collect(),
+        ),
+        None => (String::new(), Vec::new()),
+    };
+    let sql = format!("SELECT {} FROM {}{filter} ORDER BY {}", columns.join(", "), ident(spec.name), order.join(", "));
+    let rows: Vec<mysql::Row> = conn.exec(sql, params).map_err(fail)?;
+    let line = |r: &mysql::Row| {
+        (0..columns.len()).map(|i| r.get::<Option<String>, _>(i).flatten().unwrap_or_default()).collect::<Vec<_>>()
+    };
+    Ok(Some(rows.iter().map(|r| line(r).join("\t")).collect()))
+}
+
+/// The manifest of the newest run of `job` recorded in `mrpipe_runs`, if any.
+pub fn latest_manifest(url: &MysqlUrl, job: &str) -> Result<Option<String>> {
+    let mut conn = url.connect()?;
+    let fail = |e: mysql::Error| Error::sink(&url.display, e);
+    if !table_exists(&mut conn, "mrpipe_runs").map_err(fail)? {
+        return Ok(None);
+    }
+    let sql = "SELECT manifest FROM mrpipe_runs WHERE job = ? ORDER BY finished DESC LIMIT 1";
+    conn.exec_first(sql, (job,)).map_err(fail)
+}
+
+/// Whether the session's database has a table named `name`.
+pub fn table_exists(conn: &mut Conn, name: &str) -> mysql::Result<bool> {
+    let sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?";
+    Ok(conn.exec_first::<i64, _, _>(sql, (name,))?.unwrap_or(0) > 0)
 }
 
 fn ident(name: &str) -> String {

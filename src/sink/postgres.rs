@@ -24,7 +24,7 @@ use super::{Sink, Written};
 use crate::error::{Error, Result};
 use crate::job::Period;
 use crate::manifest::Manifest;
-use crate::table::Table;
+use crate::table::{Sort, Table, TableSpec};
 
 /// A `postgres://` output: connection string, optional schema, and a printable form.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +92,53 @@ pub fn describe(e: &postgres::Error) -> String {
 /// Quotes an identifier.
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The rows of a published table as TSV lines in the table's order, the form whose
+/// BLAKE3 a manifest records; only those of `months` when given. `None` when the
+/// table does not exist.
+pub fn published_rows(url: &PostgresUrl, spec: &TableSpec, months: Option<&[String]>) -> Result<Option<Vec<String>>> {
+    let mut client = url.connect()?;
+    let fail = |e: postgres::Error| Error::sink(&url.display, describe(&e));
+    let exists: Option<String> = client.query_one("SELECT to_regclass($1)::text", &[&spec.name]).map_err(fail)?.get(0);
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let columns: Vec<String> = spec.columns.iter().map(|(c, _)| format!("{}::text", ident(c))).collect();
+    let order: Vec<String> = spec
+        .order
+        .iter()
+        .map(|key| {
+            let (column, direction) = match key {
+                Sort::Asc(c) => (c, ""),
+                Sort::Desc(c) => (c, " DESC"),
+            };
+            // Text sorts bytewise, as in the spec, whatever the database's collation.
+            let text = spec.columns.iter().any(|(c, t)| c == column && *t == DataType::Utf8);
+            format!("{}{}{direction}", ident(column), if text { " COLLATE \"C\"" } else { "" })
+        })
+        .collect();
+    let filter = if months.is_some() { " WHERE month = ANY($1)" } else { "" };
+    let sql = format!("SELECT {} FROM {}{filter} ORDER BY {}", columns.join(", "), ident(spec.name), order.join(", "));
+    let rows = match months {
+        Some(months) => client.query(&sql, &[&months]),
+        None => client.query(&sql, &[]),
+    }
+    .map_err(fail)?;
+    let line = |r: &postgres::Row| (0..columns.len()).map(|i| r.get::<_, String>(i)).collect::<Vec<_>>().join("\t");
+    Ok(Some(rows.iter().map(line).collect()))
+}
+
+/// The manifest of the newest run of `job` recorded in `mrpipe_runs`, if any.
+pub fn latest_manifest(url: &PostgresUrl, job: &str) -> Result<Option<String>> {
+    let mut client = url.connect()?;
+    let fail = |e: postgres::Error| Error::sink(&url.display, describe(&e));
+    let exists: Option<String> = client.query_one("SELECT to_regclass('mrpipe_runs')::text", &[]).map_err(fail)?.get(0);
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let sql = "SELECT manifest::text FROM mrpipe_runs WHERE job = $1 ORDER BY finished DESC LIMIT 1";
+    Ok(client.query_opt(sql, &[&job]).map_err(fail)?.map(|r| r.get(0)))
 }
 
 /// Publishes a run's tables into PostgreSQL in one transaction.
