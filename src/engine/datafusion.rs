@@ -145,3 +145,53 @@ fn conform(spec: &TableSpec, schema: &Schema, batches: &[RecordBatch]) -> std::r
     }
     spec.batch(columns).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Decimal128Array, Int64Array, StringArray, UInt64Array};
+    use arrow::datatypes::{DataType, Field};
+
+    use super::*;
+    use crate::table::Sort::Asc;
+
+    static SPEC: TableSpec = TableSpec {
+        name: "t",
+        columns: &[("k", DataType::Utf8), ("n", DataType::Int64), ("m", DataType::Decimal128(18, 2))],
+        indexes: &[],
+        order: &[Asc("k")],
+    };
+
+    fn result(names: [&str; 3], n: Option<u64>, cents: i128) -> (Schema, Vec<RecordBatch>) {
+        let schema = Schema::new(vec![
+            Field::new(names[0], DataType::Utf8, true),
+            Field::new(names[1], DataType::UInt64, true),
+            Field::new(names[2], DataType::Decimal128(28, 2), true),
+        ]);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["a"])),
+            Arc::new(UInt64Array::from(vec![n])),
+            Arc::new(Decimal128Array::from(vec![cents]).with_precision_and_scale(28, 2).unwrap()),
+        ];
+        let batch = RecordBatch::try_new(Arc::new(schema.clone()), columns).unwrap();
+        (schema, vec![batch])
+    }
+
+    #[test]
+    fn results_are_cast_to_the_spec_or_rejected() {
+        let (schema, batches) = result(["k", "n", "m"], Some(3), 1050);
+        let batch = conform(&SPEC, &schema, &batches).unwrap();
+        assert_eq!(batch.schema(), SPEC.schema());
+        assert_eq!(batch.column(1).as_any().downcast_ref::<Int64Array>().unwrap().value(0), 3);
+
+        let (schema, batches) = result(["k", "count", "m"], Some(3), 1050);
+        assert!(conform(&SPEC, &schema, &batches).unwrap_err().contains("returns columns"));
+        let (schema, batches) = result(["k", "n", "m"], None, 1050);
+        assert!(conform(&SPEC, &schema, &batches).unwrap_err().contains("null"));
+        let (schema, batches) = result(["k", "n", "m"], Some(3), 10i128.pow(20));
+        assert!(conform(&SPEC, &schema, &batches).unwrap_err().contains("column m"));
+        let (schema, _) = result(["k", "n", "m"], Some(3), 0);
+        assert_eq!(conform(&SPEC, &schema, &[]).unwrap().num_rows(), 0);
+    }
+}
