@@ -292,6 +292,7 @@ fn print_dry_run(opts: &RunOptions, inputs: &[InputFile]) -> std::io::Result<()>
     let job = opts.job.info().name;
     let mut out = std::io::stdout().lock();
     writeln!(out, "mrpipe {job} (dry run: nothing is read or written)")?;
+    writeln!(out, "engine: {}", opts.engine.name())?;
     writeln!(out, "inputs:")?;
     for f in inputs {
         let size = std::fs::metadata(&f.path).map_or_else(|_| "stream".to_string(), |m| format!("{} bytes", m.len()));

@@ -129,3 +129,9 @@ fn verify_reads_the_newest_run_from_mrpipe_runs_and_finds_a_changed_row() {
     let err = String::from_utf8_lossy(&changed.stderr);
     assert!(err.contains("changed after the run; table hit_counts differs at row 1"), "{err}");
 }
+
+#[test]
+fn alerts_are_notified_exactly_once_against_the_rows_in_mysql() {
+    let db = Database::new("notify");
+    notify_exactly_once(&db.url());
+}

@@ -149,32 +149,9 @@ fn a_second_run_is_refused_by_the_advisory_lock() {
 }
 
 #[test]
-fn alerts_are_notified_once_against_the_rows_in_postgres() {
+fn alerts_are_notified_exactly_once_against_the_rows_in_postgres() {
     let db = Schema::new("notify");
-    let url = db.url();
-    let dir = tempfile::tempdir().unwrap();
-    let notes = dir.path().join("alerts.jsonl");
-    let n = notes.display().to_string();
-    let args = [
-        "run",
-        "spending",
-        &sample("spending/transactions"),
-        "--incomes",
-        &sample("spending/incomes.tsv"),
-        "--budget-overrides",
-        &sample("spending/budget_overrides.tsv"),
-        "--notify",
-        &n,
-        "-o",
-        &url,
-        "--rejects",
-        "/dev/null",
-    ];
-    run_ok(&args);
-    let first = std::fs::read_to_string(&notes).unwrap();
-    assert_eq!(first.lines().count(), 4, "{first}");
-    run_ok(&args);
-    assert_eq!(std::fs::read_to_string(&notes).unwrap(), first, "a repeated run notifies nothing");
+    notify_exactly_once(&db.url());
 }
 
 #[test]

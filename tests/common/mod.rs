@@ -154,3 +154,50 @@ pub fn wait_until(what: &str, mut held: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Runs spending with `--notify` to `output` three times: every alert is new on the
+/// first run, a repeated run notifies nothing, and after a transaction that pushes a
+/// user over budget exactly that alert is notified.
+pub fn notify_exactly_once(output: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let tx = dir.path().join("tx");
+    std::fs::create_dir(&tx).unwrap();
+    std::fs::copy(sample("spending/transactions/2026-10-11.tsv"), tx.join("a.tsv")).unwrap();
+    let notes = dir.path().join("alerts.jsonl");
+    let run = || {
+        run_ok(&[
+            "run",
+            "spending",
+            &tx.display().to_string(),
+            "--overrides",
+            &sample("spending/overrides.tsv"),
+            "--incomes",
+            &sample("spending/incomes.tsv"),
+            "--budget-overrides",
+            &sample("spending/budget_overrides.tsv"),
+            "--notify",
+            &notes.display().to_string(),
+            "-o",
+            output,
+            "--rejects",
+            &dir.path().join("rejects.tsv").display().to_string(),
+        ]);
+        std::fs::read_to_string(&notes).unwrap_or_default()
+    };
+    let first = run();
+    assert_eq!(first.lines().count(), 4, "{output}: every alert is new on the first run:\n{first}");
+    assert!(first.contains(r#"{"amount":"264.49","budget":"200.00","category":"food","month":"2026-11","status":"exceeded","user_id":"1001"}"#));
+    assert_eq!(run(), first, "{output}: a repeated run notifies nothing");
+    // 1002 spends 380.00 more on gas: 420.00 of a 400.01 budget.
+    std::fs::write(tx.join("b.tsv"), "user_id\ttimestamp\tseller\tamount\n1002\t2026-11-25T10:00:00Z\tShell\t380.00\n")
+        .unwrap();
+    let third = run();
+    let new: Vec<&str> = third.lines().skip(4).collect();
+    assert_eq!(
+        new,
+        [
+            r#"{"amount":"420.00","budget":"400.01","category":"gas","month":"2026-11","status":"exceeded","user_id":"1002"}"#
+        ],
+        "{output}"
+    );
+}
