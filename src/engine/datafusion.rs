@@ -48,6 +48,7 @@ impl Session {
             .build()
             .map_err(|e| Error::sink("DataFusion runtime", e))?;
         let mut env = RuntimeEnvBuilder::new();
+        let mut config = SessionConfig::new().with_target_partitions(threads.max(1));
         let mut spill = None;
         if let Some(limit) = memory_limit {
             let dir = spill_dir(temp_dir)?;
@@ -56,15 +57,12 @@ impl Session {
             env = env
                 .with_memory_pool(Arc::new(FairSpillPool::new(usize::try_from(limit).unwrap_or(usize::MAX))))
                 .with_disk_manager_builder(disk);
-        }
-        let env = env.build_arc().map_err(|e| Error::sink("DataFusion runtime", e))?;
-        let mut config = SessionConfig::new().with_target_partitions(threads.max(1));
-        if let Some(limit) = memory_limit {
             // Sorts that spill hold this much back for merging their runs (10 MB by
             // default); scaled down so that small limits still leave room to work.
             let reserve = (limit / (4 * threads.max(1) as u64)).min(10 << 20);
             config = config.with_sort_spill_reservation_bytes(reserve as usize);
         }
+        let env = env.build_arc().map_err(|e| Error::sink("DataFusion runtime", e))?;
         Ok(Session { runtime, ctx: SessionContext::new_with_config_rt(config, env), _spill: spill })
     }
 
