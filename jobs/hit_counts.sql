@@ -8,7 +8,9 @@
 
 -- hit_counts
 WITH requests AS (
-    SELECT to_char(timestamp, '%Y-%m') AS month,
+    -- Through DATE: to_char on a timestamp converts it to nanoseconds, which only
+    -- reach the years 1677-2262.
+    SELECT to_char(CAST(timestamp AS DATE), '%Y-%m') AS month,
            CASE WHEN $strip_query THEN split_part(url, '?', 1) ELSE url END AS url
     FROM access
 )

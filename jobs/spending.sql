@@ -37,7 +37,9 @@ crowd AS (
 categorized AS (
     -- The seed map first, then the crowd, else 'uncategorized'.
     SELECT t.user_id,
-           to_char(t.timestamp, '%Y-%m') AS month,
+           -- Through DATE: to_char on a timestamp converts it to nanoseconds, which
+           -- only reach the years 1677-2262.
+           to_char(CAST(t.timestamp AS DATE), '%Y-%m') AS month,
            COALESCE(seed.category, crowd.category, 'uncategorized') AS category,
            t.amount
     FROM transactions t

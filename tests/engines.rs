@@ -266,3 +266,36 @@ fn verify_replays_the_engine_of_the_manifest() {
     let out = run_ok(&["verify", &manifest.display().to_string()]);
     assert!(out.starts_with("verified: 1 tables"), "{out}");
 }
+
+#[test]
+fn months_at_the_edges_of_time_on_both_engines() {
+    // Instants before 1970 (also by a fraction of a second), outside the years a
+    // nanosecond timestamp reaches (1677-2262), at both ends of 0000-9999, and
+    // offsets that move a request into the previous or next month; plus offsets that
+    // would leave 0000-9999, which are bad lines.
+    let stamps = [
+        "0000-01-01T00:00:00Z",
+        "0000-01-01T01:00:00+01:00",
+        "0000-01-01T00:00:00+01:00",
+        "1500-03-01 12:00:00",
+        "1969-12-31T23:59:59.5Z",
+        "1969-12-31T23:59:59Z",
+        "1970-01-01T00:00:00Z",
+        "0",
+        "2026-11-01T00:30:00+01:00",
+        "2026-10-31T23:30:00-01:00",
+        "2300-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-01:00",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let access: String = stamps.iter().map(|t| format!("{t}\t10.0.0.1\tGET\t/p?q=1\t200\t5\n")).collect();
+    let tx: String = stamps.iter().map(|t| format!("u1\t{t}\tExxon\t1.25\n")).collect();
+    let (a, t) = (dir.path().join("access.tsv"), dir.path().join("tx.tsv"));
+    std::fs::write(&a, access).unwrap();
+    std::fs::write(&t, tx).unwrap();
+    let published = same_on_both_engines("hit-counts", &[&a.display().to_string()], &["--strip-query"]);
+    assert_eq!(published[0].1, 8, "{published:?}");
+    let published = same_on_both_engines("spending", &[&t.display().to_string()], &[]);
+    assert_eq!(published[0].1, 8, "{published:?}");
+}

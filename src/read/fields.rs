@@ -8,6 +8,9 @@
 pub const MICROS_PER_SEC: i64 = 1_000_000;
 /// 9999-12-31T23:59:59Z, the largest epoch-seconds value accepted.
 const MAX_EPOCH_SECS: i64 = 253_402_300_799;
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z, the range of instants.
+const MIN_MICROS: i64 = -719_528 * 86_400 * MICROS_PER_SEC;
+const MAX_MICROS: i64 = (MAX_EPOCH_SECS + 1) * MICROS_PER_SEC - 1;
 
 /// Parses a timestamp in one of the three accepted forms into UTC microseconds.
 ///
@@ -54,7 +57,10 @@ pub fn parse_timestamp(s: &[u8]) -> Option<i64> {
                 }
                 _ => return None,
             };
-            Some(micros - offset_secs * MICROS_PER_SEC)
+            // An offset can carry the instant out of years 0000-9999 (`0000-01-01T00:00:00+01:00`),
+            // where it has no `YYYY-MM` month: such a timestamp is bad, like a too-large epoch.
+            let utc = micros - offset_secs * MICROS_PER_SEC;
+            (MIN_MICROS..=MAX_MICROS).contains(&utc).then_some(utc)
         }
         _ => None,
     }
@@ -217,6 +223,9 @@ mod tests {
             ("253402300799", "9999-12-31T23:59:59Z"),
             ("2024-02-29T23:59:59Z", "2024-02-29T23:59:59Z"),
             ("2000-02-29 00:00:00", "2000-02-29T00:00:00Z"),
+            ("0000-01-01T00:00:00Z", "0000-01-01T00:00:00Z"),
+            ("0000-01-01T01:00:00+01:00", "0000-01-01T00:00:00Z"),
+            ("9999-12-31T22:59:59.999999-01:00", "9999-12-31T23:59:59.999999Z"),
         ];
         for (input, want) in cases {
             assert_eq!(ts(input).as_deref(), Some(want), "input {input:?}");
@@ -246,6 +255,8 @@ mod tests {
             "2026-11-20 13:45:12Z",
             "2026-11-20 13:45:12.5",
             "253402300800",
+            "0000-01-01T00:00:00+00:01",
+            "9999-12-31T23:59:59-00:01",
             "1234567890123",
             "-5",
             "+5",
