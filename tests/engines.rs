@@ -299,3 +299,23 @@ fn months_at_the_edges_of_time_on_both_engines() {
     let published = same_on_both_engines("spending", &[&t.display().to_string()], &[]);
     assert_eq!(published[0].1, 8, "{published:?}");
 }
+
+#[test]
+fn empty_inputs_on_both_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    for (job, header, args) in [
+        (
+            "sales-rank",
+            "timestamp\tproduct_id\tcategory_id\tquantity\ttotal_price\tseller_id\tbuyer_id\n",
+            &["--as-of", "2026-11-23"][..],
+        ),
+        ("spending", "user_id\ttimestamp\tseller\tamount\n", &["--incomes", &sample("spending/incomes.tsv")]),
+        ("hit-counts", "", &[]),
+        ("url-dedup", "\n  \n", &["--normalize"]),
+    ] {
+        let input = dir.path().join(format!("{job}.tsv"));
+        std::fs::write(&input, header).unwrap();
+        let published = same_on_both_engines(job, &[&input.display().to_string()], args);
+        assert!(published.iter().all(|(_, rows)| *rows == 0), "{job}: {published:?}");
+    }
+}
