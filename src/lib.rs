@@ -13,8 +13,9 @@
 //!
 //! [`read`] turns inputs into record batches and quarantines bad lines; a job
 //! ([`job::Job`], one file per job in `jobs/`) implements [`map::MapReduce`];
-//! [`engine`] runs it through [`shuffle`] and [`reduce`]; [`run`] publishes the
-//! job's [`table::Table`]s through a [`sink`] atomically.
+//! [`engine::native`] runs it through [`shuffle`] and [`reduce`], or
+//! [`engine::datafusion`] runs the job's SQL twin (`jobs/<job>.sql`) on the same
+//! batches; [`run`] publishes the job's [`table::Table`]s through a [`sink`] atomically.
 
 pub mod cli;
 pub mod config;
