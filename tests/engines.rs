@@ -61,7 +61,7 @@ fn files_under(dir: &Path) -> Vec<String> {
     files
 }
 
-/// (table, rows, blake3) of a manifest, after checking which engine wrote it.
+/// ("table blake3", rows) of each table in a manifest, after checking which engine wrote it.
 fn manifest_tables(path: &Path, engine: &str) -> Vec<(String, u64)> {
     let m: serde_json::Value = serde_json::from_slice(&bytes(path)).unwrap();
     assert_eq!(m["engine"], engine, "{}", path.display());
