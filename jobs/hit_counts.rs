@@ -29,6 +29,7 @@ pub static HIT_COUNTS: TableSpec = TableSpec {
     columns: &[("month", DataType::Utf8), ("url", DataType::Utf8), ("hits", DataType::Int64)],
     indexes: &[&["month", "hits"], &["url"]],
     order: &[Asc("month"), Desc("hits"), Asc("url")],
+    notify_key: &[],
 };
 
 /// The job as SQL, for `--engine datafusion`.

@@ -16,23 +16,12 @@ use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twi
 use crate::map::{Combiner, MapReduce, columns};
 use crate::params;
 use crate::read::fields::format_timestamp;
-use crate::read::format::{Column, Format, Kind, col};
+use crate::read::format::{Format, SALES};
 use crate::table::Sort::Asc;
 use crate::table::{self, MONEY, Table, TableSpec};
 
 /// The sales-rank job.
 pub struct SalesRank;
-
-/// Input columns.
-pub const COLUMNS: &[Column] = &[
-    col("timestamp", Kind::Timestamp),
-    col("product_id", Kind::Text),
-    col("category_id", Kind::Text),
-    col("quantity", Kind::PositiveInt),
-    col("total_price", Kind::Money),
-    col("seller_id", Kind::Text),
-    col("buyer_id", Kind::Text),
-];
 
 /// The output table.
 pub static SALES_RANK: TableSpec = TableSpec {
@@ -46,6 +35,7 @@ pub static SALES_RANK: TableSpec = TableSpec {
     ],
     indexes: &[&["category_id", "rank"], &["product_id"]],
     order: &[Asc("category_id"), Asc("rank")],
+    notify_key: &[],
 };
 
 /// The job as SQL, for `--engine datafusion`.
@@ -197,7 +187,7 @@ impl Plan for SalesRankPlan {
         let top = self.top.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         Ok(Twin {
             sql: &SQL,
-            input: ("sales", Format::Tsv(COLUMNS)),
+            input: ("sales", Format::Tsv(SALES)),
             params: vec![
                 ("from", instant(self.sum.from)),
                 ("to", instant(self.sum.to)),
@@ -212,7 +202,7 @@ impl Plan for SalesRankPlan {
     }
 
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
-        let (sums, read) = map_reduce(&self.sum, &Format::Tsv(COLUMNS), ctx)?;
+        let (sums, read) = map_reduce(&self.sum, &Format::Tsv(SALES), ctx)?;
 
         // Step 2: rank within each category.
         let mut rows: Vec<(&str, &str, &Sold)> = sums

@@ -20,21 +20,13 @@ use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twi
 use crate::map::{Combiner, MapReduce, columns};
 use crate::params::{self, MonthArgs};
 use crate::read::fields::{parse_money, year_month};
-use crate::read::format::{Column, Format, Kind, col, quote};
+use crate::read::format::{Format, TRANSACTIONS, quote};
 use crate::read::side::{SideRow, parse_side, read_side_file};
 use crate::table::Sort::Asc;
 use crate::table::{self, MONEY, Table, TableSpec};
 
 /// The spending job.
 pub struct Spending;
-
-/// Input columns.
-pub const COLUMNS: &[Column] = &[
-    col("user_id", Kind::Text),
-    col("timestamp", Kind::Timestamp),
-    col("seller", Kind::Text),
-    col("amount", Kind::Money),
-];
 
 /// The seed seller map used when `--sellers` is not given.
 const BUILTIN_SELLERS: &str = include_str!("../sample_data/spending/sellers.tsv");
@@ -48,6 +40,7 @@ pub static MONTHLY_SPENDING: TableSpec = TableSpec {
     columns: &[("user_id", DataType::Utf8), ("month", DataType::Utf8), ("category", DataType::Utf8), ("amount", MONEY)],
     indexes: &[&["user_id", "month"], &["month"]],
     order: &[Asc("user_id"), Asc("month"), Asc("category")],
+    notify_key: &[],
 };
 pub static BUDGET_ALERTS: TableSpec = TableSpec {
     name: "budget_alerts",
@@ -61,6 +54,8 @@ pub static BUDGET_ALERTS: TableSpec = TableSpec {
     ],
     indexes: &[&["user_id", "month"], &["month"]],
     order: &[Asc("user_id"), Asc("month"), Asc("category")],
+    // A user is told once per (user, month, category, status): `near` turning `exceeded` is news.
+    notify_key: &["user_id", "month", "category", "status"],
 };
 
 /// The job as SQL, for `--engine datafusion`.
@@ -406,7 +401,7 @@ impl Plan for SpendingPlan {
         }
         Ok(Twin {
             sql: &SQL,
-            input: ("transactions", Format::Tsv(COLUMNS)),
+            input: ("transactions", Format::Tsv(TRANSACTIONS)),
             params: vec![("month", params::month_param(self.month))],
             tables,
             functions: Vec::new(),
@@ -421,7 +416,7 @@ impl Plan for SpendingPlan {
         let categorizer =
             Categorizer::load(self.args.sellers.as_deref(), self.args.overrides.as_deref(), &mut warnings)?;
         let step = SumSpending { categorizer: &categorizer, month: self.month };
-        let (sums, read) = map_reduce(&step, &Format::Tsv(COLUMNS), ctx)?;
+        let (sums, read) = map_reduce(&step, &Format::Tsv(TRANSACTIONS), ctx)?;
 
         let mut rows: Vec<Spent> = sums
             .iter()

@@ -133,6 +133,7 @@ pub static URLS: TableSpec = TableSpec {
     columns: &[("url", DataType::Utf8), ("occurrences", DataType::Int64)],
     indexes: &[],
     order: &[Asc("url")],
+    notify_key: &[],
 };
 
 impl UrlDedupPlan {

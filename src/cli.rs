@@ -15,9 +15,8 @@ use crate::notify::NotifyTarget;
 use crate::params;
 use crate::quarantine::BadLineBudget;
 use crate::run::RunOptions;
-use crate::sink::SinkUrl;
-use crate::sink::postgres::redact;
-use crate::verify::Target;
+use crate::sink;
+use crate::verify::Request;
 
 /// Options every job takes.
 #[derive(clap::Args, Debug)]
@@ -154,8 +153,8 @@ pub fn command() -> Command {
             Command::new("verify")
                 .about("Re-run the job a manifest describes and check that its outputs are identical")
                 .after_help(
-                    "PostgreSQL and MySQL outputs keep their manifests in the table mrpipe_runs: give the output \
-                     URL and --job to verify the job's newest run there.\n\n\
+                    "Give a manifest file, or an output (any --output value) and --job to verify the job's newest \
+                     run recorded there (databases keep their manifests in the table mrpipe_runs).\n\n\
                      Exits 0 when every table is identical, 1 naming the first differing table and row.\n\n\
                      Examples:\n  mrpipe verify out/_sales-rank.manifest.json\n  \
                      mrpipe verify postgres://app@db/analytics --job spending",
@@ -165,7 +164,7 @@ pub fn command() -> Command {
                     Arg::new("job")
                         .long("job")
                         .value_name("JOB")
-                        .help("With a postgres:// or mysql:// URL: the job whose newest run to verify"),
+                        .help("With an output instead of a manifest: the job whose newest run to verify"),
                 ),
         )
         .subcommand(
@@ -187,8 +186,8 @@ pub enum Action {
     Run(Box<RunOptions>),
     /// `mrpipe jobs`.
     Jobs,
-    /// `mrpipe verify MANIFEST|URL`.
-    Verify(Target),
+    /// `mrpipe verify MANIFEST | OUTPUT --job JOB`.
+    Verify(Request),
     /// `mrpipe query SQL ...`.
     Query(crate::query::QueryOptions),
     /// `mrpipe completions SHELL`.
@@ -209,7 +208,7 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
             let job = jobs::find(name).ok_or_else(|| Error::Usage(format!("unknown job '{name}'")))?;
             let common = CommonArgs::from_arg_matches(job_matches).map_err(|e| Error::Usage(e.to_string()))?;
             let plans = job.configure_from(job_matches)?;
-            if common.notify.is_some() && !job.info().output_names().contains(&crate::notify::ALERTS) {
+            if common.notify.is_some() && job.info().outputs.iter().all(|t| t.notify_key.is_empty()) {
                 return Err(Error::Usage(format!("--notify applies to jobs that write budget alerts, not '{name}'")));
             }
             let budget = match (common.strict, common.max_bad_lines) {
@@ -222,7 +221,7 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
                 plans,
                 engine: common.engine,
                 inputs: common.inputs,
-                output: SinkUrl::parse(&common.output)?,
+                output: sink::parse(&common.output)?,
                 threads: common.threads.map(usize::from),
                 rejects: common.rejects,
                 budget,
@@ -243,21 +242,22 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
             sql: q.get_one::<String>("sql").cloned().unwrap_or_default(),
             tables: q.get_many::<crate::query::TableArg>("table").into_iter().flatten().cloned().collect(),
             formats: q.get_many::<String>("as").into_iter().flatten().cloned().collect(),
-            output: q.get_one::<String>("output").map(|o| SinkUrl::parse(o)).transpose()?,
+            output: q.get_one::<String>("output").map(|o| sink::parse(o)).transpose()?,
             threads: q.get_one::<u16>("threads").map(|n| usize::from(*n)),
         })),
         Some(("verify", v)) => {
             let what = v.get_one::<String>("manifest").cloned().unwrap_or_default();
             let job = v.get_one::<String>("job").cloned();
-            let server = ["postgres://", "postgresql://", "mysql://"].iter().any(|s| what.starts_with(s));
-            match (server, job) {
-                (true, Some(job)) => {
-                    jobs::find(&job).ok_or_else(|| Error::Usage(format!("unknown job '{job}'")))?;
-                    Ok(Action::Verify(Target::Server { output: SinkUrl::parse(&what)?, job }))
+            match job {
+                Some(job) => Ok(Action::Verify(Request::Output { output: sink::parse(&what)?, job })),
+                // Without --job the argument is a manifest file; an output URL needs the job.
+                None if what.contains("://") && !std::path::Path::new(&what).exists() => {
+                    let output = sink::parse(&what)?;
+                    Err(Error::Usage(format!(
+                        "verifying {output} needs --job JOB (the job whose newest run to verify)"
+                    )))
                 }
-                (true, None) => Err(Error::Usage(format!("verifying {} needs --job JOB", redact(&what)))),
-                (false, None) => Ok(Action::Verify(Target::File(PathBuf::from(what)))),
-                (false, Some(_)) => Err(Error::Usage("--job goes with a postgres:// or mysql:// URL".into())),
+                None => Ok(Action::Verify(Request::File(PathBuf::from(what)))),
             }
         }
         Some(("show", show)) => {

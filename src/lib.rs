@@ -8,14 +8,21 @@
 //!                       │                                            │
 //!                  bad lines ──▶ rejects file          tables ◀── job's final step
 //!                                                        │       (sort, rank, alerts)
-//!                                                      sink ──▶ Parquet | SQLite | TSV
+//!                                                      sink ──▶ Parquet | TSV | SQLite | PostgreSQL | MySQL
 //! ```
 //!
 //! [`read`] turns inputs into record batches and quarantines bad lines; a job
 //! ([`job::Job`], one file per job in `jobs/`) implements [`map::MapReduce`];
 //! [`engine::native`] runs it through [`shuffle`] and [`reduce`], or
 //! [`engine::datafusion`] runs the job's SQL twin (`jobs/<job>.sql`) on the same
-//! batches; [`run`] publishes the job's [`table::Table`]s through a [`sink`] atomically.
+//! batches; [`run`] publishes the job's [`table::Table`]s through a [`sink::Target`]
+//! atomically.
+//!
+//! Layers, each using only those below it: `error`, `log`, `progress` -> [`read`] ->
+//! [`table`], [`manifest`] -> [`map`], [`shuffle`], [`reduce`], [`engine`] -> [`job`]
+//! and the jobs -> [`sink`] (one `Target` per kind of output; only `sink::parse`
+//! knows them all) -> [`notify`], [`quarantine`] -> [`run`] -> [`verify`], [`query`]
+//! -> [`cli`], [`config`] -> `main.rs`. No framework module names a job or a backend.
 
 pub mod cli;
 pub mod config;
@@ -24,7 +31,6 @@ pub mod error;
 pub mod job;
 #[path = "../jobs/mod.rs"]
 pub mod jobs;
-pub mod lock;
 pub mod log;
 pub mod manifest;
 pub mod map;

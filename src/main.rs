@@ -91,11 +91,14 @@ fn query(options: &mrpipe::query::QueryOptions) -> Result<()> {
         batches: Box::new(result.batches.clone().into_iter().map(Ok)),
     };
     match &options.output {
-        Some(url) => {
-            let mut sink = mrpipe::sink::open(url, 1, None)?;
-            let written = sink.write_table(table)?;
-            let manifest = mrpipe::manifest::Manifest::for_query(&options.sql, url, &written);
-            sink.commit(&manifest, mrpipe::manifest::manifest_path(url, "query", None).as_deref())
+        Some(output) => {
+            let mut publication = output.open(mrpipe::sink::Unit { job: "query", period: None }, 1)?;
+            let written = publication.write_table(table)?;
+            publication.commit(&mrpipe::manifest::Manifest::for_query(
+                &options.sql,
+                output.to_string(),
+                written.digest("query"),
+            ))
         }
         None if std::io::stdout().is_terminal() => {
             let text =

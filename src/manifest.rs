@@ -3,19 +3,14 @@
 //! published with the outputs. Two runs on the same inputs and parameters give
 //! manifests that differ only in `started`, `finished` and `duration_secs`.
 //!
-//! Where: `DIR/_<job>.manifest.json` for a directory output (jobs may share one),
-//! `PATH.manifest.json` beside a Parquet or TSV file, `PATH.<job>.manifest.json`
-//! beside a SQLite database (which also keeps every manifest in `mrpipe_runs`). A
-//! period of a backfill has its own: `DIR/_<job>-<period>.manifest.json`, ...
+//! Where a manifest is kept is its output's business: see [`crate::sink::Target`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::job::Period;
 use crate::read::ReadStats;
-use crate::sink::SinkUrl;
 
 /// A run manifest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,6 +19,9 @@ pub struct Manifest {
     pub mrpipe_version: String,
     /// The job's name.
     pub job: String,
+    /// The period this manifest's run published (`2026-11`), when the run was split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
     /// The engine that ran it (`native`, `datafusion`); both give the same tables.
     #[serde(default = "native")]
     pub engine: String,
@@ -96,6 +94,10 @@ pub struct TableDigest {
     pub location: String,
     /// BLAKE3 of the file's bytes, or of the rows as TSV for SQL sinks.
     pub blake3: String,
+    /// For a SQL table with a `month` column: the months whose rows this run replaced,
+    /// so its rows can be told from other runs' months in the same table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub months: Option<Vec<String>>,
 }
 
 impl Manifest {
@@ -106,25 +108,21 @@ impl Manifest {
         Ok(json)
     }
 
-    /// The manifest of a `mrpipe query` written to a sink: the SQL is its argument.
-    pub fn for_query(sql: &str, output: &SinkUrl, written: &crate::sink::Written) -> Manifest {
+    /// The manifest of a `mrpipe query` published to `output`: the SQL is its argument.
+    pub fn for_query(sql: &str, output: String, table: TableDigest) -> Manifest {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         Manifest {
             mrpipe_version: env!("CARGO_PKG_VERSION").to_string(),
             job: "query".into(),
+            period: None,
             engine: "datafusion".into(),
             args: vec![sql.to_string()],
-            output: output.to_string(),
+            output,
             bad_line_budget: "unlimited".into(),
             inputs: Vec::new(),
             side_files: Vec::new(),
             lines: Lines { read: 0, good: 0, bad: 0, empty: 0, header: 0 },
-            tables: vec![TableDigest {
-                name: "query".into(),
-                rows: written.rows,
-                location: written.location.clone(),
-                blake3: written.blake3.clone().unwrap_or_default(),
-            }],
+            tables: vec![table],
             started: now.clone(),
             finished: now,
             duration_secs: 0.0,
@@ -136,35 +134,6 @@ impl Manifest {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         serde_json::from_str(&text)
             .map_err(|e| Error::Usage(format!("'{}' is not a mrpipe manifest: {e}", path.display())))
-    }
-}
-
-/// Where the manifest of `job` (one `period` of it, if set) writing to `output` goes;
-/// none for stdout.
-pub fn manifest_path(output: &SinkUrl, job: &str, period: Option<&Period>) -> Option<PathBuf> {
-    let unit = crate::run::unit_name(job, period);
-    let beside = |p: &Path, mid: Option<&str>| match mid {
-        None => PathBuf::from(format!("{}.manifest.json", p.display())),
-        Some(mid) => PathBuf::from(format!("{}.{mid}.manifest.json", p.display())),
-    };
-    match output {
-        SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => Some(d.join(format!("_{unit}.manifest.json"))),
-        SinkUrl::ParquetFile(p) | SinkUrl::TsvFile(p) => Some(beside(p, period.map(|p| p.label.as_str()))),
-        SinkUrl::Sqlite(p) => Some(beside(p, Some(&unit))),
-        SinkUrl::TsvStdout | SinkUrl::Postgres(_) | SinkUrl::Mysql(_) => None,
-    }
-}
-
-/// The hash of a published table as it is now, computed the way its sink computed it
-/// (file bytes, or the rows as TSV for SQLite); `missing` when it is gone.
-pub fn published_hash(table: &TableDigest) -> Result<String> {
-    if table.location.starts_with("sqlite:") {
-        return Ok(hash_lines(&crate::verify::table_rows(&table.location, &table.name)?));
-    }
-    match digest_file(Path::new(&table.location)) {
-        Ok(d) => Ok(d.blake3),
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok("missing".into()),
-        Err(e) => Err(e),
     }
 }
 

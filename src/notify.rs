@@ -1,24 +1,23 @@
-//! Alerts exactly once (`--notify PATH|-`): before a run publishes `budget_alerts`,
-//! the alerts already published there are read back; after the publish commits, each
-//! alert of this run that was not among them is written as one JSON line. Alerts are
-//! keyed by (user_id, month, category, status), so a repeated or retried run notifies
-//! nothing, and an alert that turns from `near` to `exceeded` is new. A run that fails
-//! before its commit notifies nothing and leaves the alerts to the next run.
+//! `--notify`: tell someone about rows that are new in this run, for tables that
+//! declare a notify key ([`TableSpec::notify_key`], e.g. spending's budget alerts).
+//!
+//! Before publishing, the runner reads the keys of the rows already published at the
+//! output (for the run's period); after the publish commits, each row of this run
+//! whose key was not among them is written as one JSON object per line (column name
+//! to value as text). A repeated or retried run notifies nothing, and an alert that
+//! turns from `near` to `exceeded` is new (its status is part of the key). A run that
+//! fails before its commit notifies nothing and leaves the rows to the next run.
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
 
 use crate::error::{Error, Result};
-use crate::job::Period;
-use crate::jobs::spending::BUDGET_ALERTS;
-use crate::sink::SinkUrl;
 use crate::sink::tsv::write_rows;
-
-/// The table whose new rows are notified.
-pub const ALERTS: &str = BUDGET_ALERTS.name;
+use crate::sink::{Slice, Target};
+use crate::table::{Period, TableSpec};
 
 /// Where notifications go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,79 +35,56 @@ impl NotifyTarget {
     }
 }
 
-/// An alert's key: user_id, month, category, status.
-type Key = (String, String, String, String);
+/// One row as text fields, in the table's column order.
+pub type Row = Vec<String>;
 
-/// One alert row: user_id, month, category, amount, budget, status.
-pub type Alert = Vec<String>;
+/// A row's key: its notify-key fields.
+type Key = Vec<String>;
 
-fn key(alert: &[String]) -> Key {
-    let field = |i: usize| alert.get(i).cloned().unwrap_or_default();
-    (field(0), field(1), field(2), field(5))
+fn key(spec: &TableSpec, row: &[String]) -> Key {
+    spec.notify_key
+        .iter()
+        .map(|k| {
+            let at = spec.columns.iter().position(|(c, _)| c == k);
+            at.and_then(|i| row.get(i)).cloned().unwrap_or_default()
+        })
+        .collect()
 }
 
-/// The alerts' rows of a batch list, as text fields.
-pub fn alert_rows(batches: &[RecordBatch]) -> Result<Vec<Alert>> {
-    let mut text = Vec::new();
-    for batch in batches {
-        write_rows(&mut text, batch).map_err(|e| Error::sink(ALERTS, e))?;
-    }
-    Ok(String::from_utf8_lossy(&text).lines().map(|l| l.split('\t').map(str::to_string).collect()).collect())
-}
-
-/// The keys of the alerts published at `output` (for `period`, when the run has one).
-pub fn published_keys(output: &SinkUrl, period: Option<&Period>) -> Result<HashSet<Key>> {
-    let rows: Vec<Alert> = match output {
-        SinkUrl::TsvStdout => {
-            return Err(Error::Usage("--notify needs an output that keeps the previous alerts, not stdout".into()));
-        }
-        SinkUrl::ParquetDir(_) | SinkUrl::ParquetFile(_) | SinkUrl::TsvDir(_) | SinkUrl::TsvFile(_) => {
-            let location = output.table_location(ALERTS, period);
-            if !Path::new(&location).exists() {
-                return Ok(HashSet::new());
-            }
-            lines_to_rows(crate::verify::table_rows(&location, ALERTS)?)
-        }
-        SinkUrl::Sqlite(path) => {
-            if !path.exists() {
-                return Ok(HashSet::new());
-            }
-            let conn = rusqlite::Connection::open(path).map_err(|e| Error::sink(output.to_string(), e))?;
-            let exists: i64 = conn
-                .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [ALERTS], |r| {
-                    r.get(0)
-                })
-                .map_err(|e| Error::sink(output.to_string(), e))?;
-            if exists == 0 {
-                return Ok(HashSet::new());
-            }
-            lines_to_rows(crate::verify::table_rows(&format!("sqlite:{}", path.display()), ALERTS)?)
-        }
-        SinkUrl::Postgres(url) => {
-            lines_to_rows(crate::sink::postgres::published_rows(url, &BUDGET_ALERTS, None)?.unwrap_or_default())
-        }
-        SinkUrl::Mysql(url) => {
-            lines_to_rows(crate::sink::mysql::published_rows(url, &BUDGET_ALERTS, None)?.unwrap_or_default())
-        }
-    };
-    Ok(rows.iter().map(|r| key(r)).collect())
-}
-
-fn lines_to_rows(lines: Vec<String>) -> Vec<Alert> {
+fn split(lines: Vec<String>) -> Vec<Row> {
     lines.into_iter().map(|l| l.split('\t').map(str::to_string).collect()).collect()
 }
 
-/// Writes the alerts of `current` whose key is not in `previous`; returns how many.
-pub fn notify_new(target: &NotifyTarget, current: &[Alert], previous: &HashSet<Key>) -> Result<usize> {
+/// The rows of a batch list, as text fields.
+pub fn rows(batches: &[RecordBatch], table: &str) -> Result<Vec<Row>> {
+    let mut text = Vec::new();
+    for batch in batches {
+        write_rows(&mut text, batch).map_err(|e| Error::sink(table, e))?;
+    }
+    Ok(split(String::from_utf8_lossy(&text).lines().map(str::to_string).collect()))
+}
+
+/// The keys of the rows of `spec` published at `output` for `period`.
+pub fn published_keys(output: &dyn Target, spec: &TableSpec, period: Option<&Period>) -> Result<HashSet<Key>> {
+    if !output.keeps_results() {
+        return Err(Error::Usage(format!(
+            "--notify needs an output that keeps the previous {}, not stdout",
+            spec.name
+        )));
+    }
+    let location = output.table_location(spec.name, period);
+    let published = output.published_rows(spec, Slice { location: &location, months: None })?;
+    Ok(split(published.unwrap_or_default()).iter().map(|r| key(spec, r)).collect())
+}
+
+/// Writes the rows of `current` whose key is not in `previous`; returns how many.
+pub fn notify_new(target: &NotifyTarget, spec: &TableSpec, current: &[Row], previous: &HashSet<Key>) -> Result<usize> {
     let mut lines = String::new();
     let mut count = 0;
-    for alert in current.iter().filter(|a| !previous.contains(&key(a))) {
-        let field = |i: usize| alert.get(i).cloned().unwrap_or_default();
-        let object = serde_json::json!({
-            "user_id": field(0), "month": field(1), "category": field(2),
-            "amount": field(3), "budget": field(4), "status": field(5),
-        });
-        lines.push_str(&object.to_string());
+    for row in current.iter().filter(|r| !previous.contains(&key(spec, r))) {
+        let object: serde_json::Map<String, serde_json::Value> =
+            spec.columns.iter().zip(row).map(|((name, _), value)| (name.to_string(), value.clone().into())).collect();
+        lines.push_str(&serde_json::Value::Object(object).to_string());
         lines.push('\n');
         count += 1;
     }

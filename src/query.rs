@@ -14,13 +14,13 @@ use datafusion::prelude::ParquetReadOptions;
 use crate::engine::datafusion::Session;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::read::format::{ACCESS_LOG, Format};
+use crate::read::format::{FORMAT_NAMES, Format};
 use crate::read::input::resolve_inputs;
 use crate::read::read_fold;
-use crate::sink::SinkUrl;
+use crate::sink::Target;
 
 /// Input formats a log table can be read as (`--as`).
-pub const LOG_FORMATS: &[&str] = &["sales", "transactions", "access", "clf", "urls"];
+pub const LOG_FORMATS: &[&str] = FORMAT_NAMES;
 
 /// One `--table NAME=PATH`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub struct QueryOptions {
     /// Formats of the log tables, in order (one applies to all).
     pub formats: Vec<String>,
     /// Where the result goes (`None`: the terminal or a pipe).
-    pub output: Option<SinkUrl>,
+    pub output: Option<Box<dyn Target>>,
     /// Worker threads.
     pub threads: Option<usize>,
 }
@@ -69,15 +69,8 @@ pub struct QueryResult {
 
 /// The job input format named by `--as`.
 fn log_format(name: &str) -> Result<Format> {
-    use crate::jobs::{sales_rank, spending};
-    Ok(match name {
-        "sales" | "sales-rank" => Format::Tsv(sales_rank::COLUMNS),
-        "transactions" | "spending" => Format::Tsv(spending::COLUMNS),
-        "access" | "hit-counts" => Format::Tsv(ACCESS_LOG),
-        "clf" => Format::Clf,
-        "urls" | "url-dedup" => Format::UrlList,
-        other => return Err(Error::Usage(format!("unknown --as '{other}' (use one of {})", LOG_FORMATS.join(", ")))),
-    })
+    Format::by_name(name)
+        .ok_or_else(|| Error::Usage(format!("unknown --as '{name}' (use one of {})", LOG_FORMATS.join(", "))))
 }
 
 /// Whether a path is read as Parquet: a `.parquet` file, or a directory of them.

@@ -1,7 +1,7 @@
 //! The runner: one `mrpipe run` from validated options to published output.
 //!
-//! resolve inputs -> take the (job, output) lock and clear stale temporaries -> build
-//! the rayon pool -> then, for each period (one, unless the run is a backfill): skip it
+//! resolve inputs -> take the (job, output) lock (the target clears stale
+//! temporaries) -> build the rayon pool -> then, for each period (one, unless the run is a backfill): skip it
 //! if `--skip-unchanged` finds its manifest current -> run the plan (read, map,
 //! shuffle, reduce) -> write the rejects file -> check the bad-line budget -> write
 //! every table to the sink -> commit with the manifest. Nothing of a period is
@@ -10,21 +10,21 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use arrow::array::RecordBatch;
+use serde_json::json;
+
 use crate::engine::{self, Engine, ReadSummary};
 use crate::error::{Error, Result};
-use crate::job::{AnyJob, Period, Plan, RunContext};
-use crate::lock;
+use crate::job::{AnyJob, Plan, RunContext};
 use crate::log::EventLog;
-use crate::manifest::{self, FileDigest, Manifest, TableDigest};
+use crate::manifest::{self, FileDigest, Manifest};
 use crate::notify::{self, NotifyTarget};
 use crate::progress::Progress;
 use crate::quarantine::{self, BadLineBudget};
 use crate::read::input::{self, InputFile};
 use crate::read::{self, ReadStats};
-use crate::sink::Written;
-use crate::sink::{self, SinkUrl};
-use arrow::array::RecordBatch;
-use serde_json::json;
+use crate::sink::{Recorded, Slice, Target, Unit, Written};
+use crate::table::{Period, TableSpec};
 
 /// Everything a run needs, validated.
 pub struct RunOptions {
@@ -37,10 +37,10 @@ pub struct RunOptions {
     /// Input arguments as given (files, directories, globs, `-`).
     pub inputs: Vec<String>,
     /// Where results go.
-    pub output: SinkUrl,
+    pub output: Box<dyn Target>,
     /// Worker threads (`None`: one per core).
     pub threads: Option<usize>,
-    /// Rejects file (`None`: next to the output, see [`default_rejects_path`]).
+    /// Rejects file (`None`: the output's default, [`Target::default_rejects`]).
     pub rejects: Option<PathBuf>,
     /// Bad-line threshold.
     pub budget: BadLineBudget,
@@ -105,32 +105,6 @@ impl RunSummary {
     }
 }
 
-/// Where the rejects file goes when `--rejects` is not given: `DIR/_<job>.rejects.tsv`
-/// for a directory output (several jobs may share one), `PATH.rejects.tsv` beside a
-/// file or database, and `mrpipe-<job>.rejects.tsv` in the current directory for stdout.
-/// A period's files carry `<job>-<period>` where a whole run's carry `<job>`.
-pub fn default_rejects_path(output: &SinkUrl, job: &str, period: Option<&Period>) -> PathBuf {
-    let unit = unit_name(job, period);
-    match output {
-        SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => d.join(format!("_{unit}.rejects.tsv")),
-        SinkUrl::ParquetFile(p) | SinkUrl::Sqlite(p) | SinkUrl::TsvFile(p) => match period {
-            None => PathBuf::from(format!("{}.rejects.tsv", p.display())),
-            Some(period) => PathBuf::from(format!("{}.{}.rejects.tsv", p.display(), period.label)),
-        },
-        SinkUrl::TsvStdout | SinkUrl::Postgres(_) | SinkUrl::Mysql(_) => {
-            PathBuf::from(format!("mrpipe-{unit}.rejects.tsv"))
-        }
-    }
-}
-
-/// `<job>` for a whole run, `<job>-<period>` for one period of it.
-pub fn unit_name(job: &str, period: Option<&Period>) -> String {
-    match period {
-        None => job.to_string(),
-        Some(p) => format!("{job}-{}", p.label),
-    }
-}
-
 /// Runs a job end to end: every period in order, under one lock. Returns the summary
 /// of each period that ran (skipped ones are logged, not returned).
 pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
@@ -140,18 +114,7 @@ pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
         print_dry_run(&opts, &inputs).map_err(Error::stdout)?;
         return Ok(Vec::new());
     }
-    let _lock = match (&opts.output, lock::lock_path(&opts.output, job)) {
-        (SinkUrl::Postgres(url), _) => Some(lock::acquire_postgres(url, job, opts.wait)?),
-        (SinkUrl::Mysql(url), _) => Some(lock::acquire_mysql(url, job, opts.wait)?),
-        (_, Some(path)) => {
-            let held = lock::acquire(&path, opts.wait)?;
-            if let Some(dir) = held.path().parent() {
-                lock::remove_stale_temporaries(dir)?;
-            }
-            Some(held)
-        }
-        (_, None) => None,
-    };
+    let _lock = opts.output.lock(job, opts.wait)?;
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = opts.threads {
         builder = builder.num_threads(n);
@@ -168,7 +131,7 @@ pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
         if opts.skip_unchanged
             && let Some(finished) = unchanged_since(&opts, plan.as_ref(), &inputs, period.as_ref())?
         {
-            let unit = unit_name(job, period.as_ref());
+            let unit = Unit { job, period: period.as_ref() }.name();
             log.info(
                 "skipped",
                 json!({ "period": period.as_ref().map(|p| &p.label), "unchanged_since": finished }),
@@ -184,12 +147,11 @@ pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
 /// Runs one period and publishes it.
 fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: Option<&Period>) -> Result<RunSummary> {
     let started = Instant::now();
-    let job = opts.job.info().name;
-    let unit = unit_name(job, period);
+    let unit = Unit { job: opts.job.info().name, period };
     let log = &opts.log;
     let ctx = RunContext {
         progress: Progress::new(read::plain_size(inputs), log.shows_info()),
-        temp_dir: opts.output.local_dir().unwrap_or_else(std::env::temp_dir),
+        temp_dir: opts.output.scratch_dir(),
         inputs: inputs.to_vec(),
     };
     let output = match opts.engine {
@@ -202,7 +164,7 @@ fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: 
         log.warning(warning);
     }
     let stats = output.read.stats;
-    let rejects = opts.rejects.clone().unwrap_or_else(|| default_rejects_path(&opts.output, job, period));
+    let rejects = opts.rejects.clone().unwrap_or_else(|| opts.output.default_rejects(unit));
     quarantine::write_rejects(&rejects, &output.read, &ctx.inputs)?;
     if stats.bad > 0 {
         let allowed = opts.budget.allowed(stats.lines);
@@ -210,28 +172,29 @@ fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: 
     }
     opts.budget.check(&output.read, &ctx.inputs)?;
 
-    let previous_alerts = match &opts.notify {
-        Some(_) => Some(notify::published_keys(&opts.output, period)?),
+    // The notified table's rows published before this run, to tell the new ones.
+    let notified = match &opts.notify {
+        Some(_) => opts.job.info().outputs.iter().copied().find(|t| !t.notify_key.is_empty()),
         None => None,
     };
-    let mut alerts = Vec::new();
-    let mut sink = sink::open(&opts.output, output.tables.len(), period)?;
+    let previous = notified.map(|spec| notify::published_keys(opts.output.as_ref(), spec, period)).transpose()?;
+    let mut current = Vec::new();
+    let mut publication = opts.output.open(unit, output.tables.len())?;
     let mut written = Vec::with_capacity(output.tables.len());
     for mut table in output.tables {
         let name = table.name;
-        if previous_alerts.is_some() && name == notify::ALERTS {
-            // Alerts are few: keep them to compare with what was published before.
+        if notified.is_some_and(|spec| spec.name == name) {
+            // Notified rows are few: keep them to compare with what was published before.
             let batches: Vec<RecordBatch> = table.batches.collect::<Result<_>>()?;
-            alerts = notify::alert_rows(&batches)?;
+            current = notify::rows(&batches, name)?;
             table.batches = Box::new(batches.into_iter().map(Ok));
         }
-        written.push((name, sink.write_table(table)?));
+        written.push((name, publication.write_table(table)?));
     }
     let manifest = build_manifest(opts, plan, &ctx, &output.read, &written, started)?;
-    let manifest_path = manifest::manifest_path(&opts.output, job, period);
-    sink.commit(&manifest, manifest_path.as_deref())?;
-    if let (Some(target), Some(previous)) = (&opts.notify, &previous_alerts) {
-        let sent = notify::notify_new(target, &alerts, previous)?;
+    publication.commit(&manifest)?;
+    if let (Some(target), Some(spec), Some(previous)) = (&opts.notify, notified, &previous) {
+        let sent = notify::notify_new(target, spec, &current, previous)?;
         log.info("notified", json!({ "alerts": sent }), String::new);
     }
     for (table, w) in &written {
@@ -249,11 +212,11 @@ fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: 
         elapsed: started.elapsed(),
         manifest,
     };
-    log.info("summary", summary.to_json(), || summary.line(&unit));
+    log.info("summary", summary.to_json(), || summary.line(&unit.name()));
     Ok(summary)
 }
 
-/// When `--skip-unchanged` may skip a period: its manifest names the same mrpipe
+/// When `--skip-unchanged` may skip a period: its last manifest names the same mrpipe
 /// version, arguments, output, inputs and side files (by hash), and its published
 /// tables are still as written. Returns when that run finished.
 fn unchanged_since(
@@ -262,8 +225,9 @@ fn unchanged_since(
     inputs: &[InputFile],
     period: Option<&Period>,
 ) -> Result<Option<String>> {
-    let Some(path) = manifest::manifest_path(&opts.output, opts.job.info().name, period) else { return Ok(None) };
-    let Ok(previous) = Manifest::load(&path) else { return Ok(None) };
+    let job = opts.job.info();
+    // A manifest that cannot be read is no proof of anything: run.
+    let Ok(Some(previous)) = opts.output.last_manifest(job.name, Recorded::Unit(period)) else { return Ok(None) };
     let same_setup = previous.mrpipe_version == env!("CARGO_PKG_VERSION")
         && previous.args == plan.args()
         && previous.output == opts.output.to_string()
@@ -279,11 +243,17 @@ fn unchanged_since(
         }
     }
     for table in &previous.tables {
-        if manifest::published_hash(table)? != table.blake3 {
+        let Some(spec) = output_spec(job.outputs, &table.name) else { return Ok(None) };
+        if opts.output.published_hash(spec, Slice::of(table))?.as_ref() != Some(&table.blake3) {
             return Ok(None);
         }
     }
     Ok(Some(previous.finished))
+}
+
+/// The layout of the output table `name` among a job's `outputs`.
+pub fn output_spec(outputs: &[&'static TableSpec], name: &str) -> Option<&'static TableSpec> {
+    outputs.iter().copied().find(|t| t.name == name)
 }
 
 /// `--dry-run`: what would be read, and which files each period would write.
@@ -307,8 +277,8 @@ fn print_dry_run(opts: &RunOptions, inputs: &[InputFile]) -> std::io::Result<()>
         for table in opts.job.info().outputs {
             writeln!(out, "  {} -> {}", table.name, opts.output.table_location(table.name, period.as_ref()))?;
         }
-        if let Some(path) = manifest::manifest_path(&opts.output, job, period.as_ref()) {
-            writeln!(out, "  manifest -> {}", path.display())?;
+        if let Some(path) = opts.output.manifest_location(Unit { job, period: period.as_ref() }) {
+            writeln!(out, "  manifest -> {path}")?;
         }
         writeln!(out, "  arguments: {}", plan.args().join(" "))?;
     }
@@ -332,6 +302,7 @@ fn build_manifest(
     Ok(Manifest {
         mrpipe_version: env!("CARGO_PKG_VERSION").to_string(),
         job: opts.job.info().name.to_string(),
+        period: plan.period().map(|p| p.label),
         engine: opts.engine.name().to_string(),
         args: plan.args(),
         output: opts.output.to_string(),
@@ -344,15 +315,7 @@ fn build_manifest(
             .collect(),
         side_files,
         lines: read.stats.into(),
-        tables: written
-            .iter()
-            .map(|(name, w)| TableDigest {
-                name: name.to_string(),
-                rows: w.rows,
-                location: w.location.clone(),
-                blake3: w.blake3.clone().unwrap_or_default(),
-            })
-            .collect(),
+        tables: written.iter().map(|(name, w)| w.digest(name)).collect(),
         started: stamp(began),
         finished: stamp(now),
         duration_secs: elapsed.as_secs_f64(),

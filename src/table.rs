@@ -38,6 +38,22 @@ pub struct TableSpec {
     pub indexes: &'static [&'static [&'static str]],
     /// The rows' order, a total order (text compares bytewise).
     pub order: &'static [Sort],
+    /// Columns that identify a row across runs when the table's new rows are sent to
+    /// `--notify`; empty for a table that is not notified.
+    pub notify_key: &'static [&'static str],
+}
+
+/// The slice of results a plan publishes as its own unit: one month of a monthly job,
+/// or one ranking instant of a sales-rank backfill. Each period has its own output
+/// files and manifest; SQL targets replace only the rows whose `column` holds `value`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Period {
+    /// Used in file names (`2026-11`, `20261123T000000Z`).
+    pub label: String,
+    /// The column that holds the period in the output rows, if they carry it (`month`).
+    pub column: Option<&'static str>,
+    /// The value of that column for this period.
+    pub value: String,
 }
 
 /// One key of a table's row order.
@@ -53,6 +69,11 @@ impl TableSpec {
     /// The Arrow schema.
     pub fn schema(&self) -> SchemaRef {
         schema(self.columns)
+    }
+
+    /// Whether the rows carry a `month` column, so a run replaces only its months in SQL tables.
+    pub fn has_month(&self) -> bool {
+        self.columns.iter().any(|(c, _)| *c == "month")
     }
 
     /// Checks that `columns` fit the layout and makes them one batch.

@@ -177,3 +177,24 @@ fn dry_run_lists_inputs_and_outputs_and_touches_nothing() {
     assert!(got.contains(&format!("manifest -> {o}/_spending-2026-10.manifest.json")), "{got}");
     assert!(!out.exists(), "a dry run must not create the output");
 }
+
+#[test]
+fn a_sqlite_database_holding_several_months_verifies_and_skips_each_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hits.db");
+    let output = format!("sqlite:{}", db.display());
+    skip_unchanged_skips_each_month_of_a_shared_output(&output);
+    for month in ["2026-09", "2026-10", "2026-11"] {
+        let manifest = format!("{}.hit-counts-{month}.manifest.json", db.display());
+        let res = mrpipe(&["verify", &manifest]);
+        assert!(res.status.success(), "{month}: {}", String::from_utf8_lossy(&res.stderr));
+    }
+    // A row of one month changed: that month's manifest no longer verifies, the others do.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("UPDATE hit_counts SET hits = hits + 1 WHERE month = '2026-10'", []).unwrap();
+    let res = mrpipe(&["verify", &format!("{}.hit-counts-2026-10.manifest.json", db.display())]);
+    assert_eq!(res.status.code(), Some(1), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(mrpipe(&["verify", &format!("{}.hit-counts-2026-11.manifest.json", db.display())]).status.success());
+    let newest = mrpipe(&["verify", &output, "--job", "hit-counts"]);
+    assert!(newest.status.success(), "{}", String::from_utf8_lossy(&newest.stderr));
+}

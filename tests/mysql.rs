@@ -135,3 +135,29 @@ fn alerts_are_notified_exactly_once_against_the_rows_in_mysql() {
     let db = Database::new("notify");
     notify_exactly_once(&db.url());
 }
+
+#[test]
+fn skip_unchanged_reads_the_last_manifest_of_each_month_from_mrpipe_runs() {
+    let db = Database::new("skip");
+    skip_unchanged_skips_each_month_of_a_shared_output(&db.url());
+}
+
+#[test]
+fn a_mariadb_url_is_verified_like_a_mysql_one() {
+    let db = Database::new("mariadb");
+    let url = db.url().replacen("mysql://", "mariadb://", 1);
+    run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", &url, "--rejects", "/dev/null"]);
+    let ok = run_ok(&["verify", &url, "--job", "hit-counts"]);
+    assert!(ok.starts_with("verified: 1 tables"), "{ok}");
+}
+
+#[test]
+fn every_type_a_query_makes_is_stored_in_mysql() {
+    let mut db = Database::new("types");
+    query_of_every_type_to(&db.url());
+    let got = db.rows(
+        "SELECT CAST(f AS CHAR), CAST(d AS CHAR), CAST(day AS CHAR), s, CAST(b AS CHAR), CAST(t AS CHAR), \
+         coalesce(CAST(n AS CHAR), 'null') FROM query",
+    );
+    assert_eq!(got, ["1.5\t1.500000\t2026-11-30\tv\t1\t2026-11-30 12:00:00.000000\tnull"]);
+}

@@ -201,3 +201,18 @@ fn verify_reads_the_newest_run_from_mrpipe_runs_and_finds_a_changed_row() {
     let never = mrpipe(&["verify", &url, "--job", "url-dedup"]);
     assert_eq!(never.status.code(), Some(2), "{}", String::from_utf8_lossy(&never.stderr));
 }
+
+#[test]
+fn skip_unchanged_reads_the_last_manifest_of_each_month_from_mrpipe_runs() {
+    let db = Schema::new("skip");
+    skip_unchanged_skips_each_month_of_a_shared_output(&db.url());
+}
+
+#[test]
+fn every_type_a_query_makes_is_stored_in_postgres() {
+    let mut db = Schema::new("types");
+    query_of_every_type_to(&db.url());
+    let got = db
+        .rows("SELECT f::text, d::text, day::text, s, b::text, t::text, coalesce(n::text, 'null') FROM $schema.query");
+    assert_eq!(got, ["1.5\t1.500000\t2026-11-30\tv\ttrue\t2026-11-30 12:00:00\tnull"]);
+}

@@ -89,3 +89,41 @@ fn results_go_to_a_sink_and_errors_show_a_caret() {
     assert_eq!(res.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&res.stderr).contains("nowhere"));
 }
+
+#[test]
+fn every_type_a_query_makes_is_stored_in_sqlite_or_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    query_of_every_type_to(&format!("sqlite:{}", db.display()));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let row: (f64, String, String, String, i64, String, Option<i64>) = conn
+        .query_row("SELECT f, d, day, s, b, t, n FROM query", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        })
+        .unwrap();
+    assert_eq!(
+        row,
+        (1.5, "1.500000".into(), "2026-11-30".into(), "v".into(), 1, "2026-11-30T12:00:00.000000".into(), None)
+    );
+
+    // Strings read from Parquet come as Utf8View.
+    let out = dir.path().join("out").display().to_string();
+    run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", &out]);
+    let copy = dir.path().join("copy.db");
+    run_ok(&[
+        "query",
+        "SELECT * FROM h",
+        "--table",
+        &format!("h={out}/hit_counts.parquet"),
+        "-o",
+        &format!("sqlite:{}", copy.display()),
+    ]);
+    let n: i64 =
+        rusqlite::Connection::open(&copy).unwrap().query_row("SELECT count(*) FROM query", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 6);
+
+    let res = mrpipe(&["query", "SELECT INTERVAL '1 day' AS xs", "-o", &format!("sqlite:{}", copy.display())]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(2), "{err}");
+    assert!(err.contains("column 'xs'") && err.contains("cannot store"), "{err}");
+}

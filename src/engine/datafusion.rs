@@ -159,6 +159,7 @@ mod tests {
         columns: &[("k", DataType::Utf8), ("n", DataType::Int64), ("m", DataType::Decimal128(18, 2))],
         indexes: &[],
         order: &[Asc("k")],
+        notify_key: &[],
     };
 
     fn result(names: [&str; 3], n: Option<u64>, cents: i128) -> (Schema, Vec<RecordBatch>) {

@@ -68,6 +68,42 @@ pub enum Format {
     UrlList,
 }
 
+/// Columns of a sales log (sales-rank's input).
+pub const SALES: &[Column] = &[
+    col("timestamp", Kind::Timestamp),
+    col("product_id", Kind::Text),
+    col("category_id", Kind::Text),
+    col("quantity", Kind::PositiveInt),
+    col("total_price", Kind::Money),
+    col("seller_id", Kind::Text),
+    col("buyer_id", Kind::Text),
+];
+
+/// Columns of a card-transaction log (spending's input).
+pub const TRANSACTIONS: &[Column] = &[
+    col("user_id", Kind::Text),
+    col("timestamp", Kind::Timestamp),
+    col("seller", Kind::Text),
+    col("amount", Kind::Money),
+];
+
+/// The input formats by the names `mrpipe query --as` and SQL jobs' `input:` use.
+pub const FORMAT_NAMES: &[&str] = &["sales", "transactions", "access", "clf", "urls"];
+
+impl Format {
+    /// The format named `name` (one of [`FORMAT_NAMES`]).
+    pub fn by_name(name: &str) -> Option<Format> {
+        Some(match name {
+            "sales" => Format::Tsv(SALES),
+            "transactions" => Format::Tsv(TRANSACTIONS),
+            "access" => Format::Tsv(ACCESS_LOG),
+            "clf" => Format::Clf,
+            "urls" => Format::UrlList,
+            _ => return None,
+        })
+    }
+}
+
 /// Columns of a web-server access log (TSV form, and what CLF is decoded into).
 pub const ACCESS_LOG: &[Column] = &[
     col("timestamp", Kind::Timestamp),

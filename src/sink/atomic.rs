@@ -9,6 +9,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::manifest::Manifest;
 
 /// A file being written under a temporary name.
 pub struct StagedFile {
@@ -114,6 +115,21 @@ pub fn publish_all(staged: Vec<StagedFile>) -> Result<()> {
         file.publish()?;
     }
     Ok(())
+}
+
+/// Publishes staged outputs, then the manifest (staged last, renamed last), so a
+/// manifest never describes outputs that are not in place.
+pub fn publish_with_manifest(staged: Vec<StagedFile>, manifest: &Manifest, file: Option<&Path>) -> Result<()> {
+    let manifest = match file {
+        Some(path) => {
+            let json = manifest.to_json()?;
+            let write = |w: &mut StagedWriter| w.write_all(json.as_bytes()).map_err(|e| Error::io(path, e));
+            Some(write_staged(path, write)?.0)
+        }
+        None => None,
+    };
+    publish_all(staged)?;
+    publish_all(manifest.into_iter().collect())
 }
 
 #[cfg(test)]

@@ -1,12 +1,22 @@
 //! The `sink` stage: result [`Table`]s in, published outputs out.
 //!
-//! `--output` is parsed once into a [`SinkUrl`]; [`open`] makes the [`Sink`]. A sink
-//! writes every table of a run to a staging place (temporary files, an open SQL
-//! transaction), hashing what it writes, and makes everything visible only in
-//! `commit`, together with the run's manifest, so a failed or killed run leaves the
-//! previous result intact.
+//! `--output` is parsed once, by [`parse`], into a [`Target`]: the only place that
+//! knows every kind of output. A target owns everything about its output: the run
+//! lock, where tables, manifests and default rejects files go, opening a
+//! [`Publication`] (every table staged, then made visible together with the run's
+//! manifest in one commit, so a failed or killed run leaves the previous result
+//! intact), and reading back what a job published, for `mrpipe verify`, `--notify`
+//! and `--skip-unchanged`. Nothing outside this module names a kind of output.
+//!
+//! Kinds, one file each: [`parquet`] (a directory or one file), [`tsv`] (stdout, a
+//! file or a directory), [`sqlite`], [`postgres`], [`mysql`] (MySQL and MariaDB).
+//! Shared parts: [`files`] (the layout of file outputs), [`sql`] (Arrow cells as SQL
+//! values, which rows a run replaces), [`atomic`] (staged files), [`lock`] (run locks).
+//! Adding a kind means one file and one arm in [`parse`].
 
 pub mod atomic;
+pub mod files;
+pub mod lock;
 pub mod mysql;
 pub mod parquet;
 pub mod postgres;
@@ -15,208 +25,173 @@ pub mod sqlite;
 pub mod tsv;
 
 use std::fmt;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::job::Period;
-use crate::manifest::Manifest;
-use crate::table::Table;
+use crate::manifest::{Manifest, TableDigest, hash_lines};
+use crate::table::{Period, Table, TableSpec};
+
+pub use lock::RunLock;
 
 /// What writing one table produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Written {
     /// Rows written.
     pub rows: u64,
-    /// Where the table goes: a file path, `sqlite:PATH`, or `stdout`.
+    /// Where the table goes: a file path, `sqlite:PATH`, a server URL (no password), or `stdout`.
     pub location: String,
-    /// BLAKE3 of the file's bytes (file sinks) or of the rows as TSV (SQL sinks); none for stdout.
+    /// BLAKE3 of the file's bytes (file outputs) or of the rows as TSV (SQL outputs); none for stdout.
     pub blake3: Option<String>,
+    /// SQL outputs, tables with a `month` column: the months whose rows the run replaces.
+    pub months: Option<Vec<String>>,
 }
 
-/// Writes a run's tables and publishes them together.
-pub trait Sink {
+impl Written {
+    /// The manifest's record of the table `name`.
+    pub fn digest(&self, name: &str) -> TableDigest {
+        TableDigest {
+            name: name.to_string(),
+            rows: self.rows,
+            location: self.location.clone(),
+            blake3: self.blake3.clone().unwrap_or_default(),
+            months: self.months.clone(),
+        }
+    }
+}
+
+/// What a target publishes as one unit: a job's run, or one period of it.
+#[derive(Clone, Copy, Debug)]
+pub struct Unit<'a> {
+    /// The job's name (`sales-rank`, `query`).
+    pub job: &'a str,
+    /// The period, when the run is split into periods.
+    pub period: Option<&'a Period>,
+}
+
+impl Unit<'_> {
+    /// `<job>` for a whole run, `<job>-<period>` for one period of it: the name files carry.
+    pub fn name(&self) -> String {
+        match self.period {
+            None => self.job.to_string(),
+            Some(p) => format!("{}-{}", self.job, p.label),
+        }
+    }
+}
+
+/// Which published rows of a table to read back: what a manifest recorded of it.
+#[derive(Clone, Copy, Debug)]
+pub struct Slice<'a> {
+    /// The table's location as written ([`Written::location`]); file outputs read it.
+    pub location: &'a str,
+    /// SQL outputs: only the rows of these months (`None`: every row).
+    pub months: Option<&'a [String]>,
+}
+
+impl<'a> Slice<'a> {
+    /// The rows a manifest's table record describes.
+    pub fn of(table: &'a TableDigest) -> Slice<'a> {
+        Slice { location: &table.location, months: table.months.as_deref() }
+    }
+}
+
+/// Which recorded run [`Target::last_manifest`] looks for.
+#[derive(Clone, Copy, Debug)]
+pub enum Recorded<'a> {
+    /// The last run that published this unit (whole run, or one period).
+    Unit(Option<&'a Period>),
+    /// The newest run of the job, whatever its period.
+    Newest,
+}
+
+/// One kind of output, parsed from `--output`. `Display` gives its canonical
+/// spelling (with any password hidden), as manifests record it.
+pub trait Target: fmt::Display + fmt::Debug + Send + Sync {
+    /// Takes the run lock of `job` on this output, waiting up to `wait` for a holder;
+    /// `Error::Locked` when it stays taken. Local outputs also remove the temporaries of
+    /// dead runs once the lock is held. `None` when nothing needs locking (stdout).
+    fn lock(&self, job: &str, wait: Option<Duration>) -> Result<Option<RunLock>>;
+
+    /// Opens the publication of `unit`, which writes `tables` tables.
+    fn open(&self, unit: Unit<'_>, tables: usize) -> Result<Box<dyn Publication>>;
+
+    /// Where `table` of `period` goes, as messages and `--dry-run` show it.
+    fn table_location(&self, table: &str, period: Option<&Period>) -> String;
+
+    /// Where the manifest of `unit` goes, as `--dry-run` shows it.
+    fn manifest_location(&self, unit: Unit<'_>) -> Option<String>;
+
+    /// The rejects file of `unit` when `--rejects` is not given; always names the job
+    /// (and period), so jobs sharing an output never overwrite each other's.
+    fn default_rejects(&self, unit: Unit<'_>) -> PathBuf;
+
+    /// A local directory for scratch and spill files, near the output when it is on disk.
+    fn scratch_dir(&self) -> PathBuf {
+        std::env::temp_dir()
+    }
+
+    /// The manifest of a run of `job` published here, if any.
+    fn last_manifest(&self, job: &str, which: Recorded<'_>) -> Result<Option<Manifest>>;
+
+    /// The rows of a published table as TSV lines in the table's order (what its
+    /// manifest hashed); `None` when the table is not there.
+    fn published_rows(&self, spec: &TableSpec, slice: Slice<'_>) -> Result<Option<Vec<String>>>;
+
+    /// The BLAKE3 of a published table as it is now, computed the way the run hashed it;
+    /// `None` when the table is not there.
+    fn published_hash(&self, spec: &TableSpec, slice: Slice<'_>) -> Result<Option<String>> {
+        Ok(self.published_rows(spec, slice)?.map(|rows| hash_lines(&rows)))
+    }
+
+    /// The same kind of output placed under `dir`: where `mrpipe verify` re-runs. A
+    /// server becomes a SQLite file there (a re-run must never publish to it).
+    fn relocated(&self, dir: &Path) -> Box<dyn Target>;
+
+    /// Whether the output keeps what was published (stdout does not), which
+    /// `--notify` and `--skip-unchanged` need.
+    fn keeps_results(&self) -> bool {
+        true
+    }
+}
+
+/// A unit's tables being written to a staging place (temporary files, an open SQL
+/// transaction), hashing what is written; nothing is visible until `commit`.
+pub trait Publication {
     /// Writes one table to the staging place.
     fn write_table(&mut self, table: Table) -> Result<Written>;
-    /// Publishes every table written, with the run's manifest: as a JSON file at
-    /// `manifest_file` when given, and in the `mrpipe_runs` table of SQL sinks.
-    fn commit(self: Box<Self>, manifest: &Manifest, manifest_file: Option<&Path>) -> Result<()>;
+
+    /// Publishes every table written, with the run's manifest. Dropping a publication
+    /// without committing it discards what it staged.
+    fn commit(self: Box<Self>, manifest: &Manifest) -> Result<()>;
 }
 
-/// A parsed `--output` value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SinkUrl {
-    /// A directory of `<table>.parquet` files (the default kind).
-    ParquetDir(PathBuf),
-    /// One `*.parquet` file.
-    ParquetFile(PathBuf),
-    /// `sqlite:PATH`.
-    Sqlite(PathBuf),
-    /// `-`: TSV on standard output.
-    TsvStdout,
-    /// `tsv:PATH`.
-    TsvFile(PathBuf),
-    /// `tsv:DIR/`.
-    TsvDir(PathBuf),
-    /// `postgres://user@host:port/db[?schema=s]`.
-    Postgres(postgres::PostgresUrl),
-    /// `mysql://user@host:port/db` (MySQL or MariaDB).
-    Mysql(mysql::MysqlUrl),
-}
-
-impl SinkUrl {
-    /// Parses an `--output` value; an unknown scheme is a usage error naming it.
-    pub fn parse(s: &str) -> Result<SinkUrl> {
-        if s == "-" {
-            return Ok(SinkUrl::TsvStdout);
-        }
-        if let Some(path) = s.strip_prefix("sqlite:") {
-            let path = path.strip_prefix("//").unwrap_or(path);
-            if path.is_empty() {
-                return Err(Error::Usage(format!("output '{s}' names no database file")));
-            }
-            return Ok(SinkUrl::Sqlite(PathBuf::from(path)));
-        }
-        if let Some(path) = s.strip_prefix("tsv:") {
-            if path == "-" {
-                return Ok(SinkUrl::TsvStdout);
-            }
-            let p = PathBuf::from(path);
-            return Ok(if path.ends_with('/') || p.is_dir() { SinkUrl::TsvDir(p) } else { SinkUrl::TsvFile(p) });
-        }
-        if let Some(path) = s.strip_prefix("parquet:") {
-            return Ok(SinkUrl::parquet(path));
-        }
-        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-            return Ok(SinkUrl::Postgres(postgres::PostgresUrl::parse(s)?));
-        }
-        if s.starts_with("mysql://") || s.starts_with("mariadb://") {
-            return Ok(SinkUrl::Mysql(mysql::MysqlUrl::parse(&s.replacen("mariadb://", "mysql://", 1))?));
-        }
-        if let Some((scheme, _)) = s.split_once("://") {
-            return Err(Error::Usage(format!(
-                "output '{s}': '{scheme}://' is not a supported sink here (use a directory, *.parquet, sqlite:PATH, postgres://..., mysql://..., tsv:PATH or -)"
-            )));
-        }
-        Ok(SinkUrl::parquet(s))
+/// Parses an `--output` value; an unknown scheme is a usage error naming it.
+pub fn parse(s: &str) -> Result<Box<dyn Target>> {
+    if s == "-" {
+        return Ok(Box::new(tsv::TsvTarget::Stdout));
     }
-
-    fn parquet(path: &str) -> SinkUrl {
-        if path.ends_with(".parquet") {
-            SinkUrl::ParquetFile(PathBuf::from(path))
-        } else {
-            SinkUrl::ParquetDir(PathBuf::from(path))
-        }
+    if let Some(path) = s.strip_prefix("sqlite:") {
+        return Ok(Box::new(sqlite::SqliteTarget::parse(s, path)?));
     }
-
-    /// A directory near the output where temporary files may go, if it is on disk.
-    pub fn local_dir(&self) -> Option<PathBuf> {
-        let parent = |p: &PathBuf| p.parent().map(PathBuf::from).filter(|d| !d.as_os_str().is_empty());
-        match self {
-            SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => Some(d.clone()),
-            SinkUrl::ParquetFile(p) | SinkUrl::Sqlite(p) | SinkUrl::TsvFile(p) => {
-                parent(p).or(Some(PathBuf::from(".")))
-            }
-            SinkUrl::TsvStdout | SinkUrl::Postgres(_) | SinkUrl::Mysql(_) => None,
-        }
+    if let Some(path) = s.strip_prefix("tsv:") {
+        return Ok(Box::new(tsv::TsvTarget::parse(path)));
     }
-
-    /// Where `table` goes: `DIR/<table>.parquet`, or for one period of a split run
-    /// `DIR/<table>/<table>-<period>.parquet` (a directory readers take as one table);
-    /// a named file gets `-<period>` before its extension.
-    pub fn table_location(&self, table: &str, period: Option<&Period>) -> String {
-        let in_dir = |d: &Path, ext: &str| match period {
-            None => d.join(format!("{table}.{ext}")),
-            Some(p) => d.join(table).join(format!("{table}-{}.{ext}", p.label)),
-        };
-        let named = |f: &Path| match (period, f.extension()) {
-            (None, _) => f.to_path_buf(),
-            (Some(p), Some(ext)) => f.with_extension(format!("{}.{}", p.label, ext.to_string_lossy())),
-            (Some(p), None) => PathBuf::from(format!("{}-{}", f.display(), p.label)),
-        };
-        let path = match self {
-            SinkUrl::ParquetDir(d) => in_dir(d, "parquet"),
-            SinkUrl::TsvDir(d) => in_dir(d, "tsv"),
-            SinkUrl::ParquetFile(f) | SinkUrl::TsvFile(f) => named(f),
-            SinkUrl::Sqlite(p) => return format!("sqlite:{}", p.display()),
-            SinkUrl::Postgres(u) => return u.display.clone(),
-            SinkUrl::Mysql(u) => return u.display.clone(),
-            SinkUrl::TsvStdout => return "stdout".into(),
-        };
-        path.display().to_string()
+    if let Some(path) = s.strip_prefix("parquet:") {
+        return Ok(Box::new(parquet::ParquetTarget::parse(path)));
     }
-
-    /// The same kind of output placed under `dir` (what `mrpipe verify` re-runs into);
-    /// SQLite for a PostgreSQL or MySQL output.
-    pub fn relocated(&self, dir: &Path) -> SinkUrl {
-        let name = |p: &PathBuf| dir.join(p.file_name().unwrap_or(std::ffi::OsStr::new("output")));
-        match self {
-            SinkUrl::ParquetDir(_) => SinkUrl::ParquetDir(dir.join("out")),
-            SinkUrl::TsvDir(_) => SinkUrl::TsvDir(dir.join("out")),
-            SinkUrl::ParquetFile(p) => SinkUrl::ParquetFile(name(p)),
-            SinkUrl::Sqlite(p) => SinkUrl::Sqlite(name(p)),
-            SinkUrl::TsvFile(p) => SinkUrl::TsvFile(name(p)),
-            SinkUrl::TsvStdout => SinkUrl::TsvStdout,
-            // Never the server itself: a re-run must not publish. SQLite hashes rows alike.
-            SinkUrl::Postgres(_) | SinkUrl::Mysql(_) => SinkUrl::Sqlite(dir.join("rerun.db")),
-        }
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        return Ok(Box::new(postgres::PostgresTarget::parse(s)?));
     }
-}
-
-impl fmt::Display for SinkUrl {
-    /// The canonical `--output` spelling.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SinkUrl::ParquetDir(p) | SinkUrl::ParquetFile(p) => write!(f, "{}", p.display()),
-            SinkUrl::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
-            SinkUrl::TsvStdout => write!(f, "-"),
-            SinkUrl::TsvFile(p) => write!(f, "tsv:{}", p.display()),
-            SinkUrl::TsvDir(p) => write!(f, "tsv:{}/", p.display().to_string().trim_end_matches('/')),
-            SinkUrl::Postgres(u) => write!(f, "{}", u.display),
-            SinkUrl::Mysql(u) => write!(f, "{}", u.display),
-        }
+    if s.starts_with("mysql://") || s.starts_with("mariadb://") {
+        return Ok(Box::new(mysql::MysqlTarget::parse(s)?));
     }
-}
-
-/// Opens the sink for a run (or one `period` of it) that writes `tables` tables.
-pub fn open(url: &SinkUrl, tables: usize, period: Option<&Period>) -> Result<Box<dyn Sink>> {
-    Ok(match url {
-        SinkUrl::ParquetDir(_) | SinkUrl::ParquetFile(_) => {
-            Box::new(parquet::ParquetSink::new(url.clone(), period.cloned()))
-        }
-        SinkUrl::Sqlite(path) => Box::new(sqlite::SqliteSink::open(path.clone(), period.cloned())?),
-        SinkUrl::Postgres(u) => Box::new(postgres::PostgresSink::open(u.clone(), period.cloned())?),
-        SinkUrl::Mysql(u) => Box::new(mysql::MysqlSink::open(u.clone(), period.cloned())?),
-        SinkUrl::TsvStdout | SinkUrl::TsvFile(_) | SinkUrl::TsvDir(_) => {
-            Box::new(tsv::TsvSink::new(url.clone(), tables, period.cloned()))
-        }
-    })
-}
-
-/// SQL tables hold a period only through a column (`month`): a period without one
-/// (one of several sales-rank rankings) cannot share a table with the others.
-pub fn check_sql_period(period: Option<&Period>) -> Result<()> {
-    if period.is_some_and(|p| p.column.is_none()) {
-        return Err(Error::Usage(
-            "several rankings cannot share one SQL table; give a directory output for a sales-rank backfill".into(),
-        ));
+    if let Some((scheme, _)) = s.split_once("://") {
+        return Err(Error::Usage(format!(
+            "output '{}': '{scheme}://' is not a supported sink here (use a directory, *.parquet, sqlite:PATH, postgres://..., mysql://..., tsv:PATH or -)",
+            postgres::redact(s)
+        )));
     }
-    Ok(())
-}
-
-/// Publishes staged outputs, then the manifest (staged last, renamed last), so a
-/// manifest never describes outputs that are not in place.
-pub fn publish_with_manifest(staged: Vec<atomic::StagedFile>, manifest: &Manifest, file: Option<&Path>) -> Result<()> {
-    let manifest = match file.map(|path| (path, manifest)) {
-        Some((path, m)) => {
-            let json = m.to_json()?;
-            let write = |w: &mut atomic::StagedWriter| w.write_all(json.as_bytes()).map_err(|e| Error::io(path, e));
-            Some(atomic::write_staged(path, write)?.0)
-        }
-        None => None,
-    };
-    atomic::publish_all(staged)?;
-    atomic::publish_all(manifest.into_iter().collect())
+    Ok(Box::new(parquet::ParquetTarget::parse(s)))
 }
 
 #[cfg(test)]
@@ -225,20 +200,25 @@ mod tests {
 
     #[test]
     fn parses_output_urls_and_prints_them_back() {
-        let p = PathBuf::from;
-        let cases = [
-            ("-", SinkUrl::TsvStdout),
-            ("out", SinkUrl::ParquetDir(p("out"))),
-            ("x/r.parquet", SinkUrl::ParquetFile(p("x/r.parquet"))),
-            ("sqlite:db/m.db", SinkUrl::Sqlite(p("db/m.db"))),
-            ("tsv:r.tsv", SinkUrl::TsvFile(p("r.tsv"))),
-            ("tsv:out/", SinkUrl::TsvDir(p("out/"))),
-        ];
-        for (text, url) in cases {
-            assert_eq!(SinkUrl::parse(text).unwrap(), url);
-            assert_eq!(url.to_string(), text);
+        for text in ["-", "out", "x/r.parquet", "sqlite:db/m.db", "tsv:r.tsv", "tsv:out/"] {
+            assert_eq!(parse(text).unwrap().to_string(), text);
         }
-        let err = SinkUrl::parse("ftp://x").unwrap_err().to_string();
+        assert_eq!(parse("parquet:x").unwrap().to_string(), "x");
+        assert_eq!(parse("tsv:-").unwrap().to_string(), "-");
+        let err = parse("ftp://x").unwrap_err().to_string();
         assert!(err.contains("'ftp://'"), "{err}");
+        assert!(parse("sqlite:").is_err());
+    }
+
+    #[test]
+    fn every_kind_names_the_job_in_its_default_rejects_file() {
+        let period = crate::params::month_period((2026, 11));
+        for text in ["-", "out", "x/r.parquet", "sqlite:db/m.db", "tsv:r.tsv", "tsv:out/"] {
+            let target = parse(text).unwrap();
+            let whole = target.default_rejects(Unit { job: "spending", period: None });
+            let month = target.default_rejects(Unit { job: "spending", period: Some(&period) });
+            assert!(whole.to_string_lossy().contains("spending"), "{text}: {}", whole.display());
+            assert!(month.to_string_lossy().contains("spending-2026-11"), "{text}: {}", month.display());
+        }
     }
 }

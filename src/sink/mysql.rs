@@ -8,21 +8,21 @@
 //! Types: `TEXT`, `BIGINT`, `DECIMAL(18,2)`, `utf8mb4` with binary collation (bytewise
 //! order, as the spec's). The run lock is `GET_LOCK`, released when the session ends.
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use arrow::array::{Array, RecordBatch};
-use arrow::datatypes::DataType;
+use arrow::array::RecordBatch;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, Value};
 
-use super::sql::{SqlCell, Staged, cell, months_to_replace};
+use super::sql::{self, Months, SqlCell, SqlColumn, SqlType, Staged, cell};
+use super::sqlite::SqliteTarget;
 use super::tsv::write_rows;
-use super::{Sink, Written};
+use super::{Publication, Recorded, RunLock, Slice, Target, Unit, Written};
 use crate::error::{Error, Result};
-use crate::job::Period;
 use crate::manifest::Manifest;
-use crate::read::fields::format_cents;
-use crate::table::{Sort, Table, TableSpec};
+use crate::table::{Period, Sort, Table, TableSpec};
 
 /// Rows per multi-row INSERT.
 const ROWS_PER_INSERT: usize = 1000;
@@ -37,8 +37,9 @@ pub struct MysqlUrl {
 }
 
 impl MysqlUrl {
-    /// Parses `mysql://user[:password]@host[:port]/db`.
+    /// Parses `mysql://user[:password]@host[:port]/db` (`mariadb://` is the same).
     pub fn parse(url: &str) -> Result<MysqlUrl> {
+        let url = &url.replacen("mariadb://", "mysql://", 1);
         let display = super::postgres::redact(url);
         let opts = Opts::from_url(url).map_err(|e| Error::Usage(format!("output '{display}': {e}")))?;
         if opts.get_db_name().is_none() {
@@ -62,7 +63,7 @@ impl MysqlUrl {
 /// The rows of a published table as TSV lines in the table's order, the form whose
 /// BLAKE3 a manifest records; only those of `months` when given. `None` when the
 /// table does not exist. Text columns are `utf8mb4_bin`, so they sort bytewise.
-pub fn published_rows(url: &MysqlUrl, spec: &TableSpec, months: Option<&[String]>) -> Result<Option<Vec<String>>> {
+fn published_rows(url: &MysqlUrl, spec: &TableSpec, months: Option<&[String]>) -> Result<Option<Vec<String>>> {
     let mut conn = url.connect()?;
     let fail = |e: mysql::Error| Error::sink(&url.display, e);
     if !table_exists(&mut conn, spec.name).map_err(fail)? {
@@ -93,15 +94,75 @@ pub fn published_rows(url: &MysqlUrl, spec: &TableSpec, months: Option<&[String]
     Ok(Some(rows.iter().map(|r| line(r).join("\t")).collect()))
 }
 
-/// The manifest of the newest run of `job` recorded in `mrpipe_runs`, if any.
-pub fn latest_manifest(url: &MysqlUrl, job: &str) -> Result<Option<String>> {
+/// The newest manifest of `job` in `mrpipe_runs` that `which` asks for, if any.
+fn last_manifest(url: &MysqlUrl, job: &str, which: Recorded<'_>) -> Result<Option<Manifest>> {
     let mut conn = url.connect()?;
     let fail = |e: mysql::Error| Error::sink(&url.display, e);
     if !table_exists(&mut conn, "mrpipe_runs").map_err(fail)? {
         return Ok(None);
     }
-    let sql = "SELECT manifest FROM mrpipe_runs WHERE job = ? ORDER BY finished DESC LIMIT 1";
-    conn.exec_first(sql, (job,)).map_err(fail)
+    let sql = "SELECT manifest FROM mrpipe_runs WHERE job = ? ORDER BY finished DESC";
+    let texts: Vec<String> = conn.exec(sql, (job,)).map_err(fail)?;
+    for text in texts {
+        if let Some(m) = sql::pick_manifest(&url.display, &text, which)? {
+            return Ok(Some(m));
+        }
+    }
+    Ok(None)
+}
+
+/// A MySQL or MariaDB database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MysqlTarget(MysqlUrl);
+
+impl MysqlTarget {
+    /// Parses a `mysql://` or `mariadb://` URL.
+    pub fn parse(url: &str) -> Result<MysqlTarget> {
+        MysqlUrl::parse(url).map(MysqlTarget)
+    }
+}
+
+impl fmt::Display for MysqlTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.display)
+    }
+}
+
+impl Target for MysqlTarget {
+    fn lock(&self, job: &str, wait: Option<Duration>) -> Result<Option<RunLock>> {
+        acquire_lock(&self.0, job, wait).map(Some)
+    }
+
+    fn open(&self, unit: Unit<'_>, _tables: usize) -> Result<Box<dyn Publication>> {
+        sql::check_period(unit.period)?;
+        let conn = self.0.connect()?;
+        Ok(Box::new(MysqlPublication { url: self.0.clone(), conn, period: unit.period.cloned(), staged: Vec::new() }))
+    }
+
+    fn table_location(&self, _table: &str, _period: Option<&Period>) -> String {
+        self.0.display.clone()
+    }
+
+    fn manifest_location(&self, _unit: Unit<'_>) -> Option<String> {
+        None
+    }
+
+    fn default_rejects(&self, unit: Unit<'_>) -> PathBuf {
+        PathBuf::from(format!("mrpipe-{}.rejects.tsv", unit.name()))
+    }
+
+    fn last_manifest(&self, job: &str, which: Recorded<'_>) -> Result<Option<Manifest>> {
+        last_manifest(&self.0, job, which)
+    }
+
+    fn published_rows(&self, spec: &TableSpec, slice: Slice<'_>) -> Result<Option<Vec<String>>> {
+        published_rows(&self.0, spec, slice.months.filter(|_| spec.has_month()))
+    }
+
+    fn relocated(&self, dir: &Path) -> Box<dyn Target> {
+        // Never the server itself: a re-run must not publish. SQLite hashes rows alike.
+        Box::new(SqliteTarget::at(dir.join("rerun.db")))
+    }
 }
 
 /// Whether the session's database has a table named `name`.
@@ -115,56 +176,69 @@ fn ident(name: &str) -> String {
 }
 
 /// Publishes a run's tables into MySQL or MariaDB.
-pub struct MysqlSink {
+struct MysqlPublication {
     url: MysqlUrl,
     conn: Conn,
     period: Option<Period>,
     staged: Vec<Staged>,
 }
 
-impl MysqlSink {
-    /// Connects; nothing is visible to readers until `commit`.
-    pub fn open(url: MysqlUrl, period: Option<Period>) -> Result<Self> {
-        super::check_sql_period(period.as_ref())?;
-        let conn = url.connect()?;
-        Ok(MysqlSink { url, conn, period, staged: Vec::new() })
-    }
-
-    fn fail(&self, e: impl std::fmt::Display) -> Error {
+impl MysqlPublication {
+    fn fail(&self, e: impl fmt::Display) -> Error {
         Error::sink(&self.url.display, e)
     }
 }
 
-fn value(column: &dyn Array, row: usize) -> Value {
-    match cell(column, row) {
+/// One cell as a MySQL value.
+fn value(cell: SqlCell<'_>) -> Value {
+    let date_time = |micros: i64| {
+        let (days, rest) = (micros.div_euclid(86_400_000_000), micros.rem_euclid(86_400_000_000));
+        let (y, m, d) = crate::read::fields::civil_from_days(days);
+        let secs = rest / 1_000_000;
+        let micro = (rest % 1_000_000) as u32;
+        Value::Date(y as u16, m as u8, d as u8, (secs / 3600) as u8, (secs / 60 % 60) as u8, (secs % 60) as u8, micro)
+    };
+    match cell {
         SqlCell::Null => Value::NULL,
         SqlCell::Int(i) => Value::Int(i),
+        SqlCell::Float(f) => Value::Double(f),
         // MySQL converts a decimal string to DECIMAL exactly.
-        SqlCell::Cents(c) => Value::Bytes(format_cents(c).into_bytes()),
+        SqlCell::Decimal(v, scale) => Value::Bytes(sql::decimal_text(v, scale).into_bytes()),
         SqlCell::Text(s) => Value::Bytes(s.as_bytes().to_vec()),
+        SqlCell::Bool(b) => Value::Int(i64::from(b)),
+        SqlCell::Date(days) => date_time(i64::from(days) * 86_400_000_000),
+        SqlCell::Timestamp(micros) => date_time(micros),
+        SqlCell::Binary(b) => Value::Bytes(b.to_vec()),
     }
 }
 
-impl Sink for MysqlSink {
+/// The column's MySQL type.
+fn mysql_type(column: &SqlColumn) -> String {
+    match column.ty {
+        SqlType::Int => "BIGINT".into(),
+        SqlType::Float => "DOUBLE".into(),
+        SqlType::Decimal { precision, scale } => format!("DECIMAL({},{})", precision.min(65), scale.clamp(0, 30)),
+        SqlType::Text => "TEXT".into(),
+        SqlType::Bool => "BOOLEAN".into(),
+        SqlType::Date => "DATE".into(),
+        SqlType::Timestamp { .. } => "DATETIME(6)".into(),
+        SqlType::Binary => "LONGBLOB".into(),
+    }
+}
+
+impl Publication for MysqlPublication {
     fn write_table(&mut self, table: Table) -> Result<Written> {
         let name = ident(table.name);
-        let mut columns = Vec::new();
-        for f in table.schema.fields() {
-            let ty = match f.data_type() {
-                DataType::Int64 => "BIGINT",
-                DataType::Decimal128(18, 2) => "DECIMAL(18,2)",
-                DataType::Decimal128(..) => "DECIMAL(38,2)",
-                _ => "TEXT",
-            };
-            columns.push(format!("{} {ty} NOT NULL", ident(f.name())));
-        }
+        let sql_columns = SqlColumn::all(&table.schema)?;
+        let columns: Vec<String> =
+            sql_columns.iter().map(|c| format!("{} {}{}", ident(&c.name), mysql_type(c), c.not_null())).collect();
         let mut defs = columns.clone();
         for cols in table.indexes {
             // TEXT keys need a prefix length; 191 characters fit any utf8mb4 index.
             let list: Vec<String> = cols
                 .iter()
-                .map(|c| match table.schema.field_with_name(c).map(|f| f.data_type().clone()) {
-                    Ok(DataType::Utf8) => format!("{}(191)", ident(c)),
+                .map(|c| match sql_columns.iter().find(|s| s.name == *c).map(|s| s.ty) {
+                    Some(SqlType::Text | SqlType::Binary) => format!("{}(191)", ident(c)),
                     _ => ident(c),
                 })
                 .collect();
@@ -186,6 +260,7 @@ impl Sink for MysqlSink {
         let width = columns.len();
         let row_marks = format!("({})", vec!["?"; width].join(", "));
         let mut hasher = blake3::Hasher::new();
+        let mut months = Months::of(&table.schema);
         let mut rows = 0u64;
         let mut pending: Vec<Value> = Vec::with_capacity(ROWS_PER_INSERT * width);
         let flush = |conn: &mut Conn, pending: &mut Vec<Value>| -> std::result::Result<(), mysql::Error> {
@@ -199,8 +274,10 @@ impl Sink for MysqlSink {
         for batch in table.batches {
             let batch: RecordBatch = batch?;
             write_rows(&mut hasher, &batch).map_err(|e| Error::sink(table.name, e))?;
+            months.see(&batch);
+            let arrays = sql::canonical(&batch, &sql_columns)?;
             for row in 0..batch.num_rows() {
-                pending.extend(batch.columns().iter().map(|c| value(c.as_ref(), row)));
+                pending.extend(arrays.iter().zip(&sql_columns).map(|(a, c)| value(cell(a.as_ref(), c.ty, row))));
                 if pending.len() == ROWS_PER_INSERT * width {
                     flush(&mut self.conn, &mut pending).map_err(|e| Error::sink(&self.url.display, e))?;
                 }
@@ -208,28 +285,24 @@ impl Sink for MysqlSink {
             rows += batch.num_rows() as u64;
         }
         flush(&mut self.conn, &mut pending).map_err(|e| Error::sink(&self.url.display, e))?;
-        let has_month = table.schema.fields().iter().any(|f| f.name() == "month");
-        self.staged.push(Staged { name: table.name, has_month });
-        Ok(Written { rows, location: self.url.display.clone(), blake3: Some(hasher.finalize().to_hex().to_string()) })
+        let months = months.replaced(self.period.as_ref());
+        self.staged.push(Staged { name: table.name, months: months.clone() });
+        let blake3 = Some(hasher.finalize().to_hex().to_string());
+        Ok(Written { rows, location: self.url.display.clone(), blake3, months })
     }
 
-    fn commit(mut self: Box<Self>, manifest: &Manifest, _manifest_file: Option<&Path>) -> Result<()> {
+    fn commit(mut self: Box<Self>, manifest: &Manifest) -> Result<()> {
         let runs = "CREATE TABLE IF NOT EXISTS mrpipe_runs (job VARCHAR(64) NOT NULL, finished VARCHAR(32) NOT NULL, \
                     manifest LONGTEXT NOT NULL, INDEX mrpipe_runs_job_idx (job, finished)) DEFAULT CHARSET = utf8mb4";
         self.conn.query_drop(runs).map_err(|e| self.fail(e))?;
-        let mut found = Vec::new();
-        for t in self.staged.iter().filter(|t| t.has_month) {
-            let sql = format!("SELECT DISTINCT month FROM {}", ident(&t.stage()));
-            let months: Vec<String> = self.conn.query(sql).map_err(|e| self.fail(e))?;
-            found.extend(months);
-        }
-        let months = months_to_replace(self.period.as_ref(), found);
+        // Every table of the run loses the months any of them holds.
+        let months = sql::months_to_replace(None, self.staged.iter().flat_map(|t| t.months.iter().flatten().cloned()));
         let mut tx =
             self.conn.start_transaction(mysql::TxOpts::default()).map_err(|e| Error::sink(&self.url.display, e))?;
         let fail = |e: mysql::Error| Error::sink(&self.url.display, e);
         for t in &self.staged {
             let (target, stage) = (ident(t.name), ident(&t.stage()));
-            if t.has_month {
+            if t.months.is_some() {
                 for month in &months {
                     tx.exec_drop(format!("DELETE FROM {target} WHERE month = ?"), (month,)).map_err(fail)?;
                 }
@@ -245,9 +318,9 @@ impl Sink for MysqlSink {
     }
 }
 
-/// Takes the MySQL named lock of `job` on `url`'s database, waiting up to `wait`;
-/// the returned session holds it until it is dropped or the process dies.
-pub fn acquire_lock(url: &MysqlUrl, job: &str, wait: Option<std::time::Duration>) -> Result<Conn> {
+/// Takes the MySQL named lock (`GET_LOCK`) of `job` on `url`'s database, waiting up to
+/// `wait`; the lock's session holds it until it is dropped or the process dies.
+fn acquire_lock(url: &MysqlUrl, job: &str, wait: Option<Duration>) -> Result<RunLock> {
     let mut conn = url.connect()?;
     let db: Option<String> = conn.query_first("SELECT DATABASE()").map_err(|e| Error::sink(&url.display, e))?;
     let name = format!("mrpipe/{job}/{}", db.unwrap_or_default());
@@ -255,7 +328,7 @@ pub fn acquire_lock(url: &MysqlUrl, job: &str, wait: Option<std::time::Duration>
     let got: Option<i64> =
         conn.exec_first("SELECT GET_LOCK(?, ?)", (&name, seconds)).map_err(|e| Error::sink(&url.display, e))?;
     if got == Some(1) {
-        return Ok(conn);
+        return Ok(RunLock::held(Box::new(conn), format!("{} lock {name}", url.display)));
     }
     let holder: Option<Option<i64>> =
         conn.exec_first("SELECT IS_USED_LOCK(?)", (&name,)).map_err(|e| Error::sink(&url.display, e))?;

@@ -9,22 +9,24 @@
 //! Types: `TEXT`, `BIGINT`, `NUMERIC(18,2)`; `month` is `TEXT` (`YYYY-MM`).
 
 use std::error::Error as StdError;
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::DataType;
+use bytes::BufMut;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls};
 use rust_decimal::Decimal;
 
-use super::sql::{SqlCell, Staged, cell, months_to_replace};
+use super::sql::{self, Months, SqlCell, SqlColumn, SqlType, Staged, cell};
+use super::sqlite::SqliteTarget;
 use super::tsv::write_rows;
-use super::{Sink, Written};
+use super::{Publication, Recorded, RunLock, Slice, Target, Unit, Written};
 use crate::error::{Error, Result};
-use crate::job::Period;
 use crate::manifest::Manifest;
-use crate::table::{Sort, Table, TableSpec};
+use crate::table::{Period, Sort, Table, TableSpec};
 
 /// A `postgres://` output: connection string, optional schema, and a printable form.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,7 +99,7 @@ fn ident(name: &str) -> String {
 /// The rows of a published table as TSV lines in the table's order, the form whose
 /// BLAKE3 a manifest records; only those of `months` when given. `None` when the
 /// table does not exist.
-pub fn published_rows(url: &PostgresUrl, spec: &TableSpec, months: Option<&[String]>) -> Result<Option<Vec<String>>> {
+fn published_rows(url: &PostgresUrl, spec: &TableSpec, months: Option<&[String]>) -> Result<Option<Vec<String>>> {
     let mut client = url.connect()?;
     let fail = |e: postgres::Error| Error::sink(&url.display, describe(&e));
     let exists: Option<String> = client.query_one("SELECT to_regclass($1)::text", &[&spec.name]).map_err(fail)?.get(0);
@@ -113,9 +115,10 @@ pub fn published_rows(url: &PostgresUrl, spec: &TableSpec, months: Option<&[Stri
                 Sort::Asc(c) => (c, ""),
                 Sort::Desc(c) => (c, " DESC"),
             };
-            // Text sorts bytewise, as in the spec, whatever the database's collation.
-            let text = spec.columns.iter().any(|(c, t)| c == column && *t == DataType::Utf8);
-            format!("{}{}{direction}", ident(column), if text { " COLLATE \"C\"" } else { "" })
+            // Text sorts bytewise, as in the spec, whatever the database's collation. The
+            // column is qualified: its bare name would be the `::text` output column.
+            let text = spec.columns.iter().any(|(c, t)| c == column && *t == arrow::datatypes::DataType::Utf8);
+            format!("{}.{}{}{direction}", ident(spec.name), ident(column), if text { " COLLATE \"C\"" } else { "" })
         })
         .collect();
     let filter = if months.is_some() { " WHERE month = ANY($1)" } else { "" };
@@ -129,20 +132,109 @@ pub fn published_rows(url: &PostgresUrl, spec: &TableSpec, months: Option<&[Stri
     Ok(Some(rows.iter().map(line).collect()))
 }
 
-/// The manifest of the newest run of `job` recorded in `mrpipe_runs`, if any.
-pub fn latest_manifest(url: &PostgresUrl, job: &str) -> Result<Option<String>> {
+/// The newest manifest of `job` in `mrpipe_runs` that `which` asks for, if any.
+fn last_manifest(url: &PostgresUrl, job: &str, which: Recorded<'_>) -> Result<Option<Manifest>> {
     let mut client = url.connect()?;
     let fail = |e: postgres::Error| Error::sink(&url.display, describe(&e));
     let exists: Option<String> = client.query_one("SELECT to_regclass('mrpipe_runs')::text", &[]).map_err(fail)?.get(0);
     if exists.is_none() {
         return Ok(None);
     }
-    let sql = "SELECT manifest::text FROM mrpipe_runs WHERE job = $1 ORDER BY finished DESC LIMIT 1";
-    Ok(client.query_opt(sql, &[&job]).map_err(fail)?.map(|r| r.get(0)))
+    let sql = "SELECT manifest::text FROM mrpipe_runs WHERE job = $1 ORDER BY finished DESC";
+    for row in client.query(sql, &[&job]).map_err(fail)? {
+        if let Some(m) = sql::pick_manifest(&url.display, row.get(0), which)? {
+            return Ok(Some(m));
+        }
+    }
+    Ok(None)
+}
+
+/// Takes a session advisory lock for `job` writing to `url`'s database and schema,
+/// waiting up to `wait`; released by the server when the session ends, also on a
+/// crash. The holder is named by its connection's `application_name` (`mrpipe pid N`)
+/// and start time.
+fn acquire_lock(url: &PostgresUrl, job: &str, wait: Option<Duration>) -> Result<RunLock> {
+    let mut client = url.connect()?;
+    let key = crate::map::fixed_hash(&format!("mrpipe/{job}/{}", url.schema.as_deref().unwrap_or("public"))) as i64;
+    let deadline = wait.map(|w| Instant::now() + w);
+    let fail = |e: postgres::Error| Error::sink(&url.display, describe(&e));
+    loop {
+        let got: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).map_err(fail)?.get(0);
+        if got {
+            return Ok(RunLock::held(Box::new(client), format!("{} advisory lock {key}", url.display)));
+        }
+        if deadline.is_some_and(|d| Instant::now() < d) {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        let holder = client
+            .query_opt(
+                "SELECT a.application_name || ', started ' || to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+                 FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+                 WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
+                &[&key],
+            )
+            .map_err(fail)?
+            .map(|row| row.get::<_, String>(0))
+            .unwrap_or_else(|| "unknown".into());
+        return Err(Error::Locked { path: PathBuf::from(format!("{} advisory lock", url.display)), holder });
+    }
+}
+
+/// A PostgreSQL database (and schema).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostgresTarget(PostgresUrl);
+
+impl PostgresTarget {
+    /// Parses a `postgres://` or `postgresql://` URL.
+    pub fn parse(url: &str) -> Result<PostgresTarget> {
+        PostgresUrl::parse(url).map(PostgresTarget)
+    }
+}
+
+impl fmt::Display for PostgresTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.display)
+    }
+}
+
+impl Target for PostgresTarget {
+    fn lock(&self, job: &str, wait: Option<Duration>) -> Result<Option<RunLock>> {
+        acquire_lock(&self.0, job, wait).map(Some)
+    }
+
+    fn open(&self, unit: Unit<'_>, _tables: usize) -> Result<Box<dyn Publication>> {
+        Ok(Box::new(PostgresPublication::open(self.0.clone(), unit.period.cloned())?))
+    }
+
+    fn table_location(&self, _table: &str, _period: Option<&Period>) -> String {
+        self.0.display.clone()
+    }
+
+    fn manifest_location(&self, _unit: Unit<'_>) -> Option<String> {
+        None
+    }
+
+    fn default_rejects(&self, unit: Unit<'_>) -> PathBuf {
+        PathBuf::from(format!("mrpipe-{}.rejects.tsv", unit.name()))
+    }
+
+    fn last_manifest(&self, job: &str, which: Recorded<'_>) -> Result<Option<Manifest>> {
+        last_manifest(&self.0, job, which)
+    }
+
+    fn published_rows(&self, spec: &TableSpec, slice: Slice<'_>) -> Result<Option<Vec<String>>> {
+        published_rows(&self.0, spec, slice.months.filter(|_| spec.has_month()))
+    }
+
+    fn relocated(&self, dir: &Path) -> Box<dyn Target> {
+        // Never the server itself: a re-run must not publish. SQLite hashes rows alike.
+        Box::new(SqliteTarget::at(dir.join("rerun.db")))
+    }
 }
 
 /// Publishes a run's tables into PostgreSQL in one transaction.
-pub struct PostgresSink {
+struct PostgresPublication {
     url: PostgresUrl,
     client: Client,
     period: Option<Period>,
@@ -150,19 +242,23 @@ pub struct PostgresSink {
     committed: bool,
 }
 
-impl PostgresSink {
+impl PostgresPublication {
     /// Connects and begins the publishing transaction.
-    pub fn open(url: PostgresUrl, period: Option<Period>) -> Result<Self> {
-        super::check_sql_period(period.as_ref())?;
+    fn open(url: PostgresUrl, period: Option<Period>) -> Result<Self> {
+        sql::check_period(period.as_ref())?;
         let mut client = url.connect()?;
         client.batch_execute("BEGIN").map_err(|e| Error::sink(&url.display, describe(&e)))?;
-        Ok(PostgresSink { url, client, period, staged: Vec::new(), committed: false })
+        Ok(PostgresPublication { url, client, period, staged: Vec::new(), committed: false })
     }
 
     fn fail(&self, e: &postgres::Error) -> Error {
         Error::sink(&self.url.display, describe(e))
     }
 }
+
+/// Days and microseconds between 1970-01-01 and PostgreSQL's epoch, 2000-01-01.
+const PG_EPOCH_DAYS: i32 = 10_957;
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// One cell of a row being copied, in the form the binary COPY protocol takes.
 #[derive(Debug)]
@@ -177,32 +273,68 @@ impl ToSql for Cell<'_> {
         match self.0 {
             SqlCell::Text(s) => s.to_sql(ty, out),
             SqlCell::Int(i) => i.to_sql(ty, out),
-            SqlCell::Cents(c) => Decimal::from_i128_with_scale(c, 2).to_sql(ty, out),
+            SqlCell::Float(f) => f.to_sql(ty, out),
+            SqlCell::Bool(b) => b.to_sql(ty, out),
+            SqlCell::Binary(b) => b.to_sql(ty, out),
+            SqlCell::Decimal(v, scale) => {
+                let scale = u32::try_from(scale).map_err(|_| "negative decimal scale")?;
+                Decimal::try_from_i128_with_scale(v, scale)?.to_sql(ty, out)
+            }
+            SqlCell::Date(days) => {
+                out.put_i32(days.checked_sub(PG_EPOCH_DAYS).ok_or("date out of range")?);
+                Ok(IsNull::No)
+            }
+            SqlCell::Timestamp(micros) => {
+                out.put_i64(micros.checked_sub(PG_EPOCH_MICROS).ok_or("timestamp out of range")?);
+                Ok(IsNull::No)
+            }
             SqlCell::Null => Ok(IsNull::Yes),
         }
     }
 
     fn accepts(ty: &Type) -> bool {
-        matches!(*ty, Type::TEXT | Type::INT8 | Type::NUMERIC)
+        matches!(
+            *ty,
+            Type::TEXT
+                | Type::INT8
+                | Type::NUMERIC
+                | Type::FLOAT8
+                | Type::BOOL
+                | Type::BYTEA
+                | Type::DATE
+                | Type::TIMESTAMP
+                | Type::TIMESTAMPTZ
+        )
     }
 
     to_sql_checked!();
 }
 
-impl Sink for PostgresSink {
+/// The column's PostgreSQL type, as DDL and as the COPY protocol's type.
+fn pg_type(column: &SqlColumn) -> (String, Type) {
+    match column.ty {
+        SqlType::Int => ("BIGINT".into(), Type::INT8),
+        SqlType::Float => ("DOUBLE PRECISION".into(), Type::FLOAT8),
+        SqlType::Decimal { precision, scale } if scale >= 0 => (format!("NUMERIC({precision},{scale})"), Type::NUMERIC),
+        SqlType::Decimal { .. } => ("NUMERIC".into(), Type::NUMERIC),
+        SqlType::Text => ("TEXT".into(), Type::TEXT),
+        SqlType::Bool => ("BOOLEAN".into(), Type::BOOL),
+        SqlType::Date => ("DATE".into(), Type::DATE),
+        SqlType::Timestamp { utc: true } => ("TIMESTAMPTZ".into(), Type::TIMESTAMPTZ),
+        SqlType::Timestamp { utc: false } => ("TIMESTAMP".into(), Type::TIMESTAMP),
+        SqlType::Binary => ("BYTEA".into(), Type::BYTEA),
+    }
+}
+
+impl Publication for PostgresPublication {
     fn write_table(&mut self, table: Table) -> Result<Written> {
         let name = ident(table.name);
+        let sql_columns = SqlColumn::all(&table.schema)?;
         let mut types = Vec::new();
         let mut columns = Vec::new();
-        for f in table.schema.fields() {
-            let (sql, ty) = match f.data_type() {
-                DataType::Int64 => ("BIGINT", Type::INT8),
-                DataType::Decimal128(p, s) => {
-                    (if (*p, *s) == (18, 2) { "NUMERIC(18,2)" } else { "NUMERIC" }, Type::NUMERIC)
-                }
-                _ => ("TEXT", Type::TEXT),
-            };
-            columns.push(format!("{} {sql} NOT NULL", ident(f.name())));
+        for c in &sql_columns {
+            let (sql, ty) = pg_type(c);
+            columns.push(format!("{} {sql}{}", ident(&c.name), c.not_null()));
             types.push(ty);
         }
         let stage = ident(&format!("mrpipe_stage_{}", table.name));
@@ -221,37 +353,35 @@ impl Sink for PostgresSink {
         let sink = self.client.copy_in(&copy).map_err(|e| Error::sink(&self.url.display, describe(&e)))?;
         let mut writer = BinaryCopyInWriter::new(sink, &types);
         let mut hasher = blake3::Hasher::new();
+        let mut months = Months::of(&table.schema);
         let mut rows = 0u64;
         for batch in table.batches {
             let batch: RecordBatch = batch?;
             let mut cells: Vec<Cell> = Vec::with_capacity(types.len());
             write_rows(&mut hasher, &batch).map_err(|e| Error::sink(table.name, e))?;
+            months.see(&batch);
+            let arrays = sql::canonical(&batch, &sql_columns)?;
             for row in 0..batch.num_rows() {
                 cells.clear();
-                cells.extend(batch.columns().iter().map(|c| Cell(cell(c.as_ref(), row))));
+                cells.extend(arrays.iter().zip(&sql_columns).map(|(a, c)| Cell(cell(a.as_ref(), c.ty, row))));
                 let refs: Vec<&(dyn ToSql + Sync)> = cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
                 writer.write(&refs).map_err(|e| Error::sink(&self.url.display, describe(&e)))?;
             }
             rows += batch.num_rows() as u64;
         }
         writer.finish().map_err(|e| Error::sink(&self.url.display, describe(&e)))?;
-        let has_month = table.schema.fields().iter().any(|f| f.name() == "month");
-        self.staged.push(Staged { name: table.name, has_month });
-        Ok(Written { rows, location: self.url.display.clone(), blake3: Some(hasher.finalize().to_hex().to_string()) })
+        let months = months.replaced(self.period.as_ref());
+        self.staged.push(Staged { name: table.name, months: months.clone() });
+        let blake3 = Some(hasher.finalize().to_hex().to_string());
+        Ok(Written { rows, location: self.url.display.clone(), blake3, months })
     }
 
-    fn commit(mut self: Box<Self>, manifest: &Manifest, _manifest_file: Option<&Path>) -> Result<()> {
-        let mut found = Vec::new();
-        for t in self.staged.iter().filter(|t| t.has_month) {
-            let sql = format!("SELECT DISTINCT month FROM {}", ident(&t.stage()));
-            for row in self.client.query(&sql, &[]).map_err(|e| self.fail(&e))? {
-                found.push(row.get(0));
-            }
-        }
-        let months = months_to_replace(self.period.as_ref(), found);
+    fn commit(mut self: Box<Self>, manifest: &Manifest) -> Result<()> {
+        // Every table of the run loses the months any of them holds.
+        let months = sql::months_to_replace(None, self.staged.iter().flat_map(|t| t.months.iter().flatten().cloned()));
         for t in &self.staged {
             let (target, stage) = (ident(t.name), ident(&t.stage()));
-            let replaced = if t.has_month {
+            let replaced = if t.months.is_some() {
                 self.client.execute(&format!("DELETE FROM {target} WHERE month = ANY($1)"), &[&months])
             } else {
                 self.client.execute(&format!("DELETE FROM {target}"), &[])
@@ -275,7 +405,7 @@ impl Sink for PostgresSink {
     }
 }
 
-impl Drop for PostgresSink {
+impl Drop for PostgresPublication {
     fn drop(&mut self) {
         if !self.committed {
             let _ = self.client.batch_execute("ROLLBACK");

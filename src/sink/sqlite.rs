@@ -1,53 +1,69 @@
-//! SQLite sink: each table's contents replaced inside one transaction that covers all
-//! of the job's tables, so readers see the old result or the new one, never a mix.
+//! SQLite output (`sqlite:PATH`): each table's contents replaced inside one
+//! transaction that covers all of the run's tables, so readers see the old result or
+//! the new one, never a mix. A whole run replaces its tables; one period replaces only
+//! that period's rows. A `mrpipe_runs` table keeps every run's manifest, inserted in
+//! the same transaction; a JSON copy `PATH.<unit>.manifest.json` follows the commit.
+//! The run lock and the default rejects file sit beside the database, as for files.
 //!
-//! A `mrpipe_runs` table keeps every run's manifest, inserted in the same transaction.
-//!
-//! Types: text `TEXT`, integers `INTEGER`, money `TEXT` holding the exact decimal
-//! (`'1234.50'`): SQLite has no exact decimal type, and its `NUMERIC` affinity would
-//! turn the value into a binary float.
+//! Types: integers `INTEGER`, floats `REAL`, text `TEXT`, booleans `INTEGER` (0, 1),
+//! dates and timestamps ISO 8601 `TEXT`, bytes `BLOB`, and exact decimals (money)
+//! `TEXT` holding the decimal (`'1234.50'`): SQLite has no exact decimal type, and its
+//! `NUMERIC` affinity would turn the value into a binary float.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use arrow::array::Array;
-use arrow::datatypes::DataType;
 use rusqlite::Connection;
-use rusqlite::types::Value as SqlValue;
+use rusqlite::types::{Value as SqlValue, ValueRef};
 
-use super::sql::{SqlCell, cell};
+use super::atomic::publish_with_manifest;
+use super::files::{self, beside};
+use super::sql::{self, SqlCell, SqlColumn, SqlType, cell};
 use super::tsv::write_rows;
-use super::{Sink, Written, publish_with_manifest};
+use super::{Publication, Recorded, RunLock, Slice, Target, Unit, Written};
 use crate::error::{Error, Result};
-use crate::job::Period;
 use crate::manifest::Manifest;
-use crate::read::fields::format_cents;
-use crate::table::Table;
+use crate::table::{Period, Sort, Table, TableSpec};
 
-/// Replaces tables in a SQLite database file.
-pub struct SqliteSink {
+/// A SQLite database file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqliteTarget {
     path: PathBuf,
-    conn: Connection,
-    period: Option<Period>,
-    committed: bool,
 }
 
-impl SqliteSink {
-    /// Opens (creating if needed) the database and begins the publishing transaction.
-    /// With a `period` that has a column, only that period's rows are replaced.
-    pub fn open(path: PathBuf, period: Option<Period>) -> Result<Self> {
-        super::check_sql_period(period.as_ref())?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+impl SqliteTarget {
+    /// `sqlite:PATH` (or `sqlite://PATH`); `spelled` is the whole value, for messages.
+    pub fn parse(spelled: &str, path: &str) -> Result<SqliteTarget> {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        if path.is_empty() {
+            return Err(Error::Usage(format!("output '{spelled}' names no database file")));
         }
-        let fail = |e: rusqlite::Error| Error::sink(format!("sqlite:{}", path.display()), e);
-        let conn = Connection::open(&path).map_err(fail)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(fail)?;
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
-        Ok(SqliteSink { path, conn, period, committed: false })
+        Ok(SqliteTarget { path: PathBuf::from(path) })
     }
 
-    fn fail(&self, e: impl std::fmt::Display) -> Error {
-        Error::sink(format!("sqlite:{}", self.path.display()), e)
+    /// A database at `path`.
+    pub fn at(path: PathBuf) -> SqliteTarget {
+        SqliteTarget { path }
+    }
+
+    fn fail(&self, e: impl fmt::Display) -> Error {
+        Error::sink(self.to_string(), e)
+    }
+
+    /// Opens the database if it exists.
+    fn read_only(&self) -> Result<Option<Connection>> {
+        if !self.path.exists() {
+            return Ok(None);
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Connection::open_with_flags(&self.path, flags).map(Some).map_err(|e| self.fail(e))
+    }
+}
+
+impl fmt::Display for SqliteTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sqlite:{}", self.path.display())
     }
 }
 
@@ -56,35 +72,167 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-impl Sink for SqliteSink {
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n > 0)
+}
+
+impl Target for SqliteTarget {
+    fn lock(&self, job: &str, wait: Option<Duration>) -> Result<Option<RunLock>> {
+        let path = files::lock_beside(&self.path, job);
+        files::lock_and_clean(&path, &files::parent_dir(&self.path), wait).map(Some)
+    }
+
+    fn open(&self, unit: Unit<'_>, _tables: usize) -> Result<Box<dyn Publication>> {
+        sql::check_period(unit.period)?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let conn = Connection::open(&self.path).map_err(|e| self.fail(e))?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(|e| self.fail(e))?;
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.fail(e))?;
+        Ok(Box::new(SqlitePublication {
+            target: self.clone(),
+            conn,
+            period: unit.period.cloned(),
+            manifest: self.manifest_path(unit),
+            committed: false,
+        }))
+    }
+
+    fn table_location(&self, _table: &str, _period: Option<&Period>) -> String {
+        self.to_string()
+    }
+
+    fn manifest_location(&self, unit: Unit<'_>) -> Option<String> {
+        Some(self.manifest_path(unit).display().to_string())
+    }
+
+    fn default_rejects(&self, unit: Unit<'_>) -> PathBuf {
+        beside(&self.path, &format!("{}.rejects.tsv", unit.name()))
+    }
+
+    fn scratch_dir(&self) -> PathBuf {
+        files::parent_dir(&self.path)
+    }
+
+    fn last_manifest(&self, job: &str, which: Recorded<'_>) -> Result<Option<Manifest>> {
+        let Some(conn) = self.read_only()? else { return Ok(None) };
+        if !table_exists(&conn, "mrpipe_runs").map_err(|e| self.fail(e))? {
+            return Ok(None);
+        }
+        let mut stmt = conn
+            .prepare("SELECT manifest FROM mrpipe_runs WHERE job = ?1 ORDER BY finished DESC, rowid DESC")
+            .map_err(|e| self.fail(e))?;
+        let texts = stmt.query_map([job], |r| r.get::<_, String>(0)).map_err(|e| self.fail(e))?;
+        for text in texts {
+            let text = text.map_err(|e| self.fail(e))?;
+            if let Some(m) = sql::pick_manifest(&self.to_string(), &text, which)? {
+                return Ok(Some(m));
+            }
+        }
+        Ok(None)
+    }
+
+    fn published_rows(&self, spec: &TableSpec, slice: Slice<'_>) -> Result<Option<Vec<String>>> {
+        let Some(conn) = self.read_only()? else { return Ok(None) };
+        if !table_exists(&conn, spec.name).map_err(|e| self.fail(e))? {
+            return Ok(None);
+        }
+        let filter = match slice.months {
+            Some(months) if spec.has_month() => {
+                let list: Vec<String> = months.iter().map(|m| format!("'{}'", m.replace('\'', "''"))).collect();
+                format!(" WHERE month IN ({})", list.join(", "))
+            }
+            _ => String::new(),
+        };
+        // The spec's order is total; text compares bytewise (SQLite's BINARY collation).
+        let order: Vec<String> = spec
+            .order
+            .iter()
+            .map(|key| match key {
+                Sort::Asc(c) => ident(c),
+                Sort::Desc(c) => format!("{} DESC", ident(c)),
+            })
+            .chain(["rowid".to_string()])
+            .collect();
+        let columns: Vec<String> = spec.columns.iter().map(|(c, _)| ident(c)).collect();
+        let query =
+            format!("SELECT {} FROM {}{filter} ORDER BY {}", columns.join(", "), ident(spec.name), order.join(", "));
+        let mut stmt = conn.prepare(&query).map_err(|e| self.fail(e))?;
+        let width = columns.len();
+        let rows = stmt
+            .query_map([], |row| {
+                let cells: Vec<String> = (0..width)
+                    .map(|i| {
+                        Ok(match row.get_ref(i)? {
+                            ValueRef::Integer(v) => v.to_string(),
+                            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                            ValueRef::Real(v) => v.to_string(),
+                            ValueRef::Null | ValueRef::Blob(_) => String::new(),
+                        })
+                    })
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(cells.join("\t"))
+            })
+            .map_err(|e| self.fail(e))?;
+        rows.collect::<rusqlite::Result<_>>().map(Some).map_err(|e| self.fail(e))
+    }
+
+    fn relocated(&self, dir: &Path) -> Box<dyn Target> {
+        Box::new(SqliteTarget::at(dir.join(self.path.file_name().unwrap_or(std::ffi::OsStr::new("output.db")))))
+    }
+}
+
+impl SqliteTarget {
+    fn manifest_path(&self, unit: Unit<'_>) -> PathBuf {
+        beside(&self.path, &format!("{}.manifest.json", unit.name()))
+    }
+}
+
+/// A run's tables being written inside one open transaction.
+struct SqlitePublication {
+    target: SqliteTarget,
+    conn: Connection,
+    period: Option<Period>,
+    manifest: PathBuf,
+    committed: bool,
+}
+
+impl Publication for SqlitePublication {
     fn write_table(&mut self, table: Table) -> Result<Written> {
         let name = ident(table.name);
-        let columns: Vec<String> = table
-            .schema
-            .fields()
+        let columns = SqlColumn::all(&table.schema)?;
+        let defs: Vec<String> = columns
             .iter()
-            .map(|f| {
-                let ty = match f.data_type() {
-                    DataType::Int64 => "INTEGER",
-                    _ => "TEXT",
+            .map(|c| {
+                let ty = match c.ty {
+                    SqlType::Int | SqlType::Bool => "INTEGER",
+                    SqlType::Float => "REAL",
+                    SqlType::Binary => "BLOB",
+                    SqlType::Decimal { .. } | SqlType::Text | SqlType::Date | SqlType::Timestamp { .. } => "TEXT",
                 };
-                format!("{} {ty} NOT NULL", ident(f.name()))
+                format!("{} {ty}{}", ident(&c.name), c.not_null())
             })
             .collect();
         // A whole run replaces the table; one period replaces only its own rows.
         let mut ddl = match self.period {
-            None => format!("DROP TABLE IF EXISTS {name}; CREATE TABLE {name} ({});", columns.join(", ")),
-            Some(_) => format!("CREATE TABLE IF NOT EXISTS {name} ({});", columns.join(", ")),
+            None => format!("DROP TABLE IF EXISTS {name}; CREATE TABLE {name} ({});", defs.join(", ")),
+            Some(_) => format!("CREATE TABLE IF NOT EXISTS {name} ({});", defs.join(", ")),
         };
         for cols in table.indexes {
             let index = ident(&format!("{}_{}_idx", table.name, cols.join("_")));
             let list: Vec<String> = cols.iter().map(|c| ident(c)).collect();
             ddl.push_str(&format!(" CREATE INDEX IF NOT EXISTS {index} ON {name} ({});", list.join(", ")));
         }
-        self.conn.execute_batch(&ddl).map_err(|e| self.fail(e))?;
+        self.conn.execute_batch(&ddl).map_err(|e| self.target.fail(e))?;
+        let mut months = None;
         if let Some(Period { column: Some(column), value, .. }) = &self.period {
             let delete = format!("DELETE FROM {name} WHERE {} = ?1", ident(column));
-            self.conn.execute(&delete, [value]).map_err(|e| self.fail(e))?;
+            self.conn.execute(&delete, [value]).map_err(|e| self.target.fail(e))?;
+            months = Some(vec![value.clone()]);
         }
 
         let placeholders = vec!["?"; columns.len()].join(", ");
@@ -99,37 +247,40 @@ impl Sink for SqliteSink {
         for batch in table.batches {
             let batch = batch?;
             write_rows(&mut hasher, &batch).map_err(|e| Error::sink(table.name, e))?;
+            let arrays = sql::canonical(&batch, &columns)?;
             for row in 0..batch.num_rows() {
                 values.clear();
-                for column in batch.columns() {
-                    values.push(sql_value(column.as_ref(), row));
-                }
+                values.extend(arrays.iter().zip(&columns).map(|(a, c)| sql_value(cell(a.as_ref(), c.ty, row), c.ty)));
                 insert.execute(rusqlite::params_from_iter(values.iter())).map_err(|e| Error::sink(table.name, e))?;
             }
             rows += batch.num_rows() as u64;
         }
-        let location = format!("sqlite:{}", self.path.display());
-        Ok(Written { rows, location, blake3: Some(hasher.finalize().to_hex().to_string()) })
+        Ok(Written {
+            rows,
+            location: self.target.to_string(),
+            blake3: Some(hasher.finalize().to_hex().to_string()),
+            months,
+        })
     }
 
-    fn commit(mut self: Box<Self>, manifest: &Manifest, manifest_file: Option<&Path>) -> Result<()> {
-        {
-            let m = manifest;
-            let record = "CREATE TABLE IF NOT EXISTS mrpipe_runs (job TEXT NOT NULL, finished TEXT NOT NULL, manifest TEXT NOT NULL); \
-                          CREATE INDEX IF NOT EXISTS mrpipe_runs_job_idx ON mrpipe_runs (job, finished);";
-            self.conn.execute_batch(record).map_err(|e| self.fail(e))?;
-            self.conn
-                .execute("INSERT INTO mrpipe_runs VALUES (?1, ?2, ?3)", (&m.job, &m.finished, m.to_json()?))
-                .map_err(|e| self.fail(e))?;
-        }
-        self.conn.execute_batch("COMMIT").map_err(|e| self.fail(e))?;
+    fn commit(mut self: Box<Self>, manifest: &Manifest) -> Result<()> {
+        let record = "CREATE TABLE IF NOT EXISTS mrpipe_runs (job TEXT NOT NULL, finished TEXT NOT NULL, manifest TEXT NOT NULL); \
+                      CREATE INDEX IF NOT EXISTS mrpipe_runs_job_idx ON mrpipe_runs (job, finished);";
+        self.conn.execute_batch(record).map_err(|e| self.target.fail(e))?;
+        self.conn
+            .execute(
+                "INSERT INTO mrpipe_runs VALUES (?1, ?2, ?3)",
+                (&manifest.job, &manifest.finished, manifest.to_json()?),
+            )
+            .map_err(|e| self.target.fail(e))?;
+        self.conn.execute_batch("COMMIT").map_err(|e| self.target.fail(e))?;
         self.committed = true;
         // The JSON copy (what `mrpipe verify` reads) follows the commit.
-        publish_with_manifest(Vec::new(), manifest, manifest_file)
+        publish_with_manifest(Vec::new(), manifest, Some(&self.manifest))
     }
 }
 
-impl Drop for SqliteSink {
+impl Drop for SqlitePublication {
     fn drop(&mut self) {
         if !self.committed {
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -137,12 +288,17 @@ impl Drop for SqliteSink {
     }
 }
 
-/// One cell as a SQLite value; money is the exact decimal as text.
-fn sql_value(column: &dyn Array, row: usize) -> SqlValue {
-    match cell(column, row) {
+/// One cell as a SQLite value.
+fn sql_value(cell: SqlCell<'_>, ty: SqlType) -> SqlValue {
+    match cell {
         SqlCell::Null => SqlValue::Null,
         SqlCell::Int(i) => SqlValue::Integer(i),
-        SqlCell::Cents(c) => SqlValue::Text(format_cents(c)),
+        SqlCell::Float(f) => SqlValue::Real(f),
+        SqlCell::Decimal(v, scale) => SqlValue::Text(sql::decimal_text(v, scale)),
         SqlCell::Text(s) => SqlValue::Text(s.to_string()),
+        SqlCell::Bool(b) => SqlValue::Integer(i64::from(b)),
+        SqlCell::Date(d) => SqlValue::Text(sql::date_text(d)),
+        SqlCell::Timestamp(t) => SqlValue::Text(sql::timestamp_text(t, matches!(ty, SqlType::Timestamp { utc: true }))),
+        SqlCell::Binary(b) => SqlValue::Blob(b.to_vec()),
     }
 }

@@ -201,3 +201,50 @@ pub fn notify_exactly_once(output: &str) {
         "{output}"
     );
 }
+
+/// Backfills hit-counts for September to November into `output` with
+/// `--skip-unchanged`, twice: the second run skips every month, each month's last
+/// manifest still matching its own rows though the output holds the other months too.
+/// Returns the second run's stderr.
+pub fn skip_unchanged_skips_each_month_of_a_shared_output(output: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let rejects = dir.path().join("rejects.tsv").display().to_string();
+    let args = [
+        "run",
+        "hit-counts",
+        &sample("access/tsv"),
+        "--from",
+        "2026-09",
+        "--to",
+        "2026-11",
+        "-o",
+        output,
+        "--skip-unchanged",
+        "-v",
+        "--rejects",
+        &rejects,
+    ];
+    let first = mrpipe(&args);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(!String::from_utf8_lossy(&first.stderr).contains("skipped"));
+    let again = mrpipe(&args);
+    let err = String::from_utf8_lossy(&again.stderr).into_owned();
+    assert!(again.status.success(), "{err}");
+    assert_eq!(err.matches("skipped, inputs and parameters unchanged").count(), 3, "{output}: {err}");
+    err
+}
+
+/// A query whose columns have types the job tables never use (a float, a decimal of
+/// scale 6, a date, a `Utf8View` string, a boolean, a timestamp, a NULL), written to
+/// `output`; asserts the run succeeds.
+pub fn query_of_every_type_to(output: &str) {
+    let res = mrpipe(&[
+        "query",
+        "SELECT CAST(1.5 AS DOUBLE) AS f, CAST(1.5 AS DECIMAL(10,6)) AS d, CAST('2026-11-30' AS DATE) AS day, \
+         arrow_cast('v', 'Utf8View') AS s, TRUE AS b, CAST('2026-11-30T12:00:00' AS TIMESTAMP) AS t, \
+         CAST(NULL AS BIGINT) AS n",
+        "-o",
+        output,
+    ]);
+    assert!(res.status.success(), "{output}: {}", String::from_utf8_lossy(&res.stderr));
+}

@@ -1,54 +1,38 @@
 //! Run locks: at most one run per (job, output) at a time, so cron runs that overlap
-//! never interleave their writes. An OS file lock (`flock`), released by the kernel
-//! when the process dies, on a hidden file beside the output; the holder writes its
-//! pid and start time into it so a refused run can name it.
+//! never interleave their writes. File outputs take an OS file lock (`flock`),
+//! released by the kernel when the process dies, on a hidden file beside the output;
+//! the holder writes its pid and start time into it so a refused run can name it.
+//! SQL servers hold a lock in a database session instead (see their targets).
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::sink::SinkUrl;
-use crate::sink::postgres::{PostgresUrl, describe};
 
 /// A held run lock; released when dropped (or when the process ends).
 pub struct RunLock {
-    _held: Held,
-    path: PathBuf,
-}
-
-/// What keeps a lock held: an open locked file, or a PostgreSQL session holding an
-/// advisory lock (released by the server when the session ends, also on a crash).
-enum Held {
-    File(#[allow(dead_code)] File),
-    Postgres(#[allow(dead_code)] Box<postgres::Client>),
-    Mysql(#[allow(dead_code)] Box<mysql::Conn>),
+    /// What holds it: an open locked file, or a database session holding a named lock.
+    _guard: Box<dyn Send>,
+    what: String,
 }
 
 impl std::fmt::Debug for RunLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RunLock({})", self.path.display())
+        write!(f, "RunLock({})", self.what)
     }
 }
 
 impl RunLock {
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// A lock held as long as `guard` lives; `what` names it in messages.
+    pub fn held(guard: Box<dyn Send>, what: String) -> RunLock {
+        RunLock { _guard: guard, what }
     }
-}
 
-/// The lock file of `job` writing to `output`: `DIR/.<job>.lock` for a directory,
-/// `.<file>.<job>.lock` beside a file or database; none for stdout.
-pub fn lock_path(output: &SinkUrl, job: &str) -> Option<PathBuf> {
-    match output {
-        SinkUrl::ParquetDir(d) | SinkUrl::TsvDir(d) => Some(d.join(format!(".{job}.lock"))),
-        SinkUrl::ParquetFile(p) | SinkUrl::Sqlite(p) | SinkUrl::TsvFile(p) => {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Some(p.with_file_name(format!(".{name}.{job}.lock")))
-        }
-        SinkUrl::TsvStdout | SinkUrl::Postgres(_) | SinkUrl::Mysql(_) => None,
+    /// What is locked: the lock file, or the server's lock.
+    pub fn what(&self) -> &str {
+        &self.what
     }
 }
 
@@ -92,45 +76,7 @@ pub fn acquire(path: &Path, wait: Option<Duration>) -> Result<RunLock> {
         file.sync_data()
     })();
     stamp.map_err(|e| Error::io(path, e))?;
-    Ok(RunLock { _held: Held::File(file), path: path.to_path_buf() })
-}
-
-/// Takes the MySQL/MariaDB named lock (`GET_LOCK`) of `job` on `url`'s database.
-pub fn acquire_mysql(url: &crate::sink::mysql::MysqlUrl, job: &str, wait: Option<Duration>) -> Result<RunLock> {
-    let conn = crate::sink::mysql::acquire_lock(url, job, wait)?;
-    Ok(RunLock { _held: Held::Mysql(Box::new(conn)), path: PathBuf::from(format!("{} lock", url.display)) })
-}
-
-/// Takes a PostgreSQL session advisory lock for `job` writing to `url`'s database and
-/// schema, waiting up to `wait`. The holder is named by its connection's
-/// `application_name` (`mrpipe pid N`) and start time.
-pub fn acquire_postgres(url: &PostgresUrl, job: &str, wait: Option<Duration>) -> Result<RunLock> {
-    let mut client = url.connect()?;
-    let key = crate::map::fixed_hash(&format!("mrpipe/{job}/{}", url.schema.as_deref().unwrap_or("public"))) as i64;
-    let deadline = wait.map(|w| Instant::now() + w);
-    let fail = |e: postgres::Error| Error::sink(&url.display, describe(&e));
-    loop {
-        let got: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).map_err(fail)?.get(0);
-        if got {
-            let path = PathBuf::from(format!("{} advisory lock {key}", url.display));
-            return Ok(RunLock { _held: Held::Postgres(Box::new(client)), path });
-        }
-        if deadline.is_some_and(|d| Instant::now() < d) {
-            std::thread::sleep(Duration::from_millis(200));
-            continue;
-        }
-        let holder = client
-            .query_opt(
-                "SELECT a.application_name || ', started ' || to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
-                 FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
-                 WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
-                &[&key],
-            )
-            .map_err(fail)?
-            .map(|row| row.get::<_, String>(0))
-            .unwrap_or_else(|| "unknown".into());
-        return Err(Error::Locked { path: PathBuf::from(format!("{} advisory lock", url.display)), holder });
-    }
+    Ok(RunLock::held(Box::new(file), path.display().to_string()))
 }
 
 /// Removes temporaries that killed runs left in `dir` and its table subdirectories:

@@ -75,18 +75,7 @@ pub trait Job: Sync {
     fn configure(&self, args: Self::Args) -> Result<Vec<Box<dyn Plan>>>;
 }
 
-/// The slice of results a plan publishes as its own unit: one month of a monthly job,
-/// or one ranking instant of a sales-rank backfill. Each period has its own output
-/// files and manifest; SQL sinks replace only the rows whose `column` holds `value`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Period {
-    /// Used in file names (`2026-11`, `20261123T000000Z`).
-    pub label: String,
-    /// The column that holds the period in the output rows, if they carry it (`month`).
-    pub column: Option<&'static str>,
-    /// The value of that column for this period.
-    pub value: String,
-}
+pub use crate::table::Period;
 
 /// A configured job, ready to run.
 pub trait Plan: Send + Sync {
@@ -150,6 +139,17 @@ pub trait AnyJob: Sync {
     fn augment(&self, cmd: Command) -> Command;
     /// Reads the job's arguments back and configures it.
     fn configure_from(&self, matches: &ArgMatches) -> Result<Vec<Box<dyn Plan>>>;
+
+    /// Configures the job from its own arguments as words, as a manifest records them
+    /// ([`Plan::args`]); words that no longer parse are a usage error.
+    fn configure_from_words(&self, words: &[String]) -> Result<Vec<Box<dyn Plan>>> {
+        let name = self.info().name;
+        let matches = self
+            .augment(Command::new(name).no_binary_name(true))
+            .try_get_matches_from(words)
+            .map_err(|e| Error::Usage(format!("the recorded arguments of {name} no longer parse: {e}")))?;
+        self.configure_from(&matches)
+    }
 }
 
 impl<J: Job> AnyJob for J {

@@ -1,0 +1,170 @@
+//! The layout of file outputs (Parquet and TSV), and the names SQLite's files share
+//! with it: one rule for where tables, manifests, rejects files and locks go.
+//!
+//! A directory output `DIR` holds `DIR/<table>.<ext>`, or for one period of a split
+//! run `DIR/<table>/<table>-<period>.<ext>` (a directory readers take as one table),
+//! with `DIR/_<unit>.manifest.json`, `DIR/_<unit>.rejects.tsv` and the lock
+//! `DIR/.<job>.lock`; several jobs may share one directory. A named file `PATH`
+//! (one table) gets `-<period>` before its extension for a period, and keeps
+//! `PATH.manifest.json` (`PATH.<period>.manifest.json`), `PATH.<unit>.rejects.tsv`
+//! and the lock `.<file>.<job>.lock` beside it. `<unit>` is `<job>` or `<job>-<period>`.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::lock::{self, RunLock};
+use super::{Recorded, Unit};
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, digest_file};
+use crate::table::Period;
+
+/// Where a file output's parts go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// A directory of `<table>.<ext>` files.
+    Dir(PathBuf),
+    /// One named file (a one-table job).
+    File(PathBuf),
+}
+
+/// `PATH.<suffix>`: a file kept beside `path`.
+pub fn beside(path: &Path, suffix: &str) -> PathBuf {
+    PathBuf::from(format!("{}.{suffix}", path.display()))
+}
+
+/// The lock file of `job` for the file `path`: `.<file>.<job>.lock` beside it.
+pub fn lock_beside(path: &Path, job: &str) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{job}.lock"))
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> PathBuf {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Takes the lock at `path`, then removes what dead runs left in `dir`.
+pub fn lock_and_clean(path: &Path, dir: &Path, wait: Option<Duration>) -> Result<RunLock> {
+    let held = lock::acquire(path, wait)?;
+    lock::remove_stale_temporaries(dir)?;
+    Ok(held)
+}
+
+/// Reads a manifest file; `None` when it does not exist.
+pub fn load_manifest(path: &Path) -> Result<Option<Manifest>> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        _ => Manifest::load(path).map(Some),
+    }
+}
+
+/// BLAKE3 of a published file's bytes as they are now; `None` when it is gone.
+pub fn file_hash(location: &str) -> Result<Option<String>> {
+    match digest_file(Path::new(location)) {
+        Ok(d) => Ok(Some(d.blake3)),
+        Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Layout {
+    /// A directory, or one file when the path ends in `.<ext>` (unless it ends in `/`).
+    pub fn parse(path: &str, ext: &str) -> Layout {
+        if path.ends_with(&format!(".{ext}")) {
+            Layout::File(PathBuf::from(path))
+        } else {
+            Layout::Dir(PathBuf::from(path))
+        }
+    }
+
+    /// The output's path as given.
+    pub fn path(&self) -> &Path {
+        match self {
+            Layout::Dir(p) | Layout::File(p) => p,
+        }
+    }
+
+    /// Where `table` of `period` goes.
+    pub fn table_path(&self, table: &str, ext: &str, period: Option<&Period>) -> PathBuf {
+        match (self, period) {
+            (Layout::Dir(d), None) => d.join(format!("{table}.{ext}")),
+            (Layout::Dir(d), Some(p)) => d.join(table).join(format!("{table}-{}.{ext}", p.label)),
+            (Layout::File(f), None) => f.clone(),
+            (Layout::File(f), Some(p)) => match f.extension() {
+                Some(x) => f.with_extension(format!("{}.{}", p.label, x.to_string_lossy())),
+                None => PathBuf::from(format!("{}-{}", f.display(), p.label)),
+            },
+        }
+    }
+
+    /// Where the manifest of `unit` goes.
+    pub fn manifest_path(&self, unit: Unit<'_>) -> PathBuf {
+        match (self, unit.period) {
+            (Layout::Dir(d), _) => d.join(format!("_{}.manifest.json", unit.name())),
+            (Layout::File(f), None) => beside(f, "manifest.json"),
+            (Layout::File(f), Some(p)) => beside(f, &format!("{}.manifest.json", p.label)),
+        }
+    }
+
+    /// The default rejects file of `unit`.
+    pub fn rejects_path(&self, unit: Unit<'_>) -> PathBuf {
+        match self {
+            Layout::Dir(d) => d.join(format!("_{}.rejects.tsv", unit.name())),
+            Layout::File(f) => beside(f, &format!("{}.rejects.tsv", unit.name())),
+        }
+    }
+
+    /// The directory the output's files live in.
+    pub fn dir(&self) -> PathBuf {
+        match self {
+            Layout::Dir(d) => d.clone(),
+            Layout::File(f) => parent_dir(f),
+        }
+    }
+
+    /// Takes the run lock of `job` and clears what dead runs left in the output's directory.
+    pub fn lock(&self, job: &str, wait: Option<Duration>) -> Result<RunLock> {
+        let path = match self {
+            Layout::Dir(d) => d.join(format!(".{job}.lock")),
+            Layout::File(f) => lock_beside(f, job),
+        };
+        lock_and_clean(&path, &self.dir(), wait)
+    }
+
+    /// The manifest of the last run of `job` published here: that of one unit, or the
+    /// newest (by `finished`) of every unit's.
+    pub fn last_manifest(&self, job: &str, which: Recorded<'_>) -> Result<Option<Manifest>> {
+        if let Recorded::Unit(period) = which {
+            return load_manifest(&self.manifest_path(Unit { job, period }));
+        }
+        let (dir, prefix) = match self {
+            Layout::Dir(d) => (d.clone(), format!("_{job}")),
+            Layout::File(f) => {
+                (self.dir(), f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+            }
+        };
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(None) };
+        let mut newest: Option<Manifest> = None;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(&prefix) || !name.ends_with(".manifest.json") {
+                continue;
+            }
+            // Another job's manifest may share the prefix (`_sales` of `_sales-rank`).
+            let Ok(m) = Manifest::load(&entry.path()) else { continue };
+            if m.job == job && newest.as_ref().is_none_or(|n| m.finished > n.finished) {
+                newest = Some(m);
+            }
+        }
+        Ok(newest)
+    }
+
+    /// The same layout under `dir`.
+    pub fn relocated(&self, dir: &Path) -> Layout {
+        match self {
+            Layout::Dir(_) => Layout::Dir(dir.join("out")),
+            Layout::File(f) => Layout::File(dir.join(f.file_name().unwrap_or(std::ffi::OsStr::new("output")))),
+        }
+    }
+}
