@@ -6,6 +6,11 @@
 //! through [`crate::engine::native`] and returns its result [`Table`]s, or hands its
 //! SQL twin ([`Twin`]) to [`crate::engine::datafusion`]. Jobs never see where the
 //! tables go; the runner publishes them.
+//!
+//! [`sql_file`] reads the form of a job written as one SQL file (a `-- key: value`
+//! declaration header, then one statement per output; `shared/spec/sql-jobs.md`).
+
+pub mod sql_file;
 
 use std::path::PathBuf;
 
