@@ -168,6 +168,16 @@ impl BatchBuilder {
     }
 }
 
+/// The UTF-8 byte-order mark that Excel and Notepad put at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// `data` without one leading UTF-8 BOM. `jobs.md`: one BOM at the very start of an
+/// input (after decompression, stdin too) or side file is removed before framing; the
+/// line it starts is still line 1. A BOM anywhere else is data.
+pub fn strip_bom(data: &[u8]) -> &[u8] {
+    data.strip_prefix(BOM).unwrap_or(data)
+}
+
 /// Rows per record batch handed to the map stage.
 pub const BATCH_ROWS: usize = 16 * 1024;
 
@@ -183,8 +193,10 @@ pub fn decode_chunk(
     let mut builder = BatchBuilder::new(format, BATCH_ROWS);
     let mut values = [Value::Null; MAX_COLUMNS];
     let mut line_no = 0u64;
-    let mut start = 0usize;
     report.stats.bytes += data.len() as u64;
+    // A file's first chunk starts at its first byte (after decompression), where a BOM may be.
+    let data = if chunk.index == 0 { strip_bom(data) } else { data };
+    let mut start = 0usize;
     while start < data.len() {
         let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
         let mut line = &data[start..end];
@@ -256,6 +268,26 @@ mod tests {
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 3);
         let bad: Vec<(u64, &str)> = report.bad_lines.iter().map(|b| (b.line, b.reason.as_str())).collect();
         assert_eq!(bad, vec![(6, "expected 2 fields, found 1"), (7, "invalid UTF-8 at byte 1")]);
+    }
+
+    #[test]
+    fn a_bom_is_removed_at_the_start_of_a_file_only() {
+        let format = Format::Tsv(crate::read::format::ACCESS_LOG);
+        let header = "\u{feff}timestamp\tclient_ip\tmethod\turl\tstatus\tbytes\r\n";
+        let line = "2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t1\n";
+        let first = ChunkId { file: 0, index: 0 };
+        let mut report = ChunkReport::default();
+        decode_chunk(format!("{header}\u{feff}{line}").as_bytes(), first, &format, &mut report, &mut |_| Ok(()))
+            .unwrap();
+        let s = report.stats;
+        assert_eq!((s.lines, s.good, s.bad, s.headers), (2, 0, 1, 1), "a BOM inside the file is data");
+        let mut report = ChunkReport::default();
+        decode_chunk(format!("\u{feff}{line}").as_bytes(), first, &format, &mut report, &mut |_| Ok(())).unwrap();
+        assert_eq!(report.stats.good, 1, "the first record after a BOM parses");
+        let later = ChunkId { file: 0, index: 1 };
+        let mut report = ChunkReport::default();
+        decode_chunk(format!("\u{feff}{line}").as_bytes(), later, &format, &mut report, &mut |_| Ok(())).unwrap();
+        assert_eq!(report.stats.bad, 1, "a later chunk does not start the file");
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub fn parse_side(
     warnings: &mut Vec<String>,
 ) -> Vec<SideRow> {
     let mut rows = Vec::new();
+    let data = super::decode::strip_bom(data);
     let body = data.strip_suffix(b"\n").unwrap_or(data);
     for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
         let line_no = i as u64 + 1;
@@ -65,6 +66,16 @@ pub fn parse_side(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leading_bom_is_not_part_of_the_header_or_first_row() {
+        let mut warnings = Vec::new();
+        let rows = parse_side("\u{feff}seller\tcategory\nExxon\tgas\n".as_bytes(), "m", "seller", 2, &mut warnings);
+        assert_eq!(rows, vec![SideRow { line: 2, fields: vec!["Exxon".into(), "gas".into()] }]);
+        let rows = parse_side("\u{feff}Exxon\tgas\n".as_bytes(), "m", "seller", 2, &mut warnings);
+        assert_eq!(rows[0].fields[0], "Exxon");
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
 
     #[test]
     fn header_bad_rows_and_crlf() {
