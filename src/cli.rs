@@ -25,8 +25,9 @@ struct CommonArgs {
     /// stdin. Files ending in .gz or .zst are decompressed.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<String>,
-    /// Where results go: DIR (Parquet files DIR/<table>.parquet), FILE.parquet,
-    /// sqlite:PATH, tsv:FILE, tsv:DIR/, or - (TSV on stdout).
+    /// Where results go: DIR (Parquet files DIR/<table>.parquet), FILE.parquet, sqlite:PATH,
+    /// postgres://USER@HOST:PORT/DB[?schema=S], mysql://USER@HOST:PORT/DB (or mariadb://),
+    /// tsv:FILE, tsv:DIR/, or - (TSV on stdout).
     #[arg(short, long, default_value = "out", value_name = "SINK")]
     output: String,
     /// Engine: native (map/reduce on rayon) or datafusion (the job's SQL twin, jobs/<job>.sql,
@@ -36,8 +37,9 @@ struct CommonArgs {
     /// Worker threads (default: one per core). Results do not depend on it.
     #[arg(short = 'j', long, value_name = "N", value_parser = value_parser!(u16).range(1..))]
     threads: Option<u16>,
-    /// Rejects file for bad lines (default: DIR/_<job>.rejects.tsv, PATH.rejects.tsv beside a
-    /// file or database, ./mrpipe-<job>.rejects.tsv for stdout).
+    /// Rejects file for bad lines (default: DIR/_<job>.rejects.tsv, PATH.<job>.rejects.tsv beside
+    /// a file or SQLite database, ./mrpipe-<job>.rejects.tsv for stdout and database servers;
+    /// <job>-<period> for one period).
     #[arg(long, value_name = "PATH")]
     rejects: Option<PathBuf>,
     /// Fail (exit 3, nothing published) when bad lines exceed N, P% or a fraction like 0.001.

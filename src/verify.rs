@@ -121,8 +121,14 @@ pub fn verify(request: &Request) -> Result<Verified> {
             });
             Ok(Error::Verify(format!("{context}{diff}")))
         };
-        if output.published_hash(spec, Slice::of(published))?.as_ref() != Some(&published.blake3) {
-            return Err(differs("the published table was changed after the run; ")?);
+        match output.published_hash(spec, Slice::of(published))? {
+            None => {
+                return Err(Error::Verify(format!("table {} is missing at {output}", published.name)));
+            }
+            Some(now) if now != published.blake3 => {
+                return Err(differs("the published table was changed after the run; ")?);
+            }
+            Some(_) => {}
         }
         if published.rows != again.rows || published.blake3 != again.blake3 {
             return Err(differs("")?);

@@ -178,6 +178,12 @@ fn verify_passes_on_the_published_result_and_fails_on_a_changed_row_or_input() {
         ),
         "{err}"
     );
+    // A dropped table.
+    conn.execute("DROP TABLE sales_rank", []).unwrap();
+    let gone = mrpipe(&["verify", &db_manifest]);
+    let err = String::from_utf8_lossy(&gone.stderr);
+    assert_eq!(gone.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("table sales_rank is missing at {url}")), "{err}");
 
     // A changed input.
     std::fs::write(&input, "2026-11-20T00:00:00Z\tp1\tbooks\t1\t1.00\ts\tb\n").unwrap();

@@ -160,4 +160,5 @@ fn every_type_a_query_makes_is_stored_in_mysql() {
          coalesce(CAST(n AS CHAR), 'null') FROM query",
     );
     assert_eq!(got, ["1.5\t1.500000\t2026-11-30\tv\t1\t2026-11-30 12:00:00.000000\tnull"]);
+    query_into_a_table_of_another_layout_is_refused(&db.url());
 }

@@ -215,4 +215,5 @@ fn every_type_a_query_makes_is_stored_in_postgres() {
     let got = db
         .rows("SELECT f::text, d::text, day::text, s, b::text, t::text, coalesce(n::text, 'null') FROM $schema.query");
     assert_eq!(got, ["1.5\t1.500000\t2026-11-30\tv\ttrue\t2026-11-30 12:00:00\tnull"]);
+    query_into_a_table_of_another_layout_is_refused(&db.url());
 }

@@ -122,6 +122,12 @@ fn every_type_a_query_makes_is_stored_in_sqlite_or_refused_by_name() {
         rusqlite::Connection::open(&copy).unwrap().query_row("SELECT count(*) FROM query", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 6);
 
+    for (sql, column) in [("SELECT CAST('NaN' AS DOUBLE) AS nan", "'nan'"), ("SELECT INTERVAL '1 day' AS xs", "'xs'")] {
+        let res = mrpipe(&["query", sql, "-o", &format!("sqlite:{}", copy.display())]);
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("column {column}")), "{err}");
+    }
     let res = mrpipe(&["query", "SELECT INTERVAL '1 day' AS xs", "-o", &format!("sqlite:{}", copy.display())]);
     let err = String::from_utf8_lossy(&res.stderr);
     assert_eq!(res.status.code(), Some(2), "{err}");

@@ -212,6 +212,20 @@ fn value(cell: SqlCell<'_>) -> Value {
     }
 }
 
+/// The column's type as `information_schema.columns.DATA_TYPE` spells it.
+fn catalog_type(column: &SqlColumn) -> &'static str {
+    match column.ty {
+        SqlType::Int => "bigint",
+        SqlType::Float => "double",
+        SqlType::Decimal { .. } => "decimal",
+        SqlType::Text => "text",
+        SqlType::Bool => "tinyint",
+        SqlType::Date => "date",
+        SqlType::Timestamp { .. } => "datetime",
+        SqlType::Binary => "longblob",
+    }
+}
+
 /// The column's MySQL type.
 fn mysql_type(column: &SqlColumn) -> String {
     match column.ty {
@@ -248,6 +262,17 @@ impl Publication for MysqlPublication {
                 list.join(", ")
             ));
         }
+        let found: Vec<(String, String)> = self
+            .conn
+            .exec(
+                "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR) FROM information_schema.columns \
+                 WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ORDINAL_POSITION",
+                (table.name,),
+            )
+            .map_err(|e| self.fail(e))?;
+        let want: Vec<(String, String)> =
+            sql_columns.iter().map(|c| (c.name.clone(), catalog_type(c).to_string())).collect();
+        sql::check_layout(&self.url.display, table.name, &found, &want)?;
         let stage = ident(&format!("mrpipe_stage_{}", table.name));
         let ddl = format!(
             "CREATE TABLE IF NOT EXISTS {name} ({}) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",

@@ -310,6 +310,21 @@ impl ToSql for Cell<'_> {
     to_sql_checked!();
 }
 
+/// The column's type as `information_schema.columns.data_type` spells it.
+fn catalog_type(column: &SqlColumn) -> &'static str {
+    match column.ty {
+        SqlType::Int => "bigint",
+        SqlType::Float => "double precision",
+        SqlType::Decimal { .. } => "numeric",
+        SqlType::Text => "text",
+        SqlType::Bool => "boolean",
+        SqlType::Date => "date",
+        SqlType::Timestamp { utc: true } => "timestamp with time zone",
+        SqlType::Timestamp { utc: false } => "timestamp without time zone",
+        SqlType::Binary => "bytea",
+    }
+}
+
 /// The column's PostgreSQL type, as DDL and as the COPY protocol's type.
 fn pg_type(column: &SqlColumn) -> (String, Type) {
     match column.ty {
@@ -337,6 +352,20 @@ impl Publication for PostgresPublication {
             columns.push(format!("{} {sql}{}", ident(&c.name), c.not_null()));
             types.push(ty);
         }
+        let found: Vec<(String, String)> = self
+            .client
+            .query(
+                "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+                &[&table.name],
+            )
+            .map_err(|e| self.fail(&e))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let want: Vec<(String, String)> =
+            sql_columns.iter().map(|c| (c.name.clone(), catalog_type(c).to_string())).collect();
+        sql::check_layout(&self.url.display, table.name, &found, &want)?;
         let stage = ident(&format!("mrpipe_stage_{}", table.name));
         let mut ddl = format!(
             "CREATE TABLE IF NOT EXISTS {name} ({cols}); CREATE TEMP TABLE {stage} ({cols}) ON COMMIT DROP;",

@@ -49,6 +49,13 @@ pub enum SqlType {
     Binary,
 }
 
+fn decimal(precision: u8, scale: i8) -> SqlType {
+    if scale < 0 {
+        return SqlType::Decimal { precision: precision.saturating_add(scale.unsigned_abs()).min(38), scale: 0 };
+    }
+    SqlType::Decimal { precision, scale }
+}
+
 /// An output column as the SQL targets see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SqlColumn {
@@ -67,10 +74,9 @@ impl SqlColumn {
             DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => SqlType::Int,
             DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => SqlType::Int,
             DataType::Float16 | DataType::Float32 | DataType::Float64 => SqlType::Float,
-            DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) => {
-                SqlType::Decimal { precision: *p, scale: *s }
-            }
-            DataType::Decimal256(p, s) if *p <= 38 => SqlType::Decimal { precision: *p, scale: *s },
+            // A negative scale (hundreds, thousands) is stored as whole numbers.
+            DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) => decimal(*p, *s),
+            DataType::Decimal256(p, s) if *p <= 38 => decimal(*p, *s),
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => SqlType::Text,
             DataType::Dictionary(_, v) if matches!(**v, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
                 SqlType::Text
@@ -127,11 +133,20 @@ pub fn canonical(batch: &RecordBatch, columns: &[SqlColumn]) -> Result<Vec<Array
         .zip(columns)
         .map(|(array, column)| {
             let want = column.arrow_type();
-            if array.data_type() == &want {
-                return Ok(Arc::clone(array));
+            let array = if array.data_type() == &want {
+                Arc::clone(array)
+            } else {
+                cast_with_options(array, &want, &strict)
+                    .map_err(|e| Error::Usage(format!("column '{}' cannot be stored in SQL: {e}", column.name)))?
+            };
+            // SQLite would store NaN as NULL and MySQL refuses it: refused alike everywhere.
+            if column.ty == SqlType::Float && array.as_primitive::<Float64Type>().iter().flatten().any(|f| !f.is_finite()) {
+                return Err(Error::Usage(format!(
+                    "column '{}' holds NaN or an infinity, which SQL outputs do not store alike; filter it or write Parquet",
+                    column.name
+                )));
             }
-            cast_with_options(array, &want, &strict)
-                .map_err(|e| Error::Usage(format!("column '{}' cannot be stored in SQL: {e}", column.name)))
+            Ok(array)
         })
         .collect()
 }
@@ -260,6 +275,26 @@ pub fn months_to_replace(period: Option<&Period>, found: impl IntoIterator<Item 
     months.sort();
     months.dedup();
     months
+}
+
+/// Refuses to publish into an existing table whose columns differ from the result's
+/// (names and types in order, as the server's catalog spells them): loading rows into
+/// another layout would convert them silently. `found` is empty for a new table.
+pub fn check_layout(output: &str, table: &str, found: &[(String, String)], want: &[(String, String)]) -> Result<()> {
+    let same =
+        found.len() == want.len() && found.iter().zip(want).all(|(f, w)| f.0 == w.0 && f.1.eq_ignore_ascii_case(&w.1));
+    if found.is_empty() || same {
+        return Ok(());
+    }
+    let list = |cols: &[(String, String)]| cols.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ");
+    Err(Error::sink(
+        output,
+        format!(
+            "table {table} has columns ({}), the result has ({}); drop the table or publish to another schema",
+            list(found),
+            list(want)
+        ),
+    ))
 }
 
 /// A manifest recorded in `mrpipe_runs` if it is the run `which` asks for (runs are

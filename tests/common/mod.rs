@@ -248,3 +248,12 @@ pub fn query_of_every_type_to(output: &str) {
     ]);
     assert!(res.status.success(), "{output}: {}", String::from_utf8_lossy(&res.stderr));
 }
+
+/// A second query to the `query` table of `output` with other columns is refused
+/// (exit 1, naming both layouts) instead of loading its values into the old columns.
+pub fn query_into_a_table_of_another_layout_is_refused(output: &str) {
+    let res = mrpipe(&["query", "SELECT 42 AS other_name", "-o", output]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{output}: {err}");
+    assert!(err.contains("table query has columns (f ") && err.contains("the result has (other_name "), "{err}");
+}
