@@ -9,7 +9,8 @@ use clap_complete::Shell;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::jobs;
+use crate::job::AnyJob;
+use crate::jobs::{self, Catalog};
 use crate::log::{EventLog, LogFormat};
 use crate::notify::NotifyTarget;
 use crate::params;
@@ -78,9 +79,10 @@ struct CommonArgs {
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure, 2 usage error, \
 3 bad-line budget exceeded (nothing published), 4 another run holds the lock, 5 no input matched.";
 
-/// The whole command tree.
-pub fn command() -> Command {
-    let job_commands = jobs::ALL.iter().map(|job| {
+/// The whole command tree, with the built-in jobs and the SQL jobs in `extra`.
+pub fn command(extra: &[&'static dyn AnyJob]) -> Command {
+    let sql_jobs = extra.iter().copied().filter(|j| jobs::find(j.info().name).is_none());
+    let job_commands = jobs::ALL.iter().copied().chain(sql_jobs).map(|job| {
         let info = job.info();
         let help = format!(
             "Input: {}\nOutputs: {}\n\nExamples:\n{}\n\n{EXIT_CODES}",
@@ -102,6 +104,15 @@ pub fn command() -> Command {
         ))
         .subcommand_required(true)
         .arg_required_else_help(true)
+        .arg(
+            Arg::new("jobs-dir")
+                .long("jobs-dir")
+                .value_name("DIR")
+                .global(true)
+                .action(clap::ArgAction::Append)
+                .value_parser(value_parser!(PathBuf))
+                .help("A directory of SQL jobs (NAME.sql), searched after the built-in jobs; repeatable"),
+        )
         .subcommand(
             Command::new("run")
                 .about("Run a job over input logs and publish its tables")
@@ -109,7 +120,7 @@ pub fn command() -> Command {
                 .arg_required_else_help(true)
                 .subcommands(job_commands),
         )
-        .subcommand(Command::new("jobs").about("List the built-in jobs with their inputs and outputs"))
+        .subcommand(Command::new("jobs").about("List the jobs (built in, and SQL jobs found) with their inputs and outputs"))
         .subcommand(
             Command::new("query")
                 .about("Run ad-hoc SQL (DataFusion) over Parquet outputs and raw logs")
@@ -200,15 +211,29 @@ pub enum Action {
     Show(Vec<PathBuf>),
 }
 
-/// Resolves parsed arguments into an action with validated options.
-pub fn resolve(matches: &ArgMatches) -> Result<Action> {
+/// Resolves parsed arguments into an action with validated options; jobs are looked up in `catalog`.
+pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
     match matches.subcommand() {
         Some(("run", run)) => {
             let Some((name, job_matches)) = run.subcommand() else {
                 return Err(Error::Usage("no job given; see `mrpipe jobs`".into()));
             };
-            let job = jobs::find(name).ok_or_else(|| Error::Usage(format!("unknown job '{name}'")))?;
+            let job = catalog.get(name)?;
             let common = CommonArgs::from_arg_matches(job_matches).map_err(|e| Error::Usage(e.to_string()))?;
+            // A SQL job is its statements: it runs on DataFusion.
+            let engine = match job.source() {
+                None => common.engine,
+                Some(path)
+                    if common.engine == Engine::Native
+                        && job_matches.value_source("engine") != Some(clap::parser::ValueSource::DefaultValue) =>
+                {
+                    return Err(Error::Usage(format!(
+                        "{} is a SQL job: it runs on --engine datafusion",
+                        path.display()
+                    )));
+                }
+                Some(_) => Engine::Datafusion,
+            };
             let plans = job.configure_from(job_matches)?;
             if common.notify.is_some() && job.info().outputs.iter().all(|t| t.notify_key.is_empty()) {
                 return Err(Error::Usage(format!("--notify applies to jobs that write budget alerts, not '{name}'")));
@@ -221,7 +246,7 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
             let options = RunOptions {
                 job,
                 plans,
-                engine: common.engine,
+                engine,
                 inputs: common.inputs,
                 output: sink::parse(&common.output)?,
                 threads: common.threads.map(usize::from),
@@ -251,7 +276,10 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
             let what = v.get_one::<String>("manifest").cloned().unwrap_or_default();
             let job = v.get_one::<String>("job").cloned();
             match job {
-                Some(job) => Ok(Action::Verify(Request::Output { output: sink::parse(&what)?, job })),
+                Some(job) => {
+                    let job = catalog.get(&job)?.info().name.to_string();
+                    Ok(Action::Verify(Request::Output { output: sink::parse(&what)?, job }))
+                }
                 // Without --job the argument is a manifest file; an output URL needs the job.
                 None if what.contains("://") && !std::path::Path::new(&what).exists() => {
                     let output = sink::parse(&what)?;
@@ -270,14 +298,14 @@ pub fn resolve(matches: &ArgMatches) -> Result<Action> {
 }
 
 /// Writes the completion script for `shell`.
-pub fn completions(shell: Shell, out: &mut dyn std::io::Write) {
-    clap_complete::generate(shell, &mut command(), "mrpipe", out);
+pub fn completions(shell: Shell, extra: &[&'static dyn AnyJob], out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut command(extra), "mrpipe", out);
 }
 
 /// Writes the man page: the top-level page, then one section per command and job, so
 /// every option is documented in one place.
-pub fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    let cmd = command();
+pub fn man_page(extra: &[&'static dyn AnyJob], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let cmd = command(extra);
     clap_mangen::Man::new(cmd.clone()).render(out)?;
     for sub in cmd.get_subcommands() {
         let pages: Vec<Command> = if sub.get_name() == "run" {
@@ -301,6 +329,20 @@ pub fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
 mod tests {
     #[test]
     fn command_tree_is_consistent() {
-        super::command().debug_assert();
+        super::command(&[]).debug_assert();
+    }
+
+    #[test]
+    fn every_common_option_is_reserved_for_sql_job_parameters() {
+        let cmd = super::command(&[]);
+        let run = cmd.find_subcommand("run").unwrap().find_subcommand("sales-rank").unwrap();
+        let own = ["as-of", "from", "to", "every", "window", "top"];
+        for arg in run.get_arguments() {
+            let name = arg.get_long().unwrap_or(arg.get_id().as_str());
+            assert!(
+                own.contains(&name) || crate::job::COMMON_OPTIONS.contains(&name),
+                "--{name} is missing from job::COMMON_OPTIONS"
+            );
+        }
     }
 }

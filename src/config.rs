@@ -4,7 +4,8 @@
 //! one; keys are the job's long option names (`as-of`, `max-bad-lines`, ...) plus
 //! `inputs`. The file's values are turned into command-line words placed before the
 //! user's, so anything given on the command line wins. An unknown table or key is a
-//! usage error that names it and the file.
+//! usage error that names it and the file. A top-level `jobs-dir` (a path or a list)
+//! adds directories where SQL jobs are found, after `--jobs-dir` and `$MRPIPE_JOBS`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,47 @@ use std::path::{Path, PathBuf};
 use clap::Command;
 
 use crate::error::{Error, Result};
-use crate::jobs;
+use crate::jobs::Catalog;
+
+/// The config file's top-level key naming SQL jobs directories.
+const JOBS_DIR: &str = "jobs-dir";
+
+/// The jobs directories, in lookup order: every `--jobs-dir DIR` on the command line,
+/// then `$MRPIPE_JOBS` (colon-separated), then `jobs-dir` in the config file.
+pub fn jobs_dirs(argv: &[OsString]) -> Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    let mut words = argv.iter().map(|a| a.to_string_lossy());
+    while let Some(word) = words.next() {
+        if word == "--" {
+            break;
+        }
+        if word == "--jobs-dir" {
+            dirs.extend(words.next().map(|d| PathBuf::from(d.as_ref())));
+        } else if let Some(d) = word.strip_prefix("--jobs-dir=") {
+            dirs.push(PathBuf::from(d));
+        }
+    }
+    if let Some(env) = std::env::var_os("MRPIPE_JOBS") {
+        dirs.extend(std::env::split_paths(&env).filter(|p| !p.as_os_str().is_empty()));
+    }
+    if let Some(path) = locate(argv)? {
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let doc: toml::Table =
+            text.parse().map_err(|e| Error::Usage(format!("{}: not valid TOML: {e}", path.display())))?;
+        let bad = || Error::Usage(format!("{}: '{JOBS_DIR}' must be a path or a list of paths", path.display()));
+        match doc.get(JOBS_DIR) {
+            None => {}
+            Some(toml::Value::String(d)) => dirs.push(PathBuf::from(d)),
+            Some(toml::Value::Array(items)) => {
+                for item in items {
+                    dirs.push(PathBuf::from(item.as_str().ok_or_else(bad)?));
+                }
+            }
+            Some(_) => return Err(bad()),
+        }
+    }
+    Ok(dirs)
+}
 
 /// Where the config file is, if any: `--config`, `$MRPIPE_CONFIG`, `./mrpipe.toml`.
 fn locate(argv: &[OsString]) -> Result<Option<PathBuf>> {
@@ -34,21 +75,21 @@ fn locate(argv: &[OsString]) -> Result<Option<PathBuf>> {
 
 /// Rewrites `mrpipe run <job> ...` with the config file's values for that job.
 /// Other commands, and runs without a config file, are returned unchanged.
-pub fn apply(argv: Vec<OsString>) -> Result<Vec<OsString>> {
+pub fn apply(argv: Vec<OsString>, catalog: &Catalog) -> Result<Vec<OsString>> {
     let Some(job_at) = argv.iter().position(|a| a == "run").map(|i| i + 1).filter(|&i| i < argv.len()) else {
         return Ok(argv);
     };
     let job_name = argv[job_at].to_string_lossy().into_owned();
-    let Some(job) = jobs::find(&job_name) else { return Ok(argv) };
+    let Some(job) = catalog.find(&job_name)? else { return Ok(argv) };
     let Some(path) = locate(&argv)? else { return Ok(argv) };
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let cmd = crate::cli::command()
+    let cmd = crate::cli::command(&[job])
         .find_subcommand("run")
         .and_then(|run| run.find_subcommand(job.info().name))
         .cloned()
         .ok_or_else(|| Error::Usage(format!("job '{job_name}' has no command")))?;
     let given = GivenOnCommandLine::scan(&cmd, &argv[job_at + 1..]);
-    let extra = config_words(&text, &path, &job_name, &cmd, &given)?;
+    let extra = config_words(&text, &path, job.info().name, &cmd, &given, catalog)?;
     let mut out = argv[..=job_at].to_vec();
     out.extend(extra);
     out.extend_from_slice(&argv[job_at + 1..]);
@@ -105,11 +146,12 @@ fn config_words(
     job: &str,
     cmd: &Command,
     given: &GivenOnCommandLine,
+    catalog: &Catalog,
 ) -> Result<Vec<OsString>> {
     let bad = |what: String| Error::Usage(format!("{}: {what}", path.display()));
     let doc: toml::Table = text.parse().map_err(|e| bad(format!("not valid TOML: {e}")))?;
     for name in doc.keys() {
-        if name != "defaults" && jobs::find(name).is_none() {
+        if name != "defaults" && name != JOBS_DIR && catalog.find(name)?.is_none() {
             return Err(bad(format!("unknown table [{name}] (expected [defaults] or a job name)")));
         }
     }

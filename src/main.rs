@@ -2,12 +2,15 @@
 //! summary, and turns errors into the documented exit codes. Only this file decides
 //! exit codes.
 
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use mrpipe::cli::{self, Action};
 use mrpipe::error::{Error, Result};
+use mrpipe::job::AnyJob;
+use mrpipe::jobs::Catalog;
 use mrpipe::log::EventLog;
 use mrpipe::run;
 
@@ -17,26 +20,26 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let mut log = EventLog::quiet("mrpipe");
-    let argv = match mrpipe::config::apply(std::env::args_os().collect()) {
-        Ok(argv) => argv,
+    let (argv, catalog, extra) = match prepare(std::env::args_os().collect()) {
+        Ok(prepared) => prepared,
         Err(e) => {
             log.error(&e.to_string(), 2);
             return ExitCode::from(2);
         }
     };
-    let matches = cli::command().get_matches_from(argv);
-    let result = cli::resolve(&matches).and_then(|action| match action {
+    let matches = cli::command(&extra).get_matches_from(argv);
+    let result = cli::resolve(&matches, &catalog).and_then(|action| match action {
         Action::Run(options) => {
             log = options.log.clone();
             run::run(*options).map(|_| ())
         }
-        Action::Jobs => list_jobs(),
+        Action::Jobs => list_jobs(&catalog),
         Action::Completions(shell) => {
-            cli::completions(shell, &mut std::io::stdout().lock());
+            cli::completions(shell, &extra, &mut std::io::stdout().lock());
             Ok(())
         }
         Action::Query(options) => query(&options),
-        Action::Man => cli::man_page(&mut std::io::stdout().lock()).map_err(Error::stdout),
+        Action::Man => cli::man_page(&extra, &mut std::io::stdout().lock()).map_err(Error::stdout),
         Action::Verify(target) => mrpipe::verify::verify(&target).map(|v| {
             println!("verified: {} tables, {} rows identical to {target}", v.tables, v.rows);
         }),
@@ -58,13 +61,44 @@ fn main() -> ExitCode {
     }
 }
 
-fn list_jobs() -> Result<()> {
+/// The jobs catalog (built-in jobs and the jobs directories), the SQL jobs the
+/// command tree needs (the one `mrpipe run` names, or every one found), and the
+/// command line with a job file named by its job and the config file's defaults added.
+fn prepare(mut argv: Vec<OsString>) -> Result<(Vec<OsString>, Catalog, Vec<&'static dyn AnyJob>)> {
+    let mut catalog = Catalog::new(mrpipe::config::jobs_dirs(&argv)?);
+    let job_word = argv
+        .iter()
+        .position(|a| a == "run")
+        .map(|i| i + 1)
+        .filter(|&i| argv.get(i).is_some_and(|w| !w.to_string_lossy().starts_with('-')));
+    let extra = match job_word {
+        Some(i) => {
+            let job = catalog.load(&argv[i].to_string_lossy())?;
+            argv[i] = OsString::from(job.info().name);
+            vec![job]
+        }
+        // `mrpipe jobs`, help, completions: every job that loads; `mrpipe jobs` names the others.
+        None => catalog.all().into_iter().filter_map(Result::ok).collect(),
+    };
+    let argv = mrpipe::config::apply(argv, &catalog)?;
+    Ok((argv, catalog, extra))
+}
+
+fn list_jobs(catalog: &Catalog) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    for job in mrpipe::jobs::ALL {
+    for job in catalog.all() {
+        let job = match job {
+            Ok(job) => job,
+            Err(e) => {
+                eprintln!("mrpipe: warning: {e}");
+                continue;
+            }
+        };
         let info = job.info();
+        let source = job.source().map(|p| format!("{:<12} from:   {}\n", "", p.display())).unwrap_or_default();
         writeln!(
             out,
-            "{:<12} {}\n{:<12} input:  {}\n{:<12} output: {}\n",
+            "{:<12} {}\n{:<12} input:  {}\n{:<12} output: {}\n{source}",
             info.name,
             info.about,
             "",

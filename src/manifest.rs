@@ -19,6 +19,9 @@ pub struct Manifest {
     pub mrpipe_version: String,
     /// The job's name.
     pub job: String,
+    /// The SQL file of a job written as SQL (it is among the side files, hashed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_file: Option<String>,
     /// The period this manifest's run published (`2026-11`), when the run was split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period: Option<String>,
@@ -114,6 +117,7 @@ impl Manifest {
         Manifest {
             mrpipe_version: env!("CARGO_PKG_VERSION").to_string(),
             job: "query".into(),
+            job_file: None,
             period: None,
             engine: "datafusion".into(),
             args: vec![sql.to_string()],

@@ -302,6 +302,7 @@ fn build_manifest(
     Ok(Manifest {
         mrpipe_version: env!("CARGO_PKG_VERSION").to_string(),
         job: opts.job.info().name.to_string(),
+        job_file: opts.job.source().map(|p| p.display().to_string()),
         period: plan.period().map(|p| p.label),
         engine: opts.engine.name().to_string(),
         args: plan.args(),

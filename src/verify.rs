@@ -60,7 +60,6 @@ pub fn verify(request: &Request) -> Result<Verified> {
         }
         // The given output, not the recorded one: that has its password hidden.
         Request::Output { output, job } => {
-            jobs::find(job).ok_or_else(|| Error::Usage(format!("unknown job '{job}'")))?;
             let recorded = output
                 .last_manifest(job, Recorded::Newest)?
                 .ok_or_else(|| Error::Usage(format!("{output} has no recorded run of {job}")))?;
@@ -70,8 +69,13 @@ pub fn verify(request: &Request) -> Result<Verified> {
     for file in recorded.inputs.iter().chain(&recorded.side_files) {
         check_unchanged(file)?;
     }
-    let job = jobs::find(&recorded.job)
-        .ok_or_else(|| Error::Usage(format!("the manifest names job '{}', which this mrpipe lacks", recorded.job)))?;
+    // A SQL job is loaded from the file the run used (its hash was checked above).
+    let job = match &recorded.job_file {
+        Some(file) => jobs::load_sql(Path::new(file))?,
+        None => jobs::find(&recorded.job).ok_or_else(|| {
+            Error::Usage(format!("the manifest names job '{}', which this mrpipe lacks", recorded.job))
+        })?,
+    };
     let engine = match recorded.engine.as_str() {
         "native" => Engine::Native,
         "datafusion" => Engine::Datafusion,

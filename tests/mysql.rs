@@ -162,3 +162,10 @@ fn every_type_a_query_makes_is_stored_in_mysql() {
     assert_eq!(got, ["1.5\t1.500000\t2026-11-30\tv\t1\t2026-11-30 12:00:00.000000\tnull"]);
     query_into_a_table_of_another_layout_is_refused(&db.url());
 }
+
+#[test]
+fn a_sql_job_publishes_to_mysql_and_verifies() {
+    let mut db = Database::new("sqljob");
+    a_sql_job_publishes_to_and_verifies_at(&db.url());
+    assert_eq!(db.rows("SELECT count(*) FROM top_pages"), ["5"]);
+}

@@ -11,6 +11,7 @@
 //! declaration header, then one statement per output; `shared/spec/sql-jobs.md`).
 
 pub mod sql_file;
+pub mod sql_job;
 
 use std::path::PathBuf;
 
@@ -25,6 +26,29 @@ use crate::progress::Progress;
 use crate::read::format::Format;
 use crate::read::input::InputFile;
 use crate::table::{Table, TableSpec};
+
+/// The options every job takes (`mrpipe run JOB --output ...`): no job parameter may
+/// take one of these names. `cli` checks that the list is complete.
+pub const COMMON_OPTIONS: &[&str] = &[
+    "inputs",
+    "output",
+    "engine",
+    "threads",
+    "rejects",
+    "max-bad-lines",
+    "strict",
+    "quiet",
+    "verbose",
+    "log-format",
+    "skip-unchanged",
+    "dry-run",
+    "notify",
+    "config",
+    "wait",
+    "jobs-dir",
+    "help",
+    "version",
+];
 
 /// What `mrpipe jobs` and `--help` say about a job.
 pub struct JobInfo {
@@ -144,6 +168,11 @@ pub trait AnyJob: Sync {
     fn augment(&self, cmd: Command) -> Command;
     /// Reads the job's arguments back and configures it.
     fn configure_from(&self, matches: &ArgMatches) -> Result<Vec<Box<dyn Plan>>>;
+
+    /// The file the job was loaded from, for a job written as SQL.
+    fn source(&self) -> Option<&std::path::Path> {
+        None
+    }
 
     /// Configures the job from its own arguments as words, as a manifest records them
     /// ([`Plan::args`]); words that no longer parse are a usage error.

@@ -24,7 +24,7 @@ use super::tsv::write_rows;
 use super::{Publication, Recorded, RunLock, Slice, Target, Unit, Written};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
-use crate::table::{Period, Sort, Table, TableSpec};
+use crate::table::{Period, Table, TableSpec};
 
 /// A SQLite database file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,19 +148,11 @@ impl Target for SqliteTarget {
             }
             _ => String::new(),
         };
-        // The spec's order is total; text compares bytewise (SQLite's BINARY collation).
-        let order: Vec<String> = spec
-            .order
-            .iter()
-            .map(|key| match key {
-                Sort::Asc(c) => ident(c),
-                Sort::Desc(c) => format!("{} DESC", ident(c)),
-            })
-            .chain(["rowid".to_string()])
-            .collect();
         let columns: Vec<String> = spec.columns.iter().map(|(c, _)| ident(c)).collect();
-        let query =
-            format!("SELECT {} FROM {}{filter} ORDER BY {}", columns.join(", "), ident(spec.name), order.join(", "));
+        // A run inserts its rows in the table's order, and the rows a manifest describes
+        // are one run's (the whole table, or the months it replaced): insertion order is
+        // their order. (Money is TEXT here: ORDER BY a money column would sort it as text.)
+        let query = format!("SELECT {} FROM {}{filter} ORDER BY rowid", columns.join(", "), ident(spec.name));
         let mut stmt = conn.prepare(&query).map_err(|e| self.fail(e))?;
         let width = columns.len();
         let rows = stmt

@@ -257,3 +257,24 @@ pub fn query_into_a_table_of_another_layout_is_refused(output: &str) {
     assert_eq!(res.status.code(), Some(1), "{output}: {err}");
     assert!(err.contains("table query has columns (f ") && err.contains("the result has (other_name "), "{err}");
 }
+
+/// Runs `mrpipe` with `args` in `cwd` with extra environment variables.
+pub fn mrpipe_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(args)
+        .current_dir(cwd)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("mrpipe runs")
+}
+
+/// Runs the example SQL job `top-pages` to `output` (a database) and verifies it there.
+pub fn a_sql_job_publishes_to_and_verifies_at(output: &str) {
+    let jobs = root().join("examples/jobs").display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let rejects = dir.path().join("r.tsv").display().to_string();
+    run_ok(&["run", "top-pages", &sample("access/clf"), "--jobs-dir", &jobs, "-o", output, "--rejects", &rejects]);
+    let ok = run_ok(&["verify", output, "--job", "top-pages", "--jobs-dir", &jobs]);
+    assert!(ok.starts_with("verified: 1 tables, 5 rows"), "{output}: {ok}");
+}

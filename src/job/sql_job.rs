@@ -1,0 +1,380 @@
+//! SQL jobs: a `.sql` file with a declaration header ([`super::sql_file`]) loaded at
+//! run time as a job with everything a built-in job has: mrpipe's reader and
+//! bad-line accounting, every sink, periods, locks and manifests.
+//!
+//! Loading parses the file, then plans every statement with DataFusion against the
+//! input format's schema (earlier outputs registered as empty tables), so a wrong
+//! column or type is a usage error naming the file and line before anything is read,
+//! and each output's columns are known: they become the output's [`TableSpec`]. At
+//! run time each statement is wrapped as `SELECT * FROM (statement) ORDER BY <the
+//! declared keys, then every other column>` so the rows come in a total order, and,
+//! for a job whose every output has a `month` column, filtered to the period's month.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema, TimeUnit};
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
+use datafusion::common::ParamValues;
+use datafusion::scalar::ScalarValue;
+
+use super::sql_file::{self, ParamDecl, ParamDefault, ParamType, SqlJobFile};
+use super::{AnyJob, JobInfo, JobOutput, Plan, RunContext, SqlFile, Twin};
+use crate::engine::datafusion::{Session, run_twin};
+use crate::error::{Error, Result};
+use crate::params::{self, MonthArgs};
+use crate::read::fields::format_timestamp;
+use crate::read::format::{FORMAT_NAMES, Format};
+use crate::table::{Period, Sort, TableSpec};
+
+/// The parameter that carries a monthly SQL job's period into its wrapped statements.
+const MONTH_PARAM: &str = "mrpipe_month";
+
+/// Options a monthly SQL job takes besides its own parameters.
+const MONTH_OPTIONS: &[&str] = &["month", "from", "to", "as-of"];
+
+/// A job loaded from a SQL file.
+pub struct SqlJob {
+    info: &'static JobInfo,
+    path: PathBuf,
+    file: SqlJobFile,
+    format: Format,
+    /// The wrapped statements, one per output.
+    sql: &'static SqlFile,
+    outputs: Vec<&'static TableSpec>,
+    /// Whether every output has a `month` column, so the job takes `--month` and backfills.
+    monthly: bool,
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_string().into_boxed_str())
+}
+
+/// `"name"`: an identifier quoted for DataFusion.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The column type an output keeps: what every sink stores the same way (`jobs.md`:
+/// TEXT, BIGINT, DECIMAL(18,2); floats, other decimals, booleans, dates and
+/// timestamps are kept); `None` for anything else.
+fn output_type(t: &DataType) -> Option<DataType> {
+    Some(match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => DataType::Int64,
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => DataType::Int64,
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => DataType::Float64,
+        // Money stays DECIMAL(18,2) whatever precision a SUM widened it to; overflow is an error.
+        DataType::Decimal128(_, 2) | DataType::Decimal256(_, 2) => DataType::Decimal128(18, 2),
+        DataType::Decimal128(p, s) if *s >= 0 => DataType::Decimal128(*p, *s),
+        DataType::Boolean => DataType::Boolean,
+        DataType::Date32 | DataType::Date64 => DataType::Date32,
+        DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+        _ => return None,
+    })
+}
+
+/// A placeholder value of a parameter's type, to plan with before real values exist.
+fn sample_value(ty: ParamType) -> ScalarValue {
+    match ty {
+        ParamType::Bigint => ScalarValue::Int64(Some(0)),
+        ParamType::Text => ScalarValue::Utf8(Some(String::new())),
+        ParamType::Boolean => ScalarValue::Boolean(Some(false)),
+        ParamType::Timestamp => ScalarValue::TimestampMicrosecond(Some(0), Some("UTC".into())),
+    }
+}
+
+/// A parameter's value parsed from its option text (or its default).
+fn parse_value(param: &ParamDecl, text: &str) -> std::result::Result<ScalarValue, String> {
+    Ok(match param.ty {
+        ParamType::Bigint => {
+            ScalarValue::Int64(Some(text.parse::<i64>().map_err(|_| format!("'{text}' is not a BIGINT"))?))
+        }
+        ParamType::Text => ScalarValue::Utf8(Some(text.to_string())),
+        ParamType::Boolean => ScalarValue::Boolean(Some(text == "true")),
+        ParamType::Timestamp => ScalarValue::TimestampMicrosecond(
+            Some(params::parse_as_of(text).map_err(|e| format!("'{text}': {e}"))?),
+            Some("UTC".into()),
+        ),
+    })
+}
+
+/// A NULL of a parameter's type.
+fn null_value(ty: ParamType) -> ScalarValue {
+    match ty {
+        ParamType::Bigint => ScalarValue::Int64(None),
+        ParamType::Text => ScalarValue::Utf8(None),
+        ParamType::Boolean => ScalarValue::Boolean(None),
+        ParamType::Timestamp => ScalarValue::TimestampMicrosecond(None, Some("UTC".into())),
+    }
+}
+
+impl SqlJob {
+    /// Loads the job file at `path`; a header or SQL error is `Error::Usage` naming the
+    /// file and line. `reserved` are the option names every job has.
+    pub fn load(path: &Path, reserved: &[&str]) -> Result<SqlJob> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let at = |line: usize, message: &dyn std::fmt::Display| {
+            Error::Usage(format!("{}:{line}: {message}", path.display()))
+        };
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        let file =
+            sql_file::parse(&text, stem.as_deref(), FORMAT_NAMES, reserved).map_err(|e| at(e.line, &e.message))?;
+        if let Some(p) = file.params.iter().find(|p| p.name.starts_with("mrpipe_")) {
+            return Err(at(p.line, &format!("parameter names starting with mrpipe_ are mrpipe's own ('{}')", p.name)));
+        }
+        for p in &file.params {
+            if let ParamDefault::Value(v) = &p.default {
+                parse_value(p, v).map_err(|e| at(p.line, &format!("default of {}: {e}", p.name)))?;
+            }
+        }
+        let format = Format::by_name(&file.input_format)
+            .ok_or_else(|| at(1, &format!("unknown input format '{}'", file.input_format)))?;
+
+        // Plan every statement on empty tables: the outputs' columns, and SQL errors now.
+        let session = Session::new(1, None, &std::env::temp_dir())?;
+        session.register(&file.input_table, format.schema(), Vec::new())?;
+        let samples = ParamValues::from(
+            file.params.iter().map(|p| (p.name.clone(), sample_value(p.ty))).collect::<Vec<(String, ScalarValue)>>(),
+        );
+        let mut schemas = Vec::with_capacity(file.outputs.len());
+        for (output, statement) in file.outputs.iter().zip(&file.statements) {
+            let state = session.ctx.state();
+            let schema = session
+                .runtime
+                .block_on(async {
+                    let plan = state.create_logical_plan(&statement.text).await?.with_param_values(samples.clone())?;
+                    Ok::<_, datafusion::error::DataFusionError>(plan.schema().as_arrow().clone())
+                })
+                .map_err(|e| at(statement.line, &sql_message(&e, statement.line)))?;
+            let mut fields = Vec::with_capacity(schema.fields().len());
+            for field in schema.fields() {
+                let ty = output_type(field.data_type()).ok_or_else(|| {
+                    at(
+                        statement.line,
+                        &format!(
+                            "output {} column {} has type {}, which outputs cannot store; CAST it in the statement",
+                            output.table,
+                            field.name(),
+                            field.data_type()
+                        ),
+                    )
+                })?;
+                fields.push((field.name().clone(), ty));
+            }
+            for key in &output.order {
+                if !fields.iter().any(|(name, _)| *name == key.column) {
+                    return Err(at(
+                        output.line,
+                        &format!(
+                            "output {} is ordered by {}, which its statement does not return",
+                            output.table, key.column
+                        ),
+                    ));
+                }
+            }
+            let arrow = Schema::new(
+                fields.iter().map(|(n, t)| arrow::datatypes::Field::new(n, t.clone(), true)).collect::<Vec<_>>(),
+            );
+            session.register(&output.table, Arc::new(arrow), Vec::new())?;
+            schemas.push(fields);
+        }
+
+        let monthly = schemas.iter().all(|cols| cols.iter().any(|(n, t)| n == "month" && *t == DataType::Utf8));
+        if monthly && let Some(p) = file.params.iter().find(|p| MONTH_OPTIONS.contains(&p.option().as_str())) {
+            return Err(at(p.line, &format!("a monthly job has --{} already", p.option())));
+        }
+        let mut outputs = Vec::with_capacity(schemas.len());
+        let mut statements = Vec::with_capacity(schemas.len());
+        for ((output, statement), columns) in file.outputs.iter().zip(&file.statements).zip(schemas) {
+            let mut order: Vec<Sort> = output
+                .order
+                .iter()
+                .map(|k| if k.descending { Sort::Desc(leak(&k.column)) } else { Sort::Asc(leak(&k.column)) })
+                .collect();
+            // Every other column breaks ties, so the order is total and the bytes reproducible.
+            for (name, _) in &columns {
+                if !output.order.iter().any(|k| k.column == *name) {
+                    order.push(Sort::Asc(leak(name)));
+                }
+            }
+            let keys: Vec<String> = order
+                .iter()
+                .map(|s| match s {
+                    Sort::Asc(c) => quoted(c),
+                    Sort::Desc(c) => format!("{} DESC", quoted(c)),
+                })
+                .collect();
+            let filter = if monthly {
+                format!(" WHERE ${MONTH_PARAM} IS NULL OR month = ${MONTH_PARAM}")
+            } else {
+                String::new()
+            };
+            statements.push(format!(
+                "SELECT * FROM (\n{}\n) AS mrpipe_output{filter} ORDER BY {}",
+                statement.text,
+                keys.join(", ")
+            ));
+            let columns: Vec<(&'static str, DataType)> = columns.into_iter().map(|(n, t)| (leak(&n), t)).collect();
+            outputs.push(&*Box::leak(Box::new(TableSpec {
+                name: leak(&output.table),
+                columns: Box::leak(columns.into_boxed_slice()),
+                indexes: &[],
+                order: Box::leak(order.into_boxed_slice()),
+                notify_key: &[],
+            })));
+        }
+        let display = path.display().to_string();
+        let info = Box::leak(Box::new(JobInfo {
+            name: leak(&file.name),
+            about: leak(&file.about),
+            input: leak(&format!("{} (SQL job {display}, input table {})", file.input_format, file.input_table)),
+            outputs: Box::leak(outputs.clone().into_boxed_slice()),
+            example: leak(&format!("  mrpipe run {} INPUT... -o out/", file.name)),
+        }));
+        let sql = Box::leak(Box::new(SqlFile { path: leak(&display), text: leak(&statements.join(";\n")) }));
+        Ok(SqlJob { info, path: path.to_path_buf(), file, format, sql, outputs, monthly })
+    }
+}
+
+/// A DataFusion error; a parser position is moved from the statement to the file.
+fn sql_message(e: &datafusion::error::DataFusionError, first_line: usize) -> String {
+    let message = e.to_string().replace("ParserError(\"", "").replace("\")", "");
+    match message.rfind("Line: ").and_then(|at| {
+        let line: String = message[at + 6..].chars().take_while(char::is_ascii_digit).collect();
+        Some((at, line.parse::<usize>().ok()?))
+    }) {
+        Some((at, line)) => format!("{}(file line {})", &message[..at], first_line + line - 1),
+        None => message,
+    }
+}
+
+impl AnyJob for SqlJob {
+    fn info(&self) -> &'static JobInfo {
+        self.info
+    }
+
+    fn augment(&self, mut cmd: Command) -> Command {
+        for p in &self.file.params {
+            let mut arg = Arg::new(p.name.clone()).long(p.option()).help(format!("${} ({})", p.name, p.ty.sql_name()));
+            arg = match (&p.ty, &p.default) {
+                (ParamType::Boolean, _) => arg.action(ArgAction::SetTrue),
+                (_, ParamDefault::Required) => arg.required(true).value_name(p.ty.sql_name()),
+                (_, ParamDefault::Value(v)) => arg.default_value(v.clone()).value_name(p.ty.sql_name()),
+                (_, ParamDefault::Null) => arg.value_name(p.ty.sql_name()),
+            };
+            cmd = cmd.arg(arg);
+        }
+        if self.monthly { MonthArgs::augment_args(cmd) } else { cmd }
+    }
+
+    fn configure_from(&self, matches: &ArgMatches) -> Result<Vec<Box<dyn Plan>>> {
+        let mut values = Vec::with_capacity(self.file.params.len());
+        for p in &self.file.params {
+            let value = match p.ty {
+                ParamType::Boolean => ScalarValue::Boolean(Some(matches.get_flag(&p.name))),
+                _ => match matches.get_one::<String>(&p.name) {
+                    Some(text) => parse_value(p, text).map_err(|e| Error::Usage(format!("--{}: {e}", p.option())))?,
+                    None => null_value(p.ty),
+                },
+            };
+            values.push((p.name.clone(), value));
+        }
+        let months = if self.monthly {
+            MonthArgs::from_arg_matches(matches).map_err(|e| Error::Usage(e.to_string()))?.months()?
+        } else {
+            None
+        };
+        let plan = |month: Option<(i64, i64)>| -> Box<dyn Plan> {
+            Box::new(SqlPlan { job: self.clone_parts(), values: values.clone(), month })
+        };
+        Ok(match months {
+            None => vec![plan(None)],
+            Some(months) => months.into_iter().map(|m| plan(Some(m))).collect(),
+        })
+    }
+
+    fn source(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+}
+
+impl SqlJob {
+    fn clone_parts(&self) -> Parts {
+        Parts {
+            path: self.path.clone(),
+            params: self.file.params.clone(),
+            input: (leak(&self.file.input_table), self.format),
+            sql: self.sql,
+            outputs: self.outputs.clone(),
+        }
+    }
+}
+
+/// What a plan of a SQL job needs of the job.
+struct Parts {
+    path: PathBuf,
+    params: Vec<ParamDecl>,
+    input: (&'static str, Format),
+    sql: &'static SqlFile,
+    outputs: Vec<&'static TableSpec>,
+}
+
+/// One run (or one month) of a SQL job with its parameter values.
+struct SqlPlan {
+    job: Parts,
+    values: Vec<(String, ScalarValue)>,
+    month: Option<(i64, i64)>,
+}
+
+impl Plan for SqlPlan {
+    fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
+        run_twin(self.twin()?, ctx)
+    }
+
+    fn args(&self) -> Vec<String> {
+        let mut words = Vec::new();
+        for (p, (_, value)) in self.job.params.iter().zip(&self.values) {
+            let text = match value {
+                ScalarValue::Boolean(Some(true)) => {
+                    words.push(format!("--{}", p.option()));
+                    continue;
+                }
+                ScalarValue::Int64(Some(n)) => n.to_string(),
+                ScalarValue::Utf8(Some(s)) => s.clone(),
+                ScalarValue::TimestampMicrosecond(Some(t), _) => format_timestamp(*t),
+                _ => continue,
+            };
+            words.extend([format!("--{}", p.option()), text]);
+        }
+        if let Some((y, m)) = self.month {
+            words.extend(["--month".to_string(), format!("{y:04}-{m:02}")]);
+        }
+        words
+    }
+
+    fn period(&self) -> Option<Period> {
+        self.month.map(params::month_period)
+    }
+
+    fn side_files(&self) -> Vec<PathBuf> {
+        // The job file itself: an edited job is a changed run for verify and --skip-unchanged.
+        vec![self.job.path.clone()]
+    }
+
+    fn twin(&self) -> Result<Twin> {
+        let mut params: Vec<(&'static str, ScalarValue)> =
+            self.values.iter().map(|(name, value)| (leak(name), value.clone())).collect();
+        params.push((MONTH_PARAM, params::month_param(self.month)));
+        Ok(Twin {
+            sql: self.job.sql,
+            input: self.job.input,
+            params,
+            tables: Vec::new(),
+            functions: Vec::new(),
+            outputs: self.job.outputs.clone(),
+            warnings: Vec::new(),
+            memory_limit: None,
+        })
+    }
+}
