@@ -45,4 +45,5 @@ pub mod run;
 pub mod shuffle;
 pub mod sink;
 pub mod table;
+pub mod testing;
 pub mod verify;
