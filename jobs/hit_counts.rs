@@ -7,14 +7,14 @@
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
-use datafusion::scalar::ScalarValue;
 use rayon::prelude::*;
 
 use crate::engine::map_reduce;
 use crate::error::Result;
+use crate::job::spec::{Kind, MONTH_PARAMS, ParamSpec, Values};
 use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
 use crate::map::{Combiner, MapReduce, columns};
-use crate::params::{self, MonthArgs};
+use crate::params;
 use crate::read::fields::year_month;
 use crate::read::format::{ACCESS_LOG, Format};
 use crate::table::Sort::{Asc, Desc};
@@ -39,50 +39,38 @@ static INFO: JobInfo = JobInfo {
     name: "hit-counts",
     about: "Monthly hits per URL from access logs (TSV or nginx/Apache format)",
     input: "TSV: timestamp client_ip method url status bytes, or --format clf (Common/Combined Log Format)",
+    params: &[
+        ParamSpec::new(
+            "format",
+            Kind::Choice(&["tsv", "clf"]),
+            "FORMAT",
+            "Input line format: tsv, or clf (nginx/Apache).",
+        )
+        .default("tsv"),
+        ParamSpec::new("strip-query", Kind::Flag, "", "Count URLs without their query string (from the first `?`)."),
+        MONTH_PARAMS[0],
+        MONTH_PARAMS[1],
+        MONTH_PARAMS[2],
+        MONTH_PARAMS[3],
+    ],
     outputs: &[&HIT_COUNTS],
     example: "  mrpipe run hit-counts /var/log/nginx/access.log* --format clf --strip-query --output sqlite:hits.db\n  \
               mrpipe run hit-counts logs/access/ --month current --output sqlite:hits.db\n  \
               mrpipe run hit-counts logs/access/ --output out/",
 };
 
-/// Access-log line format.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum LogFormat {
-    /// Tab-separated: timestamp client_ip method url status bytes.
-    Tsv,
-    /// NCSA Common or Combined Log Format (nginx, Apache).
-    Clf,
-}
-
-/// Arguments of `mrpipe run hit-counts`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Input line format.
-    #[arg(long, value_enum, default_value = "tsv")]
-    format: LogFormat,
-    /// Count URLs without their query string (everything from the first `?`).
-    #[arg(long)]
-    strip_query: bool,
-    #[command(flatten)]
-    months: MonthArgs,
-}
-
 impl Job for HitCounts {
-    type Args = Args;
-
     fn info(&self) -> &'static JobInfo {
         &INFO
     }
 
-    fn configure(&self, args: Args) -> Result<Vec<Box<dyn Plan>>> {
-        let format = match args.format {
-            LogFormat::Tsv => Format::Tsv(ACCESS_LOG),
-            LogFormat::Clf => Format::Clf,
-        };
+    fn configure(&self, values: &Values) -> Result<Vec<Box<dyn Plan>>> {
+        let format = if values.choice("format") == "clf" { Format::Clf } else { Format::Tsv(ACCESS_LOG) };
+        let strip_query = values.flag("strip-query");
         let plan = |month| -> Box<dyn Plan> {
-            Box::new(HitCountsPlan { format, count: CountHits { strip_query: args.strip_query, month } })
+            Box::new(HitCountsPlan { format, count: CountHits { strip_query, month }, values: values.for_month(month) })
         };
-        Ok(match args.months.months()? {
+        Ok(match values.months()? {
             None => vec![plan(None)],
             Some(months) => months.into_iter().map(|m| plan(Some(m))).collect(),
         })
@@ -92,6 +80,7 @@ impl Job for HitCounts {
 struct HitCountsPlan {
     format: Format,
     count: CountHits,
+    values: Values,
 }
 
 /// Map/reduce step: `YYYY-MM \t url` -> hits.
@@ -139,16 +128,8 @@ impl MapReduce for CountHits {
 }
 
 impl Plan for HitCountsPlan {
-    fn args(&self) -> Vec<String> {
-        let format = if matches!(self.format, Format::Clf) { "clf" } else { "tsv" };
-        let mut args = vec!["--format".to_string(), format.to_string()];
-        if self.count.strip_query {
-            args.push("--strip-query".to_string());
-        }
-        if let Some((y, m)) = self.count.month {
-            args.extend(["--month".to_string(), format!("{y:04}-{m:02}")]);
-        }
-        args
+    fn values(&self) -> &Values {
+        &self.values
     }
 
     fn period(&self) -> Option<Period> {
@@ -156,19 +137,7 @@ impl Plan for HitCountsPlan {
     }
 
     fn twin(&self) -> Result<Twin> {
-        Ok(Twin {
-            sql: &SQL,
-            input: ("access", self.format),
-            params: vec![
-                ("month", params::month_param(self.count.month)),
-                ("strip_query", ScalarValue::Boolean(Some(self.count.strip_query))),
-            ],
-            tables: Vec::new(),
-            functions: Vec::new(),
-            outputs: vec![&HIT_COUNTS],
-            warnings: Vec::new(),
-            memory_limit: None,
-        })
+        Ok(Twin::new(&SQL, ("access", self.format), vec![&HIT_COUNTS], &INFO, &self.values))
     }
 
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {

@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::job::sql_job::SqlJob;
-use crate::job::{AnyJob, COMMON_OPTIONS};
+use crate::job::{COMMON_OPTIONS, Job};
 
 /// Every built-in job, in the order `mrpipe jobs` lists them.
-pub static ALL: &[&dyn AnyJob] =
+pub static ALL: &[&dyn Job] =
     &[&sales_rank::SalesRank, &spending::Spending, &hit_counts::HitCounts, &url_dedup::UrlDedup];
 
 /// The built-in job named `name`, as typed on the command line.
-pub fn find(name: &str) -> Option<&'static dyn AnyJob> {
+pub fn find(name: &str) -> Option<&'static dyn Job> {
     ALL.iter().copied().find(|j| j.info().name == name)
 }
 
@@ -30,7 +30,7 @@ pub fn is_job_file(word: &str) -> bool {
 
 /// Loads the SQL job file at `path` (kept for the life of the process); it may not
 /// take a built-in job's name.
-pub fn load_sql(path: &Path) -> Result<&'static dyn AnyJob> {
+pub fn load_sql(path: &Path) -> Result<&'static dyn Job> {
     let job = SqlJob::load(path, COMMON_OPTIONS)?;
     let name = job.info().name;
     if find(name).is_some() {
@@ -48,7 +48,7 @@ pub fn load_sql(path: &Path) -> Result<&'static dyn AnyJob> {
 pub struct Catalog {
     dirs: Vec<PathBuf>,
     /// Jobs loaded from a path given on the command line, found again by name.
-    loaded: Vec<&'static dyn AnyJob>,
+    loaded: Vec<&'static dyn Job>,
 }
 
 impl Catalog {
@@ -59,7 +59,7 @@ impl Catalog {
 
     /// Loads the job `word` names (a job's name or a job file's path) and keeps it, so
     /// that its name finds it afterwards.
-    pub fn load(&mut self, word: &str) -> Result<&'static dyn AnyJob> {
+    pub fn load(&mut self, word: &str) -> Result<&'static dyn Job> {
         let job = self.get(word)?;
         if is_job_file(word) {
             self.loaded.push(job);
@@ -75,7 +75,7 @@ impl Catalog {
     /// The job `name`: a built-in job, the first `name.sql` of the jobs directories, or
     /// a path to a job file. `None` when there is none; a file that does not load is
     /// its error.
-    pub fn find(&self, name: &str) -> Result<Option<&'static dyn AnyJob>> {
+    pub fn find(&self, name: &str) -> Result<Option<&'static dyn Job>> {
         if let Some(job) = find(name).or_else(|| self.loaded.iter().copied().find(|j| j.info().name == name)) {
             return Ok(Some(job));
         }
@@ -92,7 +92,7 @@ impl Catalog {
     }
 
     /// The job `name`, or a usage error saying where it was looked for.
-    pub fn get(&self, name: &str) -> Result<&'static dyn AnyJob> {
+    pub fn get(&self, name: &str) -> Result<&'static dyn Job> {
         self.find(name)?.ok_or_else(|| {
             let dirs: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
             Error::Usage(format!(
@@ -108,8 +108,8 @@ impl Catalog {
 
     /// Every job: the built-in ones, then each directory's `*.sql` files by name (the
     /// first of a name wins). A file that does not load comes as its error.
-    pub fn all(&self) -> Vec<Result<&'static dyn AnyJob>> {
-        let mut jobs: Vec<Result<&'static dyn AnyJob>> = ALL.iter().copied().map(Ok).collect();
+    pub fn all(&self) -> Vec<Result<&'static dyn Job>> {
+        let mut jobs: Vec<Result<&'static dyn Job>> = ALL.iter().copied().map(Ok).collect();
         let mut names: Vec<String> = ALL.iter().map(|j| j.info().name.to_string()).collect();
         for dir in &self.dirs {
             let Ok(entries) = std::fs::read_dir(dir) else { continue };

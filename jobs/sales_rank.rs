@@ -12,9 +12,9 @@ use rayon::prelude::*;
 
 use crate::engine::map_reduce;
 use crate::error::{Error, Result};
+use crate::job::spec::{Kind, ParamSpec, Value, Values};
 use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
 use crate::map::{Combiner, MapReduce, columns};
-use crate::params;
 use crate::read::fields::format_timestamp;
 use crate::read::format::{Format, SALES};
 use crate::table::Sort::Asc;
@@ -45,71 +45,71 @@ static INFO: JobInfo = JobInfo {
     name: "sales-rank",
     about: "Best-selling products per category over a time window",
     input: "TSV: timestamp product_id category_id quantity total_price seller_id buyer_id",
+    params: &[
+        ParamSpec::new("as-of", Kind::Whens, "WHEN", "End of the window, exclusive: now, a date (midnight UTC) or a timestamp. Repeat it to build several rankings, each published on its own.")
+            .default("now")
+            .conflicts(&["from"]),
+        ParamSpec::new("from", Kind::When, "WHEN", "Backfill rankings at --from, --from + --every, ... up to --to (inclusive).")
+            .requires(&["to", "every"]),
+        ParamSpec::new("to", Kind::When, "WHEN", "Last ranking instant of a backfill.").requires(&["from"]),
+        ParamSpec::new("every", Kind::Length, "LEN", "Step between backfilled rankings: 1h, 1d, ...").requires(&["from"]),
+        ParamSpec::new("window", Kind::Length, "LEN", "Length of the window before --as-of: 7d, 24h, 30m, 90s.").default("7d"),
+        ParamSpec::new("top", Kind::Count, "N", "Keep ranks 1..=N per category (default: all)."),
+    ],
     outputs: &[&SALES_RANK],
     example: "  mrpipe run sales-rank logs/sales/ --as-of 2026-11-23 --top 10 --output sqlite:ranks.db\n  \
               mrpipe run sales-rank 'logs/*.tsv.gz' --window 24h --output -\n  \
               mrpipe run sales-rank logs/sales/ --from 2026-11-01 --to 2026-11-02 --every 1h --output out/hourly/",
 };
 
-/// Arguments of `mrpipe run sales-rank`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// End of the window, exclusive: now, a date (midnight UTC) or a timestamp.
-    /// Repeat it to build several rankings, each published on its own.
-    #[arg(long, default_value = "now", value_parser = params::parse_as_of, value_name = "WHEN", conflicts_with = "from")]
-    as_of: Vec<i64>,
-    /// Backfill rankings at --from, --from + --every, ... up to --to (inclusive).
-    #[arg(long, value_parser = params::parse_as_of, value_name = "WHEN", requires_all = ["to", "every"])]
-    from: Option<i64>,
-    /// Last ranking instant of a backfill.
-    #[arg(long, value_parser = params::parse_as_of, value_name = "WHEN", requires = "from")]
-    to: Option<i64>,
-    /// Step between backfilled rankings: 1h, 1d, ...
-    #[arg(long, value_parser = params::parse_window, value_name = "LEN", requires = "from")]
-    every: Option<i64>,
-    /// Length of the window before --as-of: 7d, 24h, 30m, 90s.
-    #[arg(long, default_value = "7d", value_parser = params::parse_window, value_name = "LEN")]
-    window: i64,
-    /// Keep ranks 1..=N per category (default: all).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    top: Option<u64>,
-}
-
 impl Job for SalesRank {
-    type Args = Args;
-
     fn info(&self) -> &'static JobInfo {
         &INFO
     }
 
-    fn configure(&self, args: Args) -> Result<Vec<Box<dyn Plan>>> {
+    fn configure(&self, values: &Values) -> Result<Vec<Box<dyn Plan>>> {
         const MAX_RANKINGS: usize = 100_000;
-        let mut instants = args.as_of.clone();
-        if let (Some(from), Some(to), Some(every)) = (args.from, args.to, args.every) {
+        let mut instants = values.whens("as-of").to_vec();
+        if let (Some(from), Some(to), Some(every)) = (values.when("from"), values.when("to"), values.length("every")) {
             if from > to {
                 return Err(Error::Usage("--from is after --to".into()));
             }
-            instants = (0..).map(|k| from + k * every).take_while(|&t| t <= to).take(MAX_RANKINGS + 1).collect();
+            // Checked: a huge --every ends the series instead of wrapping around.
+            instants = (0..)
+                .map_while(|k: i64| k.checked_mul(every).and_then(|d| from.checked_add(d)))
+                .take_while(|&t| t <= to)
+                .take(MAX_RANKINGS + 1)
+                .collect();
         }
         instants.sort_unstable();
         instants.dedup();
         if instants.len() > MAX_RANKINGS {
             return Err(Error::Usage(format!("more than {MAX_RANKINGS} rankings requested; use a larger --every")));
         }
+        let window = values.length("window").unwrap_or(7 * 86_400 * 1_000_000);
         let several = instants.len() > 1;
-        Ok(instants
+        instants
             .into_iter()
             .map(|t| {
-                let sum = SumSales { from: t - args.window, to: t };
-                Box::new(SalesRankPlan { sum, top: args.top, periodic: several }) as Box<dyn Plan>
+                let start =
+                    t.checked_sub(window).ok_or_else(|| Error::Usage("--window reaches before year 0".into()))?;
+                let mut one = values.clone();
+                one.set("as-of", Some(Value::Whens(vec![t])));
+                for backfill in ["from", "to", "every"] {
+                    one.set(backfill, None);
+                }
+                let sum = SumSales { from: start, to: t };
+                Ok(Box::new(SalesRankPlan { sum, top: values.count("top"), periodic: several, values: one })
+                    as Box<dyn Plan>)
             })
-            .collect())
+            .collect()
     }
 }
 
 struct SalesRankPlan {
     sum: SumSales,
     top: Option<u64>,
+    values: Values,
     /// Whether this ranking is one of several, published each on its own.
     periodic: bool,
 }
@@ -162,17 +162,8 @@ impl MapReduce for SumSales {
 }
 
 impl Plan for SalesRankPlan {
-    fn args(&self) -> Vec<String> {
-        let mut args = vec![
-            "--as-of".to_string(),
-            format_timestamp(self.sum.to),
-            "--window".to_string(),
-            params::format_window(self.sum.to - self.sum.from),
-        ];
-        if let Some(top) = self.top {
-            args.extend(["--top".to_string(), top.to_string()]);
-        }
-        args
+    fn values(&self) -> &Values {
+        &self.values
     }
 
     fn period(&self) -> Option<Period> {
@@ -184,21 +175,12 @@ impl Plan for SalesRankPlan {
 
     fn twin(&self) -> Result<Twin> {
         let instant = |t: i64| ScalarValue::TimestampMicrosecond(Some(t), Some("UTC".into()));
-        let top = self.top.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-        Ok(Twin {
-            sql: &SQL,
-            input: ("sales", Format::Tsv(SALES)),
-            params: vec![
-                ("from", instant(self.sum.from)),
-                ("to", instant(self.sum.to)),
-                ("top", ScalarValue::Int64(top)),
-            ],
-            tables: Vec::new(),
-            functions: Vec::new(),
-            outputs: vec![&SALES_RANK],
-            warnings: Vec::new(),
-            memory_limit: None,
-        })
+        let mut twin = Twin::new(&SQL, ("sales", Format::Tsv(SALES)), vec![&SALES_RANK], &INFO, &self.values);
+        twin.params.extend([
+            ("window_start".to_string(), instant(self.sum.from)),
+            ("window_end".to_string(), instant(self.sum.to)),
+        ]);
+        Ok(twin)
     }
 
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {

@@ -3,7 +3,7 @@
 --
 -- Table: sales (timestamp, product_id, category_id, quantity, total_price,
 --   seller_id, buyer_id), read and checked by mrpipe's reader.
--- Parameters: $from, $to: the window, from inclusive, to exclusive (UTC timestamps);
+-- Parameters: $window_start, $window_end: the window, from inclusive, to exclusive (UTC timestamps);
 --   $top: the ranks kept per category (BIGINT; NULL keeps all).
 
 -- sales_rank
@@ -16,7 +16,7 @@ WITH sold AS (
            SUM(CAST(quantity AS DECIMAL(38, 0))) AS total_sold,
            SUM(total_price) AS revenue
     FROM sales
-    WHERE timestamp >= $from AND timestamp < $to
+    WHERE timestamp >= $window_start AND timestamp < $window_end
     GROUP BY category_id, product_id
 ),
 ranked AS (

@@ -16,9 +16,10 @@ use rayon::prelude::*;
 
 use crate::engine::map_reduce;
 use crate::error::Result;
+use crate::job::spec::{Kind, MONTH_PARAMS, ParamSpec, Values};
 use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
 use crate::map::{Combiner, MapReduce, columns};
-use crate::params::{self, MonthArgs};
+use crate::params;
 use crate::read::fields::{parse_money, year_month};
 use crate::read::format::{Format, TRANSACTIONS, quote};
 use crate::read::side::{SideRow, parse_side, read_side_file};
@@ -65,58 +66,74 @@ static INFO: JobInfo = JobInfo {
     name: "spending",
     about: "Monthly spending per user and category, with budget alerts",
     input: "TSV: user_id timestamp seller amount (+ seller map, crowd overrides, incomes, budget overrides)",
+    params: &[
+        ParamSpec::new(
+            "sellers",
+            Kind::Path,
+            "FILE",
+            "Seller -> category map, TSV `seller category` (default: the built-in seed map).",
+        ),
+        ParamSpec::new(
+            "overrides",
+            Kind::Path,
+            "FILE",
+            "Crowd overrides, TSV `user_id seller category`; used for sellers missing from the map.",
+        ),
+        MONTH_PARAMS[0],
+        MONTH_PARAMS[1],
+        MONTH_PARAMS[2],
+        MONTH_PARAMS[3],
+        ParamSpec::new(
+            "incomes",
+            Kind::Path,
+            "FILE",
+            "Monthly incomes, TSV `user_id monthly_income`; enables budget alerts.",
+        ),
+        ParamSpec::new(
+            "budget-overrides",
+            Kind::Path,
+            "FILE",
+            "Budget overrides, TSV `user_id category amount`; enables budget alerts.",
+        ),
+    ],
     outputs: &[&MONTHLY_SPENDING, &BUDGET_ALERTS],
     example: "  mrpipe run spending logs/transactions/ --month current --incomes incomes.tsv --output sqlite:mint.db\n  \
               mrpipe run spending logs/transactions/ --from 2026-01 --to 2026-10 --skip-unchanged -o sqlite:mint.db\n  \
               mrpipe run spending tx.tsv --sellers sellers.tsv --overrides crowd.tsv --output -",
 };
 
-/// Arguments of `mrpipe run spending`.
-#[derive(clap::Args, Clone, Debug)]
-pub struct Args {
-    /// Seller -> category map, TSV `seller category` (default: the built-in seed map).
-    #[arg(long, value_name = "FILE")]
-    sellers: Option<PathBuf>,
-    /// Crowd overrides, TSV `user_id seller category`; used for sellers missing from the map.
-    #[arg(long, value_name = "FILE")]
-    overrides: Option<PathBuf>,
-    #[command(flatten)]
-    months: MonthArgs,
-    /// Monthly incomes, TSV `user_id monthly_income`; enables budget alerts.
-    #[arg(long, value_name = "FILE")]
-    incomes: Option<PathBuf>,
-    /// Budget overrides, TSV `user_id category amount`; enables budget alerts.
-    #[arg(long, value_name = "FILE")]
-    budget_overrides: Option<PathBuf>,
-}
+/// The side-file options, each naming a TSV file.
+const SIDE_FILES: [&str; 4] = ["sellers", "overrides", "incomes", "budget-overrides"];
 
 impl Job for Spending {
-    type Args = Args;
-
     fn info(&self) -> &'static JobInfo {
         &INFO
     }
 
-    fn configure(&self, args: Args) -> Result<Vec<Box<dyn Plan>>> {
-        for path in [&args.sellers, &args.overrides, &args.incomes, &args.budget_overrides].into_iter().flatten() {
+    fn configure(&self, values: &Values) -> Result<Vec<Box<dyn Plan>>> {
+        for path in SIDE_FILES.iter().filter_map(|f| values.path(f)) {
             if !path.is_file() {
                 return Err(crate::error::Error::Usage(format!("side file '{}' does not exist", path.display())));
             }
         }
-        let plans: Vec<Box<dyn Plan>> = match args.months.months()? {
-            None => vec![Box::new(SpendingPlan { args, month: None })],
-            Some(months) => months
-                .into_iter()
-                .map(|m| Box::new(SpendingPlan { args: args.clone(), month: Some(m) }) as Box<dyn Plan>)
-                .collect(),
-        };
-        Ok(plans)
+        let plan = |month| -> Box<dyn Plan> { Box::new(SpendingPlan { values: values.for_month(month), month }) };
+        Ok(match values.months()? {
+            None => vec![plan(None)],
+            Some(months) => months.into_iter().map(|m| plan(Some(m))).collect(),
+        })
     }
 }
 
 struct SpendingPlan {
-    args: Args,
+    values: Values,
     month: Option<(i64, i64)>,
+}
+
+impl SpendingPlan {
+    /// Whether budgets are given, so the run writes budget alerts.
+    fn alerts(&self) -> bool {
+        self.values.path("incomes").is_some() || self.values.path("budget-overrides").is_some()
+    }
 }
 
 /// Seller -> category, from the seed map, then the crowd's favourite, else `uncategorized`.
@@ -312,23 +329,8 @@ fn div_round_half_away(n: i128, d: i128) -> i128 {
 }
 
 impl Plan for SpendingPlan {
-    fn args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        let files = [
-            ("--sellers", &self.args.sellers),
-            ("--overrides", &self.args.overrides),
-            ("--incomes", &self.args.incomes),
-            ("--budget-overrides", &self.args.budget_overrides),
-        ];
-        for (flag, path) in files {
-            if let Some(path) = path {
-                args.extend([flag.to_string(), path.display().to_string()]);
-            }
-        }
-        if let Some((y, m)) = self.month {
-            args.extend(["--month".to_string(), format!("{y:04}-{m:02}")]);
-        }
-        args
+    fn values(&self) -> &Values {
+        &self.values
     }
 
     fn period(&self) -> Option<Period> {
@@ -336,19 +338,15 @@ impl Plan for SpendingPlan {
     }
 
     fn side_files(&self) -> Vec<PathBuf> {
-        [&self.args.sellers, &self.args.overrides, &self.args.incomes, &self.args.budget_overrides]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect()
+        SIDE_FILES.iter().filter_map(|f| self.values.path(f)).map(PathBuf::from).collect()
     }
 
     fn twin(&self) -> Result<Twin> {
-        let a = &self.args;
+        let v = &self.values;
         let mut warnings = Vec::new();
         let text = |rows: &[SideRow], i: usize| table::text(rows.iter().map(|r| r.fields[i].as_str()));
-        let sellers = seller_rows(a.sellers.as_deref(), &mut warnings)?;
-        let crowd = crowd_rows(a.overrides.as_deref(), &mut warnings)?;
+        let sellers = seller_rows(v.path("sellers"), &mut warnings)?;
+        let crowd = crowd_rows(v.path("overrides"), &mut warnings)?;
         let mut tables = vec![
             ("sellers", side_table(&["seller", "category"], vec![text(&sellers, 0), text(&sellers, 1)])?),
             (
@@ -360,12 +358,12 @@ impl Plan for SpendingPlan {
             ),
         ];
         let mut outputs = vec![&MONTHLY_SPENDING];
-        if a.incomes.is_some() || a.budget_overrides.is_some() {
+        if self.alerts() {
             let money = |what, rows: &[(SideRow, i128)]| table::money(what, rows.iter().map(|r| r.1));
             let line = |rows: &[(SideRow, i128)]| table::bigint("line", rows.iter().map(|r| i128::from(r.0.line)));
             let field = |rows: &[(SideRow, i128)], i: usize| table::text(rows.iter().map(|r| r.0.fields[i].as_str()));
-            let incomes = income_rows(a.incomes.as_deref(), &mut warnings)?;
-            let overrides = budget_override_rows(a.budget_overrides.as_deref(), &mut warnings)?;
+            let incomes = income_rows(v.path("incomes"), &mut warnings)?;
+            let overrides = budget_override_rows(v.path("budget-overrides"), &mut warnings)?;
             let shares = Decimal128Array::from_iter_values(BUDGET_SHARES.iter().map(|s| s.1))
                 .with_precision_and_scale(3, 2)
                 .map_err(|e| crate::error::Error::sink("budget_shares", e))?;
@@ -399,22 +397,15 @@ impl Plan for SpendingPlan {
             ]);
             outputs.push(&BUDGET_ALERTS);
         }
-        Ok(Twin {
-            sql: &SQL,
-            input: ("transactions", Format::Tsv(TRANSACTIONS)),
-            params: vec![("month", params::month_param(self.month))],
-            tables,
-            functions: Vec::new(),
-            outputs,
-            warnings,
-            memory_limit: None,
-        })
+        let mut twin = Twin::new(&SQL, ("transactions", Format::Tsv(TRANSACTIONS)), outputs, &INFO, &self.values);
+        twin.tables = tables;
+        twin.warnings = warnings;
+        Ok(twin)
     }
 
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
         let mut warnings = Vec::new();
-        let categorizer =
-            Categorizer::load(self.args.sellers.as_deref(), self.args.overrides.as_deref(), &mut warnings)?;
+        let categorizer = Categorizer::load(self.values.path("sellers"), self.values.path("overrides"), &mut warnings)?;
         let step = SumSpending { categorizer: &categorizer, month: self.month };
         let (sums, read) = map_reduce(&step, &Format::Tsv(TRANSACTIONS), ctx)?;
 
@@ -441,9 +432,9 @@ impl Plan for SpendingPlan {
         )?;
         let mut tables = vec![spending];
 
-        if self.args.incomes.is_some() || self.args.budget_overrides.is_some() {
+        if self.alerts() {
             let budgets =
-                Budgets::load(self.args.incomes.as_deref(), self.args.budget_overrides.as_deref(), &mut warnings)?;
+                Budgets::load(self.values.path("incomes"), self.values.path("budget-overrides"), &mut warnings)?;
             let alerts: Vec<(&Spent, i128, &str)> = rows
                 .iter()
                 .filter_map(|r| {

@@ -17,9 +17,9 @@ use rayon::prelude::*;
 
 use crate::engine::{ReadSummary, map_reduce, split_outcome};
 use crate::error::{Error, Result};
+use crate::job::spec::{Kind, ParamSpec, Values};
 use crate::job::{Job, JobInfo, JobOutput, Plan, RunContext, SqlFile, Twin};
 use crate::map::{Combiner, MapReduce, columns};
-use crate::params;
 use crate::read::format::Format;
 use crate::read::input::Encoding;
 use crate::read::read_fold;
@@ -37,13 +37,34 @@ static INFO: JobInfo = JobInfo {
     name: "url-dedup",
     about: "Distinct or exactly-once URLs of a crawl list, larger than memory",
     input: "one URL per line (links_to_crawl); surrounding spaces and tabs trimmed",
+    params: &[
+        ParamSpec::new(
+            "mode",
+            Kind::Choice(&["distinct", "singletons"]),
+            "MODE",
+            "Which URLs to keep: distinct (every URL once, sort -u) or singletons (URLs seen exactly once, uniq -u).",
+        )
+        .default("distinct"),
+        ParamSpec::new(
+            "normalize",
+            Kind::Flag,
+            "",
+            "Lower-case scheme and host, drop default ports, fragments and an empty query.",
+        ),
+        ParamSpec::new(
+            "memory-limit",
+            Kind::Size,
+            "SIZE",
+            "Bound the memory of the counting tables (e.g. 512MiB); spills to disk beyond it.",
+        ),
+    ],
     outputs: &[&URLS],
     example: "  mrpipe run url-dedup links/ --normalize --memory-limit 512MiB --output out/\n  \
               mrpipe run url-dedup links.txt.zst --mode singletons --output -",
 };
 
 /// Which URLs to keep.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Every URL once (`sort -u`).
     Distinct,
@@ -51,32 +72,17 @@ pub enum Mode {
     Singletons,
 }
 
-/// Arguments of `mrpipe run url-dedup`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Which URLs to keep.
-    #[arg(long, value_enum, default_value = "distinct")]
-    mode: Mode,
-    /// Lower-case scheme and host, drop default ports, fragments and an empty query.
-    #[arg(long)]
-    normalize: bool,
-    /// Bound the memory of the counting tables (e.g. 512MiB); spills to disk beyond it.
-    #[arg(long, value_parser = params::parse_byte_size, value_name = "SIZE")]
-    memory_limit: Option<u64>,
-}
-
 impl Job for UrlDedup {
-    type Args = Args;
-
     fn info(&self) -> &'static JobInfo {
         &INFO
     }
 
-    fn configure(&self, args: Args) -> Result<Vec<Box<dyn Plan>>> {
+    fn configure(&self, values: &Values) -> Result<Vec<Box<dyn Plan>>> {
         Ok(vec![Box::new(UrlDedupPlan {
-            count: CountUrls { normalize: args.normalize },
-            mode: args.mode,
-            memory_limit: args.memory_limit,
+            count: CountUrls { normalize: values.flag("normalize") },
+            mode: if values.choice("mode") == "singletons" { Mode::Singletons } else { Mode::Distinct },
+            memory_limit: values.size("memory-limit"),
+            values: values.clone(),
         })])
     }
 }
@@ -85,6 +91,7 @@ struct UrlDedupPlan {
     count: CountUrls,
     mode: Mode,
     memory_limit: Option<u64>,
+    values: Values,
 }
 
 /// Map/reduce step: url -> occurrences.
@@ -242,33 +249,15 @@ impl<I: Iterator<Item = Result<(String, u64)>>> Iterator for BatchStream<I> {
 }
 
 impl Plan for UrlDedupPlan {
-    fn args(&self) -> Vec<String> {
-        let mode = if self.mode == Mode::Distinct { "distinct" } else { "singletons" };
-        let mut args = vec!["--mode".to_string(), mode.to_string()];
-        if self.count.normalize {
-            args.push("--normalize".to_string());
-        }
-        if let Some(limit) = self.memory_limit {
-            args.extend(["--memory-limit".to_string(), limit.to_string()]);
-        }
-        args
+    fn values(&self) -> &Values {
+        &self.values
     }
 
     fn twin(&self) -> Result<Twin> {
-        let mode = if self.mode == Mode::Distinct { "distinct" } else { "singletons" };
-        Ok(Twin {
-            sql: &SQL,
-            input: ("links_to_crawl", Format::UrlList),
-            params: vec![
-                ("normalize", ScalarValue::Boolean(Some(self.count.normalize))),
-                ("mode", ScalarValue::Utf8(Some(mode.to_string()))),
-            ],
-            tables: Vec::new(),
-            functions: vec![normalize_url_function()],
-            outputs: vec![&URLS],
-            warnings: Vec::new(),
-            memory_limit: self.memory_limit,
-        })
+        let mut twin = Twin::new(&SQL, ("links_to_crawl", Format::UrlList), vec![&URLS], &INFO, &self.values);
+        twin.functions.push(normalize_url_function());
+        twin.memory_limit = self.memory_limit;
+        Ok(twin)
     }
 
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {

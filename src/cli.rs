@@ -9,7 +9,7 @@ use clap_complete::Shell;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::job::AnyJob;
+use crate::job::Job;
 use crate::jobs::{self, Catalog};
 use crate::log::{EventLog, LogFormat};
 use crate::notify::NotifyTarget;
@@ -80,7 +80,7 @@ const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure, 2 usage erro
 3 bad-line budget exceeded (nothing published), 4 another run holds the lock, 5 no input matched.";
 
 /// The whole command tree, with the built-in jobs and the SQL jobs in `extra`.
-pub fn command(extra: &[&'static dyn AnyJob]) -> Command {
+pub fn command(extra: &[&'static dyn Job]) -> Command {
     let sql_jobs = extra.iter().copied().filter(|j| jobs::find(j.info().name).is_none());
     let job_commands = jobs::ALL.iter().copied().chain(sql_jobs).map(|job| {
         let info = job.info();
@@ -298,13 +298,13 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
 }
 
 /// Writes the completion script for `shell`.
-pub fn completions(shell: Shell, extra: &[&'static dyn AnyJob], out: &mut dyn std::io::Write) {
+pub fn completions(shell: Shell, extra: &[&'static dyn Job], out: &mut dyn std::io::Write) {
     clap_complete::generate(shell, &mut command(extra), "mrpipe", out);
 }
 
 /// Writes the man page: the top-level page, then one section per command and job, so
 /// every option is documented in one place.
-pub fn man_page(extra: &[&'static dyn AnyJob], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub fn man_page(extra: &[&'static dyn Job], out: &mut dyn std::io::Write) -> std::io::Result<()> {
     let cmd = command(extra);
     clap_mangen::Man::new(cmd.clone()).render(out)?;
     for sub in cmd.get_subcommands() {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use mrpipe::cli::{self, Action};
 use mrpipe::error::{Error, Result};
-use mrpipe::job::AnyJob;
+use mrpipe::job::Job;
 use mrpipe::jobs::Catalog;
 use mrpipe::log::EventLog;
 use mrpipe::run;
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
 /// The jobs catalog (built-in jobs and the jobs directories), the SQL jobs the
 /// command tree needs (the one `mrpipe run` names, or every one found), and the
 /// command line with a job file named by its job and the config file's defaults added.
-fn prepare(mut argv: Vec<OsString>) -> Result<(Vec<OsString>, Catalog, Vec<&'static dyn AnyJob>)> {
+fn prepare(mut argv: Vec<OsString>) -> Result<(Vec<OsString>, Catalog, Vec<&'static dyn Job>)> {
     let mut catalog = Catalog::new(mrpipe::config::jobs_dirs(&argv)?);
     let job_word = argv
         .iter()

@@ -28,8 +28,14 @@ pub struct Manifest {
     /// The engine that ran it (`native`, `datafusion`); both give the same tables.
     #[serde(default = "native")]
     pub engine: String,
-    /// The job's effective arguments, replayable on the command line.
-    pub args: Vec<String>,
+    /// The job's effective option values, typed (`{"top": 3, "as-of": ["2026-11-23T00:00:00Z"]}`):
+    /// what `mrpipe verify` configures the job from.
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Arguments as command-line words, as mrpipe 0.1 manifests recorded them (read only
+    /// to refuse them plainly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
     /// The `--output` the run published to.
     pub output: String,
     /// The bad-line threshold in force.
@@ -120,7 +126,8 @@ impl Manifest {
             job_file: None,
             period: None,
             engine: "datafusion".into(),
-            args: vec![sql.to_string()],
+            params: [("sql".to_string(), serde_json::Value::from(sql))].into_iter().collect(),
+            args: None,
             output,
             bad_line_budget: "unlimited".into(),
             inputs: Vec::new(),

@@ -57,50 +57,6 @@ pub enum MonthArg {
     Current,
 }
 
-/// The month options of monthly jobs: one month, a range to backfill, or every month.
-#[derive(clap::Args, Clone, Debug)]
-pub struct MonthArgs {
-    /// Keep one month: YYYY-MM, or `current` (the month of --as-of). Default: every month.
-    #[arg(long, value_parser = parse_month, value_name = "MONTH", conflicts_with_all = ["from", "to"])]
-    pub month: Option<MonthArg>,
-    /// Backfill from this month (YYYY-MM or current), each month published on its own.
-    #[arg(long, value_parser = parse_month, value_name = "MONTH", requires = "to")]
-    pub from: Option<MonthArg>,
-    /// Last month of a backfill, inclusive.
-    #[arg(long, value_parser = parse_month, value_name = "MONTH", requires = "from")]
-    pub to: Option<MonthArg>,
-    /// The instant `current` refers to: now, a date or a timestamp.
-    #[arg(long, default_value = "now", value_parser = parse_as_of, value_name = "WHEN")]
-    pub as_of: i64,
-}
-
-impl MonthArgs {
-    /// The months to publish one by one, or `None` for one run over every month.
-    pub fn months(&self) -> Result<Option<Vec<(i64, i64)>>, crate::error::Error> {
-        let resolve = |m: MonthArg| match m {
-            MonthArg::Month(y, m) => (y, m),
-            MonthArg::Current => fields::year_month(self.as_of),
-        };
-        if let Some(m) = self.month {
-            return Ok(Some(vec![resolve(m)]));
-        }
-        let (Some(from), Some(to)) = (self.from.map(resolve), self.to.map(resolve)) else { return Ok(None) };
-        if from > to {
-            return Err(crate::error::Error::Usage(format!(
-                "--from {:04}-{:02} is after --to {:04}-{:02}",
-                from.0, from.1, to.0, to.1
-            )));
-        }
-        let mut months = Vec::new();
-        let mut m = from;
-        while m <= to {
-            months.push(m);
-            m = if m.1 == 12 { (m.0 + 1, 1) } else { (m.0, m.1 + 1) };
-        }
-        Ok(Some(months))
-    }
-}
-
 /// The period of one month, as monthly jobs publish it.
 pub fn month_period((y, m): (i64, i64)) -> crate::job::Period {
     let label = format!("{y:04}-{m:02}");

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::engine::{self, Engine, ReadSummary};
 use crate::error::{Error, Result};
-use crate::job::{AnyJob, Plan, RunContext};
+use crate::job::{Job, Plan, RunContext};
 use crate::log::EventLog;
 use crate::manifest::{self, FileDigest, Manifest};
 use crate::notify::{self, NotifyTarget};
@@ -29,7 +29,7 @@ use crate::table::{Period, TableSpec};
 /// Everything a run needs, validated.
 pub struct RunOptions {
     /// The job.
-    pub job: &'static dyn AnyJob,
+    pub job: &'static dyn Job,
     /// The job, configured: one plan per period.
     pub plans: Vec<Box<dyn Plan>>,
     /// What runs the plans.
@@ -229,7 +229,7 @@ fn unchanged_since(
     // A manifest that cannot be read is no proof of anything: run.
     let Ok(Some(previous)) = opts.output.last_manifest(job.name, Recorded::Unit(period)) else { return Ok(None) };
     let same_setup = previous.mrpipe_version == env!("CARGO_PKG_VERSION")
-        && previous.args == plan.args()
+        && previous.params == plan.values().to_json(job.params)
         && previous.output == opts.output.to_string()
         && previous.inputs.len() == inputs.len()
         && previous.side_files.len() == plan.side_files().len();
@@ -280,7 +280,8 @@ fn print_dry_run(opts: &RunOptions, inputs: &[InputFile]) -> std::io::Result<()>
         if let Some(path) = opts.output.manifest_location(Unit { job, period: period.as_ref() }) {
             writeln!(out, "  manifest -> {path}")?;
         }
-        writeln!(out, "  arguments: {}", plan.args().join(" "))?;
+        let params = serde_json::Value::Object(plan.values().to_json(opts.job.info().params));
+        writeln!(out, "  parameters: {params}")?;
     }
     Ok(())
 }
@@ -305,7 +306,8 @@ fn build_manifest(
         job_file: opts.job.source().map(|p| p.display().to_string()),
         period: plan.period().map(|p| p.label),
         engine: opts.engine.name().to_string(),
-        args: plan.args(),
+        params: plan.values().to_json(opts.job.info().params),
+        args: None,
         output: opts.output.to_string(),
         bad_line_budget: opts.budget.spelling(),
         inputs: ctx

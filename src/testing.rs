@@ -12,7 +12,7 @@
 use std::io::Write as _;
 
 use crate::error::{Error, Result};
-use crate::job::{AnyJob, RunContext};
+use crate::job::{Job, RunContext};
 use crate::progress::Progress;
 use crate::read::input::resolve_inputs;
 use crate::sink::tsv::write_tsv;
@@ -28,18 +28,21 @@ const THREADS: [usize; 2] = [1, 4];
 /// text of one input file, once per thread count in `THREADS`; returns the tables of
 /// every period in order. Bad lines are counted and quarantined as in a run, not
 /// fatal. An error when the runs disagree, naming the table.
-pub fn run_job(job: &dyn AnyJob, args: &[&str], input: &str) -> Result<Vec<TableText>> {
+pub fn run_job(job: &dyn Job, args: &[&str], input: &str) -> Result<Vec<TableText>> {
     let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let path = dir.path().join("input");
     std::fs::File::create(&path).and_then(|mut f| f.write_all(input.as_bytes())).map_err(|e| Error::io(&path, e))?;
     let inputs = resolve_inputs(&[path.display().to_string()])?;
-    let words: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let matches = job
+        .augment(clap::Command::new(job.info().name).no_binary_name(true))
+        .try_get_matches_from(args)
+        .map_err(|e| Error::Usage(e.to_string()))?;
     let mut results: Vec<Vec<TableText>> = Vec::new();
     for threads in THREADS {
         let pool =
             rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::sink("thread pool", e))?;
         let mut tables = Vec::new();
-        for plan in job.configure_from_words(&words)? {
+        for plan in job.configure_from(&matches)? {
             let ctx = RunContext { inputs: inputs.clone(), progress: Progress::hidden(), temp_dir: dir.path().into() };
             let output = pool.install(|| plan.run(&ctx))?;
             let period = plan.period().map(|p| format!("@{}", p.label)).unwrap_or_default();

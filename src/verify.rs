@@ -66,6 +66,12 @@ pub fn verify(request: &Request) -> Result<Verified> {
             (recorded, output.as_ref())
         }
     };
+    if recorded.args.is_some() {
+        return Err(Error::Usage(
+            "this manifest records its arguments as words (mrpipe 0.1 before typed parameters); run the job again to verify it"
+                .into(),
+        ));
+    }
     for file in recorded.inputs.iter().chain(&recorded.side_files) {
         check_unchanged(file)?;
     }
@@ -84,7 +90,7 @@ pub fn verify(request: &Request) -> Result<Verified> {
     let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let options = RunOptions {
         job,
-        plans: job.configure_from_words(&recorded.args)?,
+        plans: job.configure_from_json(&recorded.params)?,
         engine,
         inputs: recorded.inputs.iter().map(|f| f.path.clone()).collect(),
         output: output.relocated(dir.path()),

@@ -109,7 +109,8 @@ fn manifest_records_inputs_parameters_counts_and_output_hashes() {
     // A one-month run is published as that month's period.
     let m: Value = serde_json::from_slice(&bytes(out.join("_spending-2026-11.manifest.json"))).unwrap();
     assert_eq!(m["job"], "spending");
-    assert_eq!(m["args"], serde_json::json!(["--incomes", sample("spending/incomes.tsv"), "--month", "2026-11"]));
+    // Typed effective values: `current` resolved to a month (with --as-of).
+    assert_eq!(m["params"], serde_json::json!({"month": "2026-11", "incomes": sample("spending/incomes.tsv")}));
     let input = sample("spending/transactions/2026-10-11.tsv");
     assert_eq!(m["inputs"][0]["path"], input);
     assert_eq!(m["inputs"][0]["blake3"], blake3::hash(&bytes(&input)).to_hex().as_str());

@@ -45,7 +45,7 @@ fn a_job_file_runs_to_parquet_and_sqlite_and_verifies_by_month() {
     let m: serde_json::Value = serde_json::from_slice(&bytes(format!("{out}/_seller-totals.manifest.json"))).unwrap();
     assert_eq!(m["job_file"], job.as_str());
     assert_eq!(m["engine"], "datafusion");
-    assert_eq!(m["args"], serde_json::json!(["--min-users", "2"]));
+    assert_eq!(m["params"], serde_json::json!({"min-users": 2}));
     assert!(run_ok(&["verify", &format!("{out}/_seller-totals.manifest.json")]).starts_with("verified: 2 tables"));
 
     // Months, each published and verified on its own in one SQLite database.

@@ -10,22 +10,24 @@
 //! [`sql_file`] reads the form of a job written as one SQL file (a `-- key: value`
 //! declaration header, then one statement per output; `shared/spec/sql-jobs.md`).
 
+pub mod spec;
 pub mod sql_file;
 pub mod sql_job;
 
 use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
-use clap::{ArgMatches, Command, FromArgMatches};
+use clap::{ArgMatches, Command};
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::scalar::ScalarValue;
 
 use crate::engine::ReadSummary;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::progress::Progress;
 use crate::read::format::Format;
 use crate::read::input::InputFile;
 use crate::table::{Table, TableSpec};
+use spec::{ParamSpec, Values};
 
 /// The options every job takes (`mrpipe run JOB --output ...`): no job parameter may
 /// take one of these names. `cli` checks that the list is complete.
@@ -58,6 +60,9 @@ pub struct JobInfo {
     pub about: &'static str,
     /// The input format, one line.
     pub input: &'static str,
+    /// The job's own options, declared once: its command line, its manifest record and
+    /// its SQL twin's parameters come from them.
+    pub params: &'static [ParamSpec],
     /// The output tables.
     pub outputs: &'static [&'static TableSpec],
     /// Example command lines shown by `--help`.
@@ -91,17 +96,35 @@ pub struct JobOutput {
     pub warnings: Vec<String>,
 }
 
-/// A job as its file implements it.
+/// A job: its declaration, and how its option values become runnable plans.
 pub trait Job: Sync {
-    /// The job's own command-line arguments.
-    type Args: clap::Args;
-
-    /// Name, description and example.
+    /// Name, description, options, outputs and example.
     fn info(&self) -> &'static JobInfo;
 
-    /// Validates the arguments into runnable plans, one per period (one plan when the
-    /// run is not split into periods); a bad value is `Error::Usage`.
-    fn configure(&self, args: Self::Args) -> Result<Vec<Box<dyn Plan>>>;
+    /// Validates the option values into runnable plans, one per period (one plan when
+    /// the run is not split into periods); a bad value is `Error::Usage`.
+    fn configure(&self, values: &Values) -> Result<Vec<Box<dyn Plan>>>;
+
+    /// The file the job was loaded from, for a job written as SQL.
+    fn source(&self) -> Option<&std::path::Path> {
+        None
+    }
+
+    /// Adds the job's options to its subcommand.
+    fn augment(&self, cmd: Command) -> Command {
+        spec::augment(cmd, self.info().params)
+    }
+
+    /// Configures the job from what clap parsed.
+    fn configure_from(&self, matches: &ArgMatches) -> Result<Vec<Box<dyn Plan>>> {
+        self.configure(&Values::from_matches(self.info().params, matches)?)
+    }
+
+    /// Configures the job from the values a manifest recorded ([`Plan::values`] as
+    /// JSON); values that no longer fit the job's options are a usage error.
+    fn configure_from_json(&self, json: &serde_json::Map<String, serde_json::Value>) -> Result<Vec<Box<dyn Plan>>> {
+        self.configure(&Values::from_json(self.info().params, json)?)
+    }
 }
 
 pub use crate::table::Period;
@@ -111,10 +134,10 @@ pub trait Plan: Send + Sync {
     /// Runs the job over the context's inputs.
     fn run(&self, ctx: &RunContext) -> Result<JobOutput>;
 
-    /// The effective job arguments as command-line words, with every default and relative
-    /// value resolved (`--as-of now` becomes an instant): what a manifest records and
-    /// `mrpipe verify` replays.
-    fn args(&self) -> Vec<String>;
+    /// The plan's effective option values, every default and relative value resolved
+    /// (`--as-of now` is an instant, a backfill's month is `--month`): what a manifest
+    /// records and `mrpipe verify` configures the job from again.
+    fn values(&self) -> &Values;
 
     /// The period this plan publishes, if the run is split into periods.
     fn period(&self) -> Option<Period> {
@@ -147,7 +170,7 @@ pub struct Twin {
     /// The name the inputs have in the SQL, and how they are read.
     pub input: (&'static str, Format),
     /// Values of the `$name` placeholders (a NULL for an option not given).
-    pub params: Vec<(&'static str, ScalarValue)>,
+    pub params: Vec<(String, ScalarValue)>,
     /// Side tables the SQL joins with, already read (skipped rows are in `warnings`).
     pub tables: Vec<(&'static str, RecordBatch)>,
     /// Functions the SQL calls besides DataFusion's own.
@@ -160,43 +183,25 @@ pub struct Twin {
     pub memory_limit: Option<u64>,
 }
 
-/// A [`Job`] with its argument type erased, as the registry holds it.
-pub trait AnyJob: Sync {
-    /// Name, description and example.
-    fn info(&self) -> &'static JobInfo;
-    /// Adds the job's arguments to its subcommand.
-    fn augment(&self, cmd: Command) -> Command;
-    /// Reads the job's arguments back and configures it.
-    fn configure_from(&self, matches: &ArgMatches) -> Result<Vec<Box<dyn Plan>>>;
-
-    /// The file the job was loaded from, for a job written as SQL.
-    fn source(&self) -> Option<&std::path::Path> {
-        None
-    }
-
-    /// Configures the job from its own arguments as words, as a manifest records them
-    /// ([`Plan::args`]); words that no longer parse are a usage error.
-    fn configure_from_words(&self, words: &[String]) -> Result<Vec<Box<dyn Plan>>> {
-        let name = self.info().name;
-        let matches = self
-            .augment(Command::new(name).no_binary_name(true))
-            .try_get_matches_from(words)
-            .map_err(|e| Error::Usage(format!("the recorded arguments of {name} no longer parse: {e}")))?;
-        self.configure_from(&matches)
-    }
-}
-
-impl<J: Job> AnyJob for J {
-    fn info(&self) -> &'static JobInfo {
-        Job::info(self)
-    }
-
-    fn augment(&self, cmd: Command) -> Command {
-        <J::Args as clap::Args>::augment_args(cmd)
-    }
-
-    fn configure_from(&self, matches: &ArgMatches) -> Result<Vec<Box<dyn Plan>>> {
-        let args = J::Args::from_arg_matches(matches).map_err(|e| Error::Usage(e.to_string()))?;
-        self.configure(args)
+impl Twin {
+    /// A twin reading its input as `input` into `outputs`, its `$name` parameters the
+    /// plan's option values (`--as-of` is `$as_of`; a NULL for an option not given).
+    pub fn new(
+        sql: &'static SqlFile,
+        input: (&'static str, Format),
+        outputs: Vec<&'static TableSpec>,
+        job: &JobInfo,
+        values: &Values,
+    ) -> Twin {
+        Twin {
+            sql,
+            input,
+            params: values.sql_params(job.params),
+            tables: Vec::new(),
+            functions: Vec::new(),
+            outputs,
+            warnings: Vec::new(),
+            memory_limit: None,
+        }
     }
 }

@@ -14,16 +14,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Schema, TimeUnit};
-use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
 use datafusion::common::ParamValues;
 use datafusion::scalar::ScalarValue;
 
-use super::sql_file::{self, ParamDecl, ParamDefault, ParamType, SqlJobFile};
-use super::{AnyJob, JobInfo, JobOutput, Plan, RunContext, SqlFile, Twin};
+use super::spec::{Kind, MONTH_PARAMS, ParamSpec, Values, parse_value};
+use super::sql_file::{self, ParamDefault, ParamType};
+use super::{Job, JobInfo, JobOutput, Plan, RunContext, SqlFile, Twin};
 use crate::engine::datafusion::{Session, run_twin};
 use crate::error::{Error, Result};
-use crate::params::{self, MonthArgs};
-use crate::read::fields::format_timestamp;
+use crate::params;
 use crate::read::format::{FORMAT_NAMES, Format};
 use crate::table::{Period, Sort, TableSpec};
 
@@ -37,8 +36,7 @@ const MONTH_OPTIONS: &[&str] = &["month", "from", "to", "as-of"];
 pub struct SqlJob {
     info: &'static JobInfo,
     path: PathBuf,
-    file: SqlJobFile,
-    format: Format,
+    input: (&'static str, Format),
     /// The wrapped statements, one per output.
     sql: &'static SqlFile,
     outputs: Vec<&'static TableSpec>,
@@ -84,28 +82,13 @@ fn sample_value(ty: ParamType) -> ScalarValue {
     }
 }
 
-/// A parameter's value parsed from its option text (or its default).
-fn parse_value(param: &ParamDecl, text: &str) -> std::result::Result<ScalarValue, String> {
-    Ok(match param.ty {
-        ParamType::Bigint => {
-            ScalarValue::Int64(Some(text.parse::<i64>().map_err(|_| format!("'{text}' is not a BIGINT"))?))
-        }
-        ParamType::Text => ScalarValue::Utf8(Some(text.to_string())),
-        ParamType::Boolean => ScalarValue::Boolean(Some(text == "true")),
-        ParamType::Timestamp => ScalarValue::TimestampMicrosecond(
-            Some(params::parse_as_of(text).map_err(|e| format!("'{text}': {e}"))?),
-            Some("UTC".into()),
-        ),
-    })
-}
-
-/// A NULL of a parameter's type.
-fn null_value(ty: ParamType) -> ScalarValue {
+/// The option kind of a parameter's SQL type.
+fn kind(ty: ParamType) -> Kind {
     match ty {
-        ParamType::Bigint => ScalarValue::Int64(None),
-        ParamType::Text => ScalarValue::Utf8(None),
-        ParamType::Boolean => ScalarValue::Boolean(None),
-        ParamType::Timestamp => ScalarValue::TimestampMicrosecond(None, Some("UTC".into())),
+        ParamType::Bigint => Kind::Int,
+        ParamType::Text => Kind::Text,
+        ParamType::Boolean => Kind::Flag,
+        ParamType::Timestamp => Kind::When,
     }
 }
 
@@ -123,10 +106,19 @@ impl SqlJob {
         if let Some(p) = file.params.iter().find(|p| p.name.starts_with("mrpipe_")) {
             return Err(at(p.line, &format!("parameter names starting with mrpipe_ are mrpipe's own ('{}')", p.name)));
         }
+        let mut specs = Vec::with_capacity(file.params.len() + MONTH_PARAMS.len());
         for p in &file.params {
-            if let ParamDefault::Value(v) = &p.default {
-                parse_value(p, v).map_err(|e| at(p.line, &format!("default of {}: {e}", p.name)))?;
+            let help = leak(&format!("${} ({})", p.name, p.ty.sql_name()));
+            let mut spec = ParamSpec::new(leak(&p.option()), kind(p.ty), p.ty.sql_name(), help);
+            match &p.default {
+                ParamDefault::Value(v) if p.ty != ParamType::Boolean => {
+                    parse_value(spec.kind, v).map_err(|e| at(p.line, &format!("default of {}: {e}", p.name)))?;
+                    spec = spec.default(leak(v));
+                }
+                ParamDefault::Required => spec = spec.required(),
+                _ => {}
             }
+            specs.push(spec);
         }
         let format = Format::by_name(&file.input_format)
             .ok_or_else(|| at(1, &format!("unknown input format '{}'", file.input_format)))?;
@@ -181,8 +173,11 @@ impl SqlJob {
         }
 
         let monthly = schemas.iter().all(|cols| cols.iter().any(|(n, t)| n == "month" && *t == DataType::Utf8));
-        if monthly && let Some(p) = file.params.iter().find(|p| MONTH_OPTIONS.contains(&p.option().as_str())) {
-            return Err(at(p.line, &format!("a monthly job has --{} already", p.option())));
+        if monthly {
+            if let Some(p) = file.params.iter().find(|p| MONTH_OPTIONS.contains(&p.option().as_str())) {
+                return Err(at(p.line, &format!("a monthly job has --{} already", p.option())));
+            }
+            specs.extend(MONTH_PARAMS);
         }
         let mut outputs = Vec::with_capacity(schemas.len());
         let mut statements = Vec::with_capacity(schemas.len());
@@ -229,11 +224,13 @@ impl SqlJob {
             name: leak(&file.name),
             about: leak(&file.about),
             input: leak(&format!("{} (SQL job {display}, input table {})", file.input_format, file.input_table)),
+            params: Box::leak(specs.into_boxed_slice()),
             outputs: Box::leak(outputs.clone().into_boxed_slice()),
             example: leak(&format!("  mrpipe run {} INPUT... -o out/", file.name)),
         }));
         let sql = Box::leak(Box::new(SqlFile { path: leak(&display), text: leak(&statements.join(";\n")) }));
-        Ok(SqlJob { info, path: path.to_path_buf(), file, format, sql, outputs, monthly })
+        let input = (leak(&file.input_table), format);
+        Ok(SqlJob { info, path: path.to_path_buf(), input, sql, outputs, monthly })
     }
 }
 
@@ -249,44 +246,20 @@ fn sql_message(e: &datafusion::error::DataFusionError, first_line: usize) -> Str
     }
 }
 
-impl AnyJob for SqlJob {
+impl Job for SqlJob {
     fn info(&self) -> &'static JobInfo {
         self.info
     }
 
-    fn augment(&self, mut cmd: Command) -> Command {
-        for p in &self.file.params {
-            let mut arg = Arg::new(p.name.clone()).long(p.option()).help(format!("${} ({})", p.name, p.ty.sql_name()));
-            arg = match (&p.ty, &p.default) {
-                (ParamType::Boolean, _) => arg.action(ArgAction::SetTrue),
-                (_, ParamDefault::Required) => arg.required(true).value_name(p.ty.sql_name()),
-                (_, ParamDefault::Value(v)) => arg.default_value(v.clone()).value_name(p.ty.sql_name()),
-                (_, ParamDefault::Null) => arg.value_name(p.ty.sql_name()),
-            };
-            cmd = cmd.arg(arg);
-        }
-        if self.monthly { MonthArgs::augment_args(cmd) } else { cmd }
-    }
-
-    fn configure_from(&self, matches: &ArgMatches) -> Result<Vec<Box<dyn Plan>>> {
-        let mut values = Vec::with_capacity(self.file.params.len());
-        for p in &self.file.params {
-            let value = match p.ty {
-                ParamType::Boolean => ScalarValue::Boolean(Some(matches.get_flag(&p.name))),
-                _ => match matches.get_one::<String>(&p.name) {
-                    Some(text) => parse_value(p, text).map_err(|e| Error::Usage(format!("--{}: {e}", p.option())))?,
-                    None => null_value(p.ty),
-                },
-            };
-            values.push((p.name.clone(), value));
-        }
-        let months = if self.monthly {
-            MonthArgs::from_arg_matches(matches).map_err(|e| Error::Usage(e.to_string()))?.months()?
-        } else {
-            None
-        };
+    fn configure(&self, values: &Values) -> Result<Vec<Box<dyn Plan>>> {
+        let months = if self.monthly { values.months()? } else { None };
         let plan = |month: Option<(i64, i64)>| -> Box<dyn Plan> {
-            Box::new(SqlPlan { job: self.clone_parts(), values: values.clone(), month })
+            Box::new(SqlPlan {
+                path: self.path.clone(),
+                twin: (self.sql, self.input, self.outputs.clone(), self.info),
+                values: values.for_month(month),
+                month,
+            })
         };
         Ok(match months {
             None => vec![plan(None)],
@@ -299,31 +272,14 @@ impl AnyJob for SqlJob {
     }
 }
 
-impl SqlJob {
-    fn clone_parts(&self) -> Parts {
-        Parts {
-            path: self.path.clone(),
-            params: self.file.params.clone(),
-            input: (leak(&self.file.input_table), self.format),
-            sql: self.sql,
-            outputs: self.outputs.clone(),
-        }
-    }
-}
+/// What a plan's twin is made of: the wrapped statements, the input, the outputs, the job.
+type TwinParts = (&'static SqlFile, (&'static str, Format), Vec<&'static TableSpec>, &'static JobInfo);
 
-/// What a plan of a SQL job needs of the job.
-struct Parts {
-    path: PathBuf,
-    params: Vec<ParamDecl>,
-    input: (&'static str, Format),
-    sql: &'static SqlFile,
-    outputs: Vec<&'static TableSpec>,
-}
-
-/// One run (or one month) of a SQL job with its parameter values.
+/// One run (or one month) of a SQL job with its option values.
 struct SqlPlan {
-    job: Parts,
-    values: Vec<(String, ScalarValue)>,
+    path: PathBuf,
+    twin: TwinParts,
+    values: Values,
     month: Option<(i64, i64)>,
 }
 
@@ -332,25 +288,8 @@ impl Plan for SqlPlan {
         run_twin(self.twin()?, ctx)
     }
 
-    fn args(&self) -> Vec<String> {
-        let mut words = Vec::new();
-        for (p, (_, value)) in self.job.params.iter().zip(&self.values) {
-            let text = match value {
-                ScalarValue::Boolean(Some(true)) => {
-                    words.push(format!("--{}", p.option()));
-                    continue;
-                }
-                ScalarValue::Int64(Some(n)) => n.to_string(),
-                ScalarValue::Utf8(Some(s)) => s.clone(),
-                ScalarValue::TimestampMicrosecond(Some(t), _) => format_timestamp(*t),
-                _ => continue,
-            };
-            words.extend([format!("--{}", p.option()), text]);
-        }
-        if let Some((y, m)) = self.month {
-            words.extend(["--month".to_string(), format!("{y:04}-{m:02}")]);
-        }
-        words
+    fn values(&self) -> &Values {
+        &self.values
     }
 
     fn period(&self) -> Option<Period> {
@@ -359,22 +298,13 @@ impl Plan for SqlPlan {
 
     fn side_files(&self) -> Vec<PathBuf> {
         // The job file itself: an edited job is a changed run for verify and --skip-unchanged.
-        vec![self.job.path.clone()]
+        vec![self.path.clone()]
     }
 
     fn twin(&self) -> Result<Twin> {
-        let mut params: Vec<(&'static str, ScalarValue)> =
-            self.values.iter().map(|(name, value)| (leak(name), value.clone())).collect();
-        params.push((MONTH_PARAM, params::month_param(self.month)));
-        Ok(Twin {
-            sql: self.job.sql,
-            input: self.job.input,
-            params,
-            tables: Vec::new(),
-            functions: Vec::new(),
-            outputs: self.job.outputs.clone(),
-            warnings: Vec::new(),
-            memory_limit: None,
-        })
+        let (sql, input, outputs, info) = &self.twin;
+        let mut twin = Twin::new(sql, *input, outputs.clone(), info, &self.values);
+        twin.params.push((MONTH_PARAM.to_string(), params::month_param(self.month)));
+        Ok(twin)
     }
 }
