@@ -84,7 +84,7 @@ impl Catalog {
         }
         for dir in &self.dirs {
             let path = dir.join(format!("{name}.sql"));
-            if path.is_file() {
+            if path.exists() {
                 return load_sql(&path).map(Some);
             }
         }
@@ -115,6 +115,7 @@ impl Catalog {
             let Ok(entries) = std::fs::read_dir(dir) else { continue };
             let mut files: Vec<PathBuf> =
                 entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "sql")).collect();
+            // Loading refuses what is not a regular file (a FIFO would block `mrpipe jobs`).
             files.sort();
             for path in files {
                 let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();

@@ -276,10 +276,8 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
             let what = v.get_one::<String>("manifest").cloned().unwrap_or_default();
             let job = v.get_one::<String>("job").cloned();
             match job {
-                Some(job) => {
-                    let job = catalog.get(&job)?.info().name.to_string();
-                    Ok(Action::Verify(Request::Output { output: sink::parse(&what)?, job }))
-                }
+                // The job is found from its manifest (a SQL job's records its file).
+                Some(job) => Ok(Action::Verify(Request::Output { output: sink::parse(&what)?, job })),
                 // Without --job the argument is a manifest file; an output URL needs the job.
                 None if what.contains("://") && !std::path::Path::new(&what).exists() => {
                     let output = sink::parse(&what)?;

@@ -1,4 +1,5 @@
-//! Run events on stderr, for people and for log collectors.
+//! Run events on stderr, for people and for log collectors. A closed stderr
+//! (`2>&1 | head`) drops them: never a panic.
 //!
 //! Text (default): warnings and errors always; the one-line summary only when stderr
 //! is a terminal or with `-v` (so cron mails only when something is wrong), never with
@@ -62,7 +63,7 @@ impl EventLog {
             LogFormat::Text => {
                 let line = text();
                 if !line.is_empty() {
-                    eprintln!("{line}");
+                    let _ = writeln!(std::io::stderr().lock(), "{line}");
                 }
             }
         }
@@ -75,7 +76,7 @@ impl EventLog {
         }
         match self.format {
             LogFormat::Json => self.json("warning", json!({ "message": message })),
-            LogFormat::Text => eprintln!("mrpipe: warning: {message}"),
+            LogFormat::Text => drop(writeln!(std::io::stderr().lock(), "mrpipe: warning: {message}")),
         }
     }
 
@@ -83,7 +84,7 @@ impl EventLog {
     pub fn error(&self, message: &str, exit_code: u8) {
         match self.format {
             LogFormat::Json => self.json("error", json!({ "message": message, "exit_code": exit_code })),
-            LogFormat::Text => eprintln!("mrpipe: error: {message}"),
+            LogFormat::Text => drop(writeln!(std::io::stderr().lock(), "mrpipe: error: {message}")),
         }
     }
 

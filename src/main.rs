@@ -18,7 +18,19 @@ use mrpipe::run;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Stack of the thread that runs mrpipe: planning SQL recurses once per term, and a
+/// job or query with a few hundred `OR`s must be an answer, not a stack overflow.
+const MAIN_STACK_BYTES: usize = 256 << 20;
+
 fn main() -> ExitCode {
+    let main = std::thread::Builder::new().name("mrpipe".into()).stack_size(MAIN_STACK_BYTES).spawn(run_main);
+    match main.map(std::thread::JoinHandle::join) {
+        Ok(Ok(code)) => code,
+        _ => ExitCode::from(101),
+    }
+}
+
+fn run_main() -> ExitCode {
     let mut log = EventLog::quiet("mrpipe");
     let (argv, catalog, extra) = match prepare(std::env::args_os().collect()) {
         Ok(prepared) => prepared,
@@ -90,7 +102,7 @@ fn list_jobs(catalog: &Catalog) -> Result<()> {
         let job = match job {
             Ok(job) => job,
             Err(e) => {
-                eprintln!("mrpipe: warning: {e}");
+                let _ = writeln!(std::io::stderr().lock(), "mrpipe: warning: {e}");
                 continue;
             }
         };
@@ -114,7 +126,8 @@ fn list_jobs(catalog: &Catalog) -> Result<()> {
 fn query(options: &mrpipe::query::QueryOptions) -> Result<()> {
     let result = mrpipe::query::run_query(options)?;
     for (table, bad) in &result.skipped {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr().lock(),
             "mrpipe: warning: {bad} bad lines skipped in table {table} (a job run quarantines them with line numbers)"
         );
     }

@@ -85,8 +85,11 @@ fn is_parquet(path: &Path) -> bool {
 /// Runs the query.
 pub fn run_query(opts: &QueryOptions) -> Result<QueryResult> {
     let threads = opts.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let pool =
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::sink("thread pool", e))?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .stack_size(crate::engine::WORKER_STACK_BYTES)
+        .build()
+        .map_err(|e| Error::sink("thread pool", e))?;
     let session = Session::new(threads, None, &std::env::temp_dir())?;
     let (runtime, ctx) = (&session.runtime, &session.ctx);
     let mut skipped = Vec::new();
@@ -133,8 +136,7 @@ pub fn run_query(opts: &QueryOptions) -> Result<QueryResult> {
 /// A DataFusion error as a usage error; when it names a position, the query is shown
 /// with a caret under it.
 fn sql_error(sql: &str, e: &datafusion::error::DataFusionError) -> Error {
-    // The parser's message comes wrapped in its Debug form: `ParserError("...")`.
-    let message = e.to_string().replace("ParserError(\"", "").replace("\")", "");
+    let message = crate::engine::datafusion::error_text(e);
     let position = message.rfind("Line: ").and_then(|at| {
         let rest = &message[at + 6..];
         let (line, rest) = rest.split_once(", Column: ")?;

@@ -115,7 +115,7 @@ pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
         return Ok(Vec::new());
     }
     let _lock = opts.output.lock(job, opts.wait)?;
-    let mut builder = rayon::ThreadPoolBuilder::new();
+    let mut builder = rayon::ThreadPoolBuilder::new().stack_size(engine::WORKER_STACK_BYTES);
     if let Some(n) = opts.threads {
         builder = builder.num_threads(n);
     }

@@ -39,8 +39,11 @@ pub fn run_job(job: &dyn Job, args: &[&str], input: &str) -> Result<Vec<TableTex
         .map_err(|e| Error::Usage(e.to_string()))?;
     let mut results: Vec<Vec<TableText>> = Vec::new();
     for threads in THREADS {
-        let pool =
-            rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::sink("thread pool", e))?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .stack_size(crate::engine::WORKER_STACK_BYTES)
+            .build()
+            .map_err(|e| Error::sink("thread pool", e))?;
         let mut tables = Vec::new();
         for plan in job.configure_from(&matches)? {
             let ctx = RunContext { inputs: inputs.clone(), progress: Progress::hidden(), temp_dir: dir.path().into() };

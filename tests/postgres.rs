@@ -224,3 +224,15 @@ fn a_sql_job_publishes_to_postgres_and_verifies() {
     a_sql_job_publishes_to_and_verifies_at(&db.url());
     assert_eq!(db.rows("SELECT count(*)::text FROM $schema.top_pages"), ["5"]);
 }
+
+#[test]
+fn a_table_named_with_capitals_is_verified() {
+    let db = Schema::new("caps");
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("caps.sql");
+    std::fs::write(&job, "-- job: caps\n-- input: u urls\n-- output: Top ORDER BY url\nSELECT url FROM u;\n").unwrap();
+    let url = db.url();
+    run_ok(&["run", &job.display().to_string(), &sample("urls"), "-o", &url, "--rejects", "/dev/null"]);
+    let ok = run_ok(&["verify", &url, "--job", "caps"]);
+    assert!(ok.starts_with("verified: 1 tables"), "{ok}");
+}

@@ -162,3 +162,79 @@ fn a_bad_job_file_is_a_usage_error_naming_its_file_and_line() {
     assert_eq!(res.status.code(), Some(2), "{err}");
     assert!(err.contains("unknown job 'no-such-job'") && err.contains(&examples()), "{err}");
 }
+
+/// Writes `name.sql` with `text` under `dir`; returns its path.
+fn job_file(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(format!("{name}.sql"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn what_sql_jobs_refuse_at_load_and_what_they_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let urls = sample("urls");
+    let refused = [
+        ("float", "SELECT url, CAST(1.5 AS DOUBLE) AS v FROM u", "floats are not exact"),
+        ("flag", "SELECT url, url = 'x' AS v FROM u", "CAST it to BIGINT"),
+        ("copy", "COPY (SELECT url FROM u) TO 'pwned.csv'", "must be a query"),
+        ("explain", "EXPLAIN SELECT url FROM u", "must be a query"),
+    ];
+    for (name, sql, want) in refused {
+        let text = format!("-- job: {name}\n-- input: u urls\n-- output: t ORDER BY url\n{sql};\n");
+        let res = mrpipe_in(dir.path(), &["run", &job_file(dir.path(), name, &text), &urls, "-o", "-"]);
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(&format!("{name}.sql:4: ")) && err.contains(want), "{name}: {err}");
+    }
+    assert!(!dir.path().join("pwned.csv").exists());
+
+    // Hundreds of terms plan without overflowing the stack.
+    let ors: Vec<String> = (0..400).map(|i| format!("url = 'u{i}'")).collect();
+    let text = format!(
+        "-- job: ors\n-- input: u urls\n-- output: t ORDER BY url\nSELECT url FROM u WHERE {};\n",
+        ors.join(" OR ")
+    );
+    let res = mrpipe(&["run", &job_file(dir.path(), "ors", &text), &urls, "-o", "-", "--rejects", "/dev/null"]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+
+    // A FIFO named like a job is refused, not read forever.
+    let fifo = dir.path().join("fifo.sql");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let res = mrpipe(&["run", &fifo.display().to_string(), &urls, "-o", "-"]);
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("not a regular file"));
+}
+
+#[test]
+fn a_month_of_a_job_is_the_full_runs_rows_of_that_month() {
+    // The second statement reads every month of the first, also when one month is published.
+    let dir = tempfile::tempdir().unwrap();
+    let text = "-- job: xmonth\n-- input: tx transactions\n-- output: per_month ORDER BY month\n\
+                -- output: seen ORDER BY month\n\
+                SELECT to_char(CAST(timestamp AS DATE), '%Y-%m') AS month, SUM(amount) AS amount FROM tx GROUP BY 1;\n\
+                SELECT month, (SELECT COUNT(*) FROM per_month) AS months FROM per_month;\n";
+    let job = job_file(dir.path(), "xmonth", text);
+    let tx = sample("spending/transactions");
+    let all = run_ok(&["run", &job, &tx, "-o", "-", "--rejects", "/dev/null"]);
+    let one = run_ok(&["run", &job, &tx, "--month", "2026-11", "-o", "-", "--rejects", "/dev/null"]);
+    assert!(all.contains("2026-11\t2\n"), "{all}");
+    assert!(one.contains("# seen\nmonth\tmonths\n2026-11\t2\n"), "{one}");
+
+    // verify finds the job from its manifest, from any directory, without --jobs-dir.
+    let out = dir.path().join("out").display().to_string();
+    run_ok(&["run", &job, &tx, "-o", &out, "--rejects", "/dev/null"]);
+    let ok = mrpipe_in(std::path::Path::new("/"), &["verify", &out, "--job", "xmonth"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+}
+
+#[test]
+fn a_closed_stdout_and_stderr_end_a_run_quietly() {
+    let cmd = format!(
+        "{} run hit-counts {} -o - 2>&1 | head -1 >/dev/null; exit ${{PIPESTATUS[0]}}",
+        env!("CARGO_BIN_EXE_mrpipe"),
+        sample("access/tsv")
+    );
+    let status = std::process::Command::new("bash").args(["-c", &cmd]).status().unwrap();
+    assert_eq!(status.code(), Some(0));
+}

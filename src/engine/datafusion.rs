@@ -44,6 +44,8 @@ impl Session {
     pub fn new(threads: usize, memory_limit: Option<u64>, temp_dir: &Path) -> Result<Session> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
+            // Deep expressions recurse while they run, as while they are planned.
+            .thread_stack_size(super::WORKER_STACK_BYTES)
             .enable_all()
             .build()
             .map_err(|e| Error::sink("DataFusion runtime", e))?;
@@ -74,6 +76,16 @@ impl Session {
         let table = MemTable::try_new(schema, partitions).map_err(|e| Error::sink(name, e))?;
         self.ctx.register_table(name, Arc::new(table)).map_err(|e| Error::sink(name, e))?;
         Ok(())
+    }
+}
+
+/// A DataFusion error as text: the parser's message unwrapped from its Debug form
+/// (`SQL error: ParserError("...")`), everything else as DataFusion prints it.
+pub fn error_text(e: &datafusion::error::DataFusionError) -> String {
+    let text = e.to_string();
+    match text.split_once("ParserError(\"") {
+        Some((before, inside)) => format!("{before}{}", inside.strip_suffix("\")").unwrap_or(inside)),
+        None => text,
     }
 }
 
@@ -117,9 +129,23 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
             .map_err(|e| sql_error(&format!("{}: {e}", spec.name)))?;
         let batch = conform(spec, &schema, &batches).map_err(|e| sql_error(&format!("{}: {e}", spec.name)))?;
         session.register(spec.name, batch.schema(), vec![vec![batch.clone()]])?;
+        let batch = match &twin.published_rows {
+            Some((column, value)) => {
+                only_rows(&batch, column, value).map_err(|e| sql_error(&format!("{}: {e}", spec.name)))?
+            }
+            None => batch,
+        };
         tables.push(Table::from_batch(spec, batch));
     }
     Ok(JobOutput { tables, read, warnings: twin.warnings })
+}
+
+/// The rows of `batch` whose text `column` holds `value` (all rows without such a column).
+fn only_rows(batch: &RecordBatch, column: &str, value: &str) -> std::result::Result<RecordBatch, String> {
+    let Some(values) = batch.column_by_name(column) else { return Ok(batch.clone()) };
+    let keep = arrow::compute::kernels::cmp::eq(values, &arrow::array::StringArray::new_scalar(value))
+        .map_err(|e| e.to_string())?;
+    arrow::compute::filter_record_batch(batch, &keep).map_err(|e| e.to_string())
 }
 
 /// The query's result as one batch of the spec's layout: the same column names in the

@@ -11,6 +11,10 @@ pub use native::map_reduce;
 
 use crate::read::{self, BadLine, InputDigest, ReadStats};
 
+/// Stack of every worker thread (rayon's and DataFusion's): planning and evaluating a
+/// SQL expression recurses once per term, and a few hundred `OR`s must not overflow.
+pub const WORKER_STACK_BYTES: usize = 64 << 20;
+
 /// Which engine runs a job (`--engine`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Engine {

@@ -181,6 +181,10 @@ pub struct Twin {
     pub warnings: Vec<String>,
     /// Memory bound for the query's operators, which spill to disk beyond it.
     pub memory_limit: Option<u64>,
+    /// Publish only the rows whose text column (first) holds the value (second): one
+    /// period of a job whose statements compute every period. Later statements still
+    /// read every row of earlier outputs.
+    pub published_rows: Option<(String, String)>,
 }
 
 impl Twin {
@@ -202,6 +206,7 @@ impl Twin {
             outputs,
             warnings: Vec::new(),
             memory_limit: None,
+            published_rows: None,
         }
     }
 }

@@ -13,9 +13,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Schema, TimeUnit};
+use arrow::datatypes::{DataType, Schema};
 use datafusion::common::ParamValues;
 use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
 use super::spec::{Kind, MONTH_PARAMS, ParamSpec, Values, parse_value};
 use super::sql_file::{self, ParamDefault, ParamType};
@@ -25,9 +27,6 @@ use crate::error::{Error, Result};
 use crate::params;
 use crate::read::format::{FORMAT_NAMES, Format};
 use crate::table::{Period, Sort, TableSpec};
-
-/// The parameter that carries a monthly SQL job's period into its wrapped statements.
-const MONTH_PARAM: &str = "mrpipe_month";
 
 /// Options a monthly SQL job takes besides its own parameters.
 const MONTH_OPTIONS: &[&str] = &["month", "from", "to", "as-of"];
@@ -56,19 +55,22 @@ fn quoted(name: &str) -> String {
 /// The column type an output keeps: what every sink stores the same way (`jobs.md`:
 /// TEXT, BIGINT, DECIMAL(18,2); floats, other decimals, booleans, dates and
 /// timestamps are kept); `None` for anything else.
-fn output_type(t: &DataType) -> Option<DataType> {
-    Some(match t {
+fn output_type(t: &DataType) -> std::result::Result<DataType, &'static str> {
+    Ok(match t {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => DataType::Int64,
         DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => DataType::Int64,
-        DataType::Float16 | DataType::Float32 | DataType::Float64 => DataType::Float64,
         // Money stays DECIMAL(18,2) whatever precision a SUM widened it to; overflow is an error.
         DataType::Decimal128(_, 2) | DataType::Decimal256(_, 2) => DataType::Decimal128(18, 2),
         DataType::Decimal128(p, s) if *s >= 0 => DataType::Decimal128(*p, *s),
-        DataType::Boolean => DataType::Boolean,
         DataType::Date32 | DataType::Date64 => DataType::Date32,
-        DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
-        _ => return None,
+        // A float sum depends on the order of its terms, so on the thread count.
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+            return Err("floats are not exact: CAST it to DECIMAL(18,4) (or ROUND it to a DECIMAL)");
+        }
+        DataType::Boolean => return Err("CAST it to BIGINT (1, 0) or to VARCHAR"),
+        DataType::Timestamp(..) => return Err("CAST it to VARCHAR, or to DATE"),
+        _ => return Err("CAST it in the statement"),
     })
 }
 
@@ -96,7 +98,13 @@ impl SqlJob {
     /// Loads the job file at `path`; a header or SQL error is `Error::Usage` naming the
     /// file and line. `reserved` are the option names every job has.
     pub fn load(path: &Path, reserved: &[&str]) -> Result<SqlJob> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        // A FIFO or a device would block or never end: only a regular file is a job.
+        if !std::fs::metadata(path).map_err(|e| Error::io(path, e))?.is_file() {
+            return Err(Error::Usage(format!("{}: not a regular file", path.display())));
+        }
+        let text = String::from_utf8(std::fs::read(path).map_err(|e| Error::io(path, e))?).map_err(|e| {
+            Error::Usage(format!("{}: not UTF-8 (at byte {})", path.display(), e.utf8_error().valid_up_to()))
+        })?;
         let at = |line: usize, message: &dyn std::fmt::Display| {
             Error::Usage(format!("{}:{line}: {message}", path.display()))
         };
@@ -131,6 +139,16 @@ impl SqlJob {
         );
         let mut schemas = Vec::with_capacity(file.outputs.len());
         for (output, statement) in file.outputs.iter().zip(&file.statements) {
+            // Only queries: a statement that writes (COPY, INSERT, CREATE) or explains is no output.
+            let parsed = DFParser::parse_sql(&statement.text).map_err(|e| at(statement.line, &e))?;
+            if !matches!(parsed.front(), Some(DfStatement::Statement(s)) if matches!(**s, SqlStatement::Query(_)))
+                || parsed.len() != 1
+            {
+                return Err(at(
+                    statement.line,
+                    &format!("the statement of output {} must be a query (SELECT, WITH ...)", output.table),
+                ));
+            }
             let state = session.ctx.state();
             let schema = session
                 .runtime
@@ -141,11 +159,12 @@ impl SqlJob {
                 .map_err(|e| at(statement.line, &sql_message(&e, statement.line)))?;
             let mut fields = Vec::with_capacity(schema.fields().len());
             for field in schema.fields() {
-                let ty = output_type(field.data_type()).ok_or_else(|| {
+                let ty = output_type(field.data_type()).map_err(|hint| {
                     at(
                         statement.line,
                         &format!(
-                            "output {} column {} has type {}, which outputs cannot store; CAST it in the statement",
+                            "output {} column {} has type {}, which SQL job outputs do not publish \
+                             (TEXT, BIGINT, DECIMAL, DATE give the same bytes on every sink and thread count); {hint}",
                             output.table,
                             field.name(),
                             field.data_type()
@@ -200,13 +219,8 @@ impl SqlJob {
                     Sort::Desc(c) => format!("{} DESC", quoted(c)),
                 })
                 .collect();
-            let filter = if monthly {
-                format!(" WHERE ${MONTH_PARAM} IS NULL OR month = ${MONTH_PARAM}")
-            } else {
-                String::new()
-            };
             statements.push(format!(
-                "SELECT * FROM (\n{}\n) AS mrpipe_output{filter} ORDER BY {}",
+                "SELECT * FROM (\n{}\n) AS mrpipe_output ORDER BY {}",
                 statement.text,
                 keys.join(", ")
             ));
@@ -230,13 +244,15 @@ impl SqlJob {
         }));
         let sql = Box::leak(Box::new(SqlFile { path: leak(&display), text: leak(&statements.join(";\n")) }));
         let input = (leak(&file.input_table), format);
-        Ok(SqlJob { info, path: path.to_path_buf(), input, sql, outputs, monthly })
+        // The manifest records where the job is, so verify finds it from any directory.
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        Ok(SqlJob { info, path, input, sql, outputs, monthly })
     }
 }
 
 /// A DataFusion error; a parser position is moved from the statement to the file.
 fn sql_message(e: &datafusion::error::DataFusionError, first_line: usize) -> String {
-    let message = e.to_string().replace("ParserError(\"", "").replace("\")", "");
+    let message = crate::engine::datafusion::error_text(e);
     match message.rfind("Line: ").and_then(|at| {
         let line: String = message[at + 6..].chars().take_while(char::is_ascii_digit).collect();
         Some((at, line.parse::<usize>().ok()?))
@@ -304,7 +320,7 @@ impl Plan for SqlPlan {
     fn twin(&self) -> Result<Twin> {
         let (sql, input, outputs, info) = &self.twin;
         let mut twin = Twin::new(sql, *input, outputs.clone(), info, &self.values);
-        twin.params.push((MONTH_PARAM.to_string(), params::month_param(self.month)));
+        twin.published_rows = self.month.map(|p| ("month".to_string(), params::month_period(p).value));
         Ok(twin)
     }
 }

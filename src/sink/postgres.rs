@@ -102,7 +102,8 @@ fn ident(name: &str) -> String {
 fn published_rows(url: &PostgresUrl, spec: &TableSpec, months: Option<&[String]>) -> Result<Option<Vec<String>>> {
     let mut client = url.connect()?;
     let fail = |e: postgres::Error| Error::sink(&url.display, describe(&e));
-    let exists: Option<String> = client.query_one("SELECT to_regclass($1)::text", &[&spec.name]).map_err(fail)?.get(0);
+    let exists: Option<String> =
+        client.query_one("SELECT to_regclass(quote_ident($1))::text", &[&spec.name]).map_err(fail)?.get(0);
     if exists.is_none() {
         return Ok(None);
     }
