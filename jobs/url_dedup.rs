@@ -166,9 +166,9 @@ impl UrlDedupPlan {
             .iter()
             .map(|f| match f.encoding {
                 Encoding::Plain => std::fs::metadata(&f.path).map_or(0, |m| m.len()),
-                // Compressed text of URLs is typically 4-8x smaller; stdin is unknown.
+                // Compressed text of URLs is typically 4-8x smaller; a stream's size is unknown.
                 Encoding::Gzip | Encoding::Zstd => std::fs::metadata(&f.path).map_or(0, |m| m.len() * 8),
-                Encoding::Stdin => limit * 16,
+                Encoding::Stdin | Encoding::Stream => limit * 16,
             })
             .sum();
         // Reduce tasks count one partition each in memory, `threads` at a time.

@@ -34,7 +34,10 @@ pub fn parse_window(s: &str) -> Result<i64, String> {
     if n == 0 {
         return Err("the window must be longer than zero".into());
     }
-    Ok(n * unit * MICROS_PER_SEC)
+    // Checked: 999999999d is past what 64-bit microseconds hold (292,000 years).
+    n.checked_mul(unit)
+        .and_then(|secs| secs.checked_mul(MICROS_PER_SEC))
+        .ok_or_else(|| format!("'{s}' is longer than 292,000 years"))
 }
 
 /// Formats a window length the way `--window` takes it, in the largest exact unit.
@@ -115,6 +118,7 @@ mod tests {
         for w in ["7d", "36h", "90m", "61s"] {
             assert_eq!(format_window(parse_window(w).unwrap()), w);
         }
+        assert!(parse_window("999999999d").unwrap_err().contains("longer than"));
         for bad in ["", "d", "7", "7w", "-1d", "0h", "1.5h"] {
             assert!(parse_window(bad).is_err(), "{bad}");
         }

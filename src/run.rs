@@ -21,7 +21,7 @@ use crate::manifest::{self, FileDigest, Manifest};
 use crate::notify::{self, NotifyTarget};
 use crate::progress::Progress;
 use crate::quarantine::{self, BadLineBudget};
-use crate::read::input::{self, InputFile};
+use crate::read::input::{self, Encoding, InputFile};
 use crate::read::{self, ReadStats};
 use crate::sink::{Recorded, Slice, Target, Unit, Written};
 use crate::table::{Period, TableSpec};
@@ -233,7 +233,7 @@ fn unchanged_since(
         && previous.output == opts.output.to_string()
         && previous.inputs.len() == inputs.len()
         && previous.side_files.len() == plan.side_files().len();
-    if !same_setup || inputs.iter().any(|f| f.path.as_os_str() == "-") {
+    if !same_setup || inputs.iter().any(|f| matches!(f.encoding, Encoding::Stdin | Encoding::Stream)) {
         return Ok(None);
     }
     let files = inputs.iter().map(|f| f.path.clone()).chain(plan.side_files());
@@ -265,7 +265,10 @@ fn print_dry_run(opts: &RunOptions, inputs: &[InputFile]) -> std::io::Result<()>
     writeln!(out, "engine: {}", opts.engine.name())?;
     writeln!(out, "inputs:")?;
     for f in inputs {
-        let size = std::fs::metadata(&f.path).map_or_else(|_| "stream".to_string(), |m| format!("{} bytes", m.len()));
+        let size = match (f.encoding, std::fs::metadata(&f.path)) {
+            (Encoding::Plain | Encoding::Gzip | Encoding::Zstd, Ok(m)) if m.is_file() => format!("{} bytes", m.len()),
+            _ => "stream".to_string(),
+        };
         writeln!(out, "  {} ({size})", f.display_name())?;
     }
     for plan in &opts.plans {

@@ -151,6 +151,9 @@ fn check_unchanged(file: &FileDigest) -> Result<()> {
     if file.path == "-" {
         return Err(Error::Usage("the run read standard input, which cannot be read again".into()));
     }
+    if std::fs::metadata(&file.path).is_ok_and(|m| !m.is_file()) {
+        return Err(Error::Usage(format!("input '{}' is a stream (a pipe), which cannot be read again", file.path)));
+    }
     let now = digest_file(Path::new(&file.path))?;
     if now.blake3 != file.blake3 {
         return Err(Error::Verify(format!(

@@ -90,3 +90,20 @@ fn generated_tsv_matches_the_oracle_and_clf_is_reproducible() {
     };
     assert_eq!(run("1"), run("2"));
 }
+
+#[test]
+fn a_named_pipe_is_read_as_a_stream_not_as_an_empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("access.pipe");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let data = std::fs::read(sample("access/tsv/access.tsv")).unwrap();
+    // The writer blocks until mrpipe opens the pipe, then closes it: no timing involved.
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(&fifo, data).unwrap())
+    };
+    let res = mrpipe(&["run", "hit-counts", &fifo.display().to_string(), "-o", "-", "--rejects", "/dev/null", "-v"]);
+    writer.join().unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert_same("rows from a pipe", &expected("hit_counts.tsv"), &String::from_utf8_lossy(&res.stdout));
+}

@@ -169,3 +169,20 @@ fn a_sql_job_publishes_to_mysql_and_verifies() {
     a_sql_job_publishes_to_and_verifies_at(&db.url());
     assert_eq!(db.rows("SELECT count(*) FROM top_pages"), ["5"]);
 }
+
+#[test]
+fn verify_reads_rows_back_in_byte_order_not_the_padding_collations() {
+    // utf8mb4_bin compares 'a' as 'a ' (PAD SPACE), so it sorts after "a\x01": bytes do not.
+    let db = Database::new("padspace");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("access.tsv");
+    std::fs::write(
+        &input,
+        "2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/a\t200\t1\n2026-11-20T13:45:13Z\t1.2.3.4\tGET\t/a\x01\t200\t1\n",
+    )
+    .unwrap();
+    let url = db.url();
+    run_ok(&["run", "hit-counts", &input.display().to_string(), "-o", &url]);
+    let ok = run_ok(&["verify", &url, "--job", "hit-counts"]);
+    assert!(ok.starts_with("verified: 1 tables, 2 rows"), "{ok}");
+}

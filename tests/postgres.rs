@@ -144,6 +144,9 @@ fn a_second_run_is_refused_by_the_advisory_lock() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(4), "{err}");
     assert!(err.contains(&who), "{err}");
+    // Nothing is created before the lock is held: concurrent first runs cannot race in the catalog.
+    let schemas = "SELECT count(*)::text FROM information_schema.schemata WHERE schema_name = '$schema'";
+    assert_eq!(db.rows(schemas), ["0"]);
     finish_stdin_run(holder);
     run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", &url, "--rejects", "/dev/null"]);
 }

@@ -17,6 +17,9 @@ pub enum Encoding {
     Zstd,
     /// Standard input, decoded as a stream.
     Stdin,
+    /// A named pipe, `/dev/stdin` on a pipe, a process substitution: not a regular file,
+    /// so read once, in order, as a stream (it has no size to split into chunks).
+    Stream,
 }
 
 /// One input to read.
@@ -69,9 +72,11 @@ pub fn resolve_inputs(args: &[String]) -> Result<Vec<InputFile>> {
     let mut inputs: Vec<InputFile> = files
         .into_iter()
         .map(|path| {
+            let regular = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
             let encoding = match path.extension().and_then(|e| e.to_str()) {
                 Some("gz") => Encoding::Gzip,
                 Some("zst") => Encoding::Zstd,
+                _ if !regular => Encoding::Stream,
                 _ => Encoding::Plain,
             };
             InputFile { path, encoding }

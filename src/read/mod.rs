@@ -282,7 +282,7 @@ fn stream_blocks(
             Ok(d) => Box::new(d),
             Err(e) => return fail(e),
         },
-        Encoding::Stdin | Encoding::Plain => Box::new(shared),
+        Encoding::Stdin | Encoding::Plain | Encoding::Stream => Box::new(shared),
     };
     let mut carry: Vec<u8> = Vec::new();
     let mut index = 0u32;

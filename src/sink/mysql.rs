@@ -70,12 +70,20 @@ fn published_rows(url: &MysqlUrl, spec: &TableSpec, months: Option<&[String]>) -
         return Ok(None);
     }
     let columns: Vec<String> = spec.columns.iter().map(|(c, _)| format!("CAST({} AS CHAR)", ident(c))).collect();
+    // utf8mb4_bin pads with spaces when it compares ('a' sorts after 'a\x01'): text keys
+    // are ordered as bytes, as the spec orders them. Columns are qualified: their bare
+    // names are the CAST output columns.
+    let key = |c: &str| {
+        let column = format!("{}.{}", ident(spec.name), ident(c));
+        let text = spec.columns.iter().any(|(name, t)| *name == c && *t == arrow::datatypes::DataType::Utf8);
+        if text { format!("CAST({column} AS BINARY)") } else { column }
+    };
     let order: Vec<String> = spec
         .order
         .iter()
-        .map(|key| match key {
-            Sort::Asc(c) => ident(c),
-            Sort::Desc(c) => format!("{} DESC", ident(c)),
+        .map(|k| match k {
+            Sort::Asc(c) => key(c),
+            Sort::Desc(c) => format!("{} DESC", key(c)),
         })
         .collect();
     let (filter, params): (String, Vec<Value>) = match months {

@@ -57,12 +57,18 @@ impl PostgresUrl {
     }
 
     /// Connects, naming the connection after this process so a lock holder can be told.
-    pub fn connect(&self) -> Result<Client> {
+    pub fn session(&self) -> Result<Client> {
         let mut config: postgres::Config = self.connect.parse().map_err(|e| Error::sink(&self.display, e))?;
         config.application_name(&format!("mrpipe pid {}", std::process::id()));
-        let mut client = config.connect(NoTls).map_err(|e| Error::sink(&self.display, describe(&e)))?;
+        config.connect(NoTls).map_err(|e| Error::sink(&self.display, describe(&e)))
+    }
+
+    /// A session working in the URL's schema (which it does not create: reading a
+    /// schema that is not there finds no table).
+    pub fn connect(&self) -> Result<Client> {
+        let mut client = self.session()?;
         if let Some(schema) = &self.schema {
-            let sql = format!("CREATE SCHEMA IF NOT EXISTS {0}; SET search_path TO {0}", ident(schema));
+            let sql = format!("SET search_path TO {}", ident(schema));
             client.batch_execute(&sql).map_err(|e| Error::sink(&self.display, describe(&e)))?;
         }
         Ok(client)
@@ -155,7 +161,8 @@ fn last_manifest(url: &PostgresUrl, job: &str, which: Recorded<'_>) -> Result<Op
 /// crash. The holder is named by its connection's `application_name` (`mrpipe pid N`)
 /// and start time.
 fn acquire_lock(url: &PostgresUrl, job: &str, wait: Option<Duration>) -> Result<RunLock> {
-    let mut client = url.connect()?;
+    // Nothing is created before the lock is held (concurrent first runs would race in the catalog).
+    let mut client = url.session()?;
     let key = crate::map::fixed_hash(&format!("mrpipe/{job}/{}", url.schema.as_deref().unwrap_or("public"))) as i64;
     let deadline = wait.map(|w| Instant::now() + w);
     let fail = |e: postgres::Error| Error::sink(&url.display, describe(&e));
@@ -248,7 +255,10 @@ impl PostgresPublication {
     fn open(url: PostgresUrl, period: Option<Period>) -> Result<Self> {
         sql::check_period(period.as_ref())?;
         let mut client = url.connect()?;
-        client.batch_execute("BEGIN").map_err(|e| Error::sink(&url.display, describe(&e)))?;
+        // Under the run lock: the schema is created by the first publication.
+        let create =
+            url.schema.as_ref().map(|s| format!("CREATE SCHEMA IF NOT EXISTS {};", ident(s))).unwrap_or_default();
+        client.batch_execute(&format!("{create} BEGIN")).map_err(|e| Error::sink(&url.display, describe(&e)))?;
         Ok(PostgresPublication { url, client, period, staged: Vec::new(), committed: false })
     }
 
