@@ -21,6 +21,11 @@ fn overlapping_runs_are_refused_or_wait() {
     assert_eq!(refused.status.code(), Some(4), "{err}");
     assert!(err.contains(&format!("pid {}", holder.id())), "{err}");
 
+    // The same files spelled otherwise are locked too: the lock is what is written.
+    let same_file = format!("{}/./out/../out/hit_counts.parquet", dir.path().display());
+    let refused = mrpipe(&["run", "hit-counts", &sample("access/tsv"), "-o", &same_file]);
+    assert_eq!(refused.status.code(), Some(4), "{}", String::from_utf8_lossy(&refused.stderr));
+
     // Another job, or another output, is not blocked.
     run_ok(&["run", "url-dedup", &sample("urls"), "-o", &out]);
     run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", &dir.path().join("other").display().to_string()]);

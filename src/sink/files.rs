@@ -3,11 +3,14 @@
 //!
 //! A directory output `DIR` holds `DIR/<table>.<ext>`, or for one period of a split
 //! run `DIR/<table>/<table>-<period>.<ext>` (a directory readers take as one table),
-//! with `DIR/_<unit>.manifest.json`, `DIR/_<unit>.rejects.tsv` and the lock
-//! `DIR/.<job>.lock`; several jobs may share one directory. A named file `PATH`
-//! (one table) gets `-<period>` before its extension for a period, and keeps
-//! `PATH.manifest.json` (`PATH.<period>.manifest.json`), `PATH.<unit>.rejects.tsv`
-//! and the lock `.<file>.<job>.lock` beside it. `<unit>` is `<job>` or `<job>-<period>`.
+//! with `DIR/_<unit>.manifest.json` and `DIR/_<unit>.rejects.tsv`; several jobs may
+//! share one directory. A named file `PATH` (one table) gets `-<period>` before its
+//! extension for a period, and keeps `PATH.manifest.json` (`PATH.<period>.manifest.json`)
+//! and `PATH.<unit>.rejects.tsv` beside it. `<unit>` is `<job>` or `<job>-<period>`.
+//!
+//! The run lock is what is written, not how `--output` is spelled: `.<job>.lock` in
+//! the canonical directory the files go to, for a directory and for a named file
+//! alike (`-o out/` and `-o ./out/sales_rank.parquet` take the same lock).
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -33,10 +36,17 @@ pub fn beside(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(format!("{}.{suffix}", path.display()))
 }
 
-/// The lock file of `job` for the file `path`: `.<file>.<job>.lock` beside it.
-pub fn lock_beside(path: &Path, job: &str) -> PathBuf {
+/// The lock file of `job` for the file `path`: `.<file>.<job>.lock` beside it, in
+/// its canonical directory (a database file is one output, however it is spelled).
+pub fn lock_beside(path: &Path, job: &str) -> Result<PathBuf> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{job}.lock"))
+    Ok(canonical_dir(&parent_dir(path))?.join(format!(".{name}.{job}.lock")))
+}
+
+/// `dir`, created if missing, as a canonical path (symlinks and `..` resolved).
+pub fn canonical_dir(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))
 }
 
 /// The directory holding `path` (`.` for a bare file name).
@@ -125,10 +135,7 @@ impl Layout {
 
     /// Takes the run lock of `job` and clears what dead runs left in the output's directory.
     pub fn lock(&self, job: &str, wait: Option<Duration>) -> Result<RunLock> {
-        let path = match self {
-            Layout::Dir(d) => d.join(format!(".{job}.lock")),
-            Layout::File(f) => lock_beside(f, job),
-        };
+        let path = canonical_dir(&self.dir())?.join(format!(".{job}.lock"));
         lock_and_clean(&path, &self.dir(), wait)
     }
 

@@ -81,7 +81,7 @@ fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 
 impl Target for SqliteTarget {
     fn lock(&self, job: &str, wait: Option<Duration>) -> Result<Option<RunLock>> {
-        let path = files::lock_beside(&self.path, job);
+        let path = files::lock_beside(&self.path, job)?;
         files::lock_and_clean(&path, &files::parent_dir(&self.path), wait).map(Some)
     }
 
