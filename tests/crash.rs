@@ -1,51 +1,99 @@
-//! Crash safety: a run killed with SIGKILL at any moment leaves the previous output
-//! and manifest intact (they still verify), and its leftovers are hidden temporaries
-//! that the next run removes.
+//! Crash safety: a run killed between any two steps of its publication leaves either
+//! the previous result or the new one, whole, for every table and the manifest (each
+//! still verifies), and the next run removes what it left. The kill is a failpoint
+//! (`MRPIPE_FAILPOINT` aborts the process at a named step, as `kill -9` would), so
+//! every step is reached on every run of the test, with no timing involved.
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
+use std::process::Command;
 
 use common::*;
 
-#[test]
-fn a_killed_run_leaves_the_previous_result_verifiable() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = generate(dir.path(), "urls", 1_200_000, &["--seed", "6"]);
-    let out = dir.path().join("out");
-    let o = out.display().to_string();
-    run_ok(&["run", "url-dedup", &input, "--memory-limit", "2MiB", "-o", &o]);
-    let manifest = out.join("_url-dedup.manifest.json");
-    let published = bytes(out.join("urls.parquet"));
+/// Every step of a publication, in order; a kill after the switch leaves the new result.
+const STEPS: [(&str, bool); 3] = [("publish-staged", false), ("publish-linked", false), ("publish-switched", true)];
 
-    for delay_ms in [50, 250, 500, 800, 1100, 1400, 2500] {
-        // A different mode, so a torn publication could not pass for the old result.
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
-            .args(["run", "url-dedup", &input, "--mode", "singletons", "--memory-limit", "2MiB", "-o", &o])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill(); // SIGKILL
-        let status = child.wait().unwrap();
-        if status.success() {
-            // The run finished before the kill: it published a new, consistent result.
-            let ok = mrpipe(&["verify", &manifest.display().to_string()]);
-            assert!(ok.status.success(), "after a finished run: {}", String::from_utf8_lossy(&ok.stderr));
-            run_ok(&["run", "url-dedup", &input, "--memory-limit", "2MiB", "-o", &o]);
-            continue;
-        }
-        assert_eq!(bytes(out.join("urls.parquet")), published, "killed after {delay_ms} ms: output changed");
-        let ok = mrpipe(&["verify", &manifest.display().to_string()]);
-        assert!(ok.status.success(), "killed after {delay_ms} ms: {}", String::from_utf8_lossy(&ok.stderr));
-        for name in entries(&out) {
-            let visible_output = !name.starts_with('.') && name.ends_with(".parquet");
-            assert!(!visible_output || name == "urls.parquet", "killed after {delay_ms} ms: stray output {name}");
-        }
+/// The visible files of an output directory (not the store), with their bytes.
+fn published(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for name in entries(dir).into_iter().filter(|n| !n.starts_with('.') && !n.ends_with(".rejects.tsv")) {
+        let path = dir.join(&name);
+        files.push((name, if path.is_dir() { Vec::new() } else { bytes(&path) }));
     }
-    // The next run removes whatever the killed runs left behind.
-    run_ok(&["run", "url-dedup", &input, "--memory-limit", "2MiB", "-o", &o]);
-    assert_eq!(entries(&out), vec![".url-dedup.lock", "_url-dedup.manifest.json", "urls.parquet"]);
-    assert!(mrpipe(&["verify", &manifest.display().to_string()]).status.success());
+    files
+}
+
+/// Runs `args` with `-o output` to completion.
+fn publish(args: &[&str], output: &str) {
+    let mut argv = args.to_vec();
+    argv.extend(["-o", output, "--rejects", "/dev/null"]);
+    run_ok(&argv);
+}
+
+/// For each step: publish `first`, then run `second` killed at that step, and compare
+/// the visible files with those of `first` (or of `second` run whole, after the switch).
+fn killed_at_every_step(first: &[&str], second: &[&str], output: impl Fn(&Path) -> String, manifest: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    publish(second, &output(&whole));
+    let after_second = published(&whole);
+    for (step, switched) in STEPS {
+        let out = dir.path().join(step);
+        publish(first, &output(&out));
+        let before = published(&out);
+        let mut argv = second.to_vec();
+        let o = output(&out);
+        argv.extend(["-o", &o, "--rejects", "/dev/null"]);
+        let killed =
+            Command::new(env!("CARGO_BIN_EXE_mrpipe")).args(&argv).env("MRPIPE_FAILPOINT", step).output().unwrap();
+        assert_eq!(killed.status.code(), None, "{step}: the run must be killed there");
+        let now = published(&out);
+        if switched {
+            // The manifest names its own output and times: the tables are compared.
+            let tables = |files: &[(String, Vec<u8>)]| -> Vec<(String, Vec<u8>)> {
+                files.iter().filter(|(n, _)| !n.ends_with(".manifest.json")).cloned().collect()
+            };
+            assert!(tables(&now) == tables(&after_second), "{step}: the new result, whole");
+            assert!(now.len() == after_second.len(), "{step}: the new manifest too");
+        } else {
+            assert!(now == before, "{step}: the previous result, whole");
+        }
+        let m = out.join(manifest).display().to_string();
+        let ok = mrpipe(&["verify", &m]);
+        assert!(ok.status.success(), "{step}: {}", String::from_utf8_lossy(&ok.stderr));
+        // The next run removes what the killed one left: one generation per unit.
+        publish(first, &output(&out));
+        for store in std::fs::read_dir(out.join(".mrpipe")).unwrap() {
+            let store = store.unwrap().path();
+            let mut names = entries(&store);
+            names.retain(|n| n != "current");
+            assert_eq!(names.len(), 1, "{step}: {} holds {names:?}", store.display());
+        }
+        assert!(entries(&out).iter().all(|n| !n.contains("mrpipe-tmp")), "{step}: {:?}", entries(&out));
+    }
+}
+
+#[test]
+fn two_tables_and_a_manifest_are_published_as_one_unit() {
+    let tx = sample("spending/transactions");
+    let october = sample("spending/transactions/2026-10-11.tsv");
+    let incomes = sample("spending/incomes.tsv");
+    let first = ["run", "spending", &october, "--incomes", &incomes];
+    let second = ["run", "spending", &tx, "--incomes", &incomes];
+    killed_at_every_step(&first, &second, |d| d.display().to_string(), "_spending.manifest.json");
+    killed_at_every_step(&first, &second, |d| format!("tsv:{}/", d.display()), "_spending.manifest.json");
+}
+
+#[test]
+fn one_named_file_and_its_manifest_are_published_as_one_unit() {
+    let access = sample("access/tsv");
+    let first = ["run", "hit-counts", &access, "--strip-query"];
+    let second = ["run", "hit-counts", &access];
+    killed_at_every_step(
+        &first,
+        &second,
+        |d| d.join("hits.parquet").display().to_string(),
+        "hits.parquet.manifest.json",
+    );
 }

@@ -22,6 +22,10 @@ fn parquet_files(dir: &std::path::Path) -> Vec<String> {
     while let Some(d) = todo.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let path = e.unwrap().path();
+            // The published files, not the generation store behind them.
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                continue;
+            }
             if path.is_dir() {
                 todo.push(path);
             } else if path.extension().is_some_and(|x| x == "parquet") {

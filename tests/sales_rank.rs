@@ -69,7 +69,13 @@ fn exceeding_the_bad_line_budget_exits_3_and_publishes_nothing() {
         let names = entries(&out);
         assert_eq!(
             names,
-            vec![".sales-rank.lock", "_sales-rank.manifest.json", "_sales-rank.rejects.tsv", "sales_rank.parquet"],
+            vec![
+                ".mrpipe",
+                ".sales-rank.lock",
+                "_sales-rank.manifest.json",
+                "_sales-rank.rejects.tsv",
+                "sales_rank.parquet"
+            ],
             "no temporary files may stay"
         );
     }

@@ -61,7 +61,13 @@ fn without_budgets_only_monthly_spending_is_written() {
     run_ok(&["run", "spending", &side("transactions"), "-o", &out.display().to_string()]);
     assert_eq!(
         entries(&out),
-        vec![".spending.lock", "_spending.manifest.json", "_spending.rejects.tsv", "monthly_spending.parquet"]
+        vec![
+            ".mrpipe",
+            ".spending.lock",
+            "_spending.manifest.json",
+            "_spending.rejects.tsv",
+            "monthly_spending.parquet"
+        ]
     );
 }
 

@@ -45,7 +45,7 @@ fn memory_limit_four_times_smaller_than_input_gives_the_same_bytes() {
             run_ok(&args);
             assert_eq!(
                 entries(&out),
-                vec![".url-dedup.lock", "_url-dedup.manifest.json", "urls.parquet"],
+                vec![".mrpipe", ".url-dedup.lock", "_url-dedup.manifest.json", "urls.parquet"],
                 "spill files must be removed"
             );
             bytes(out.join("urls.parquet"))

@@ -39,6 +39,22 @@ impl Write for StagedWriter {
     }
 }
 
+impl StagedWriter {
+    /// A buffered, hashing writer to `file`.
+    pub fn new(file: File) -> StagedWriter {
+        StagedWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new() }
+    }
+
+    /// Flushes, fsyncs unless `in_place` (a device), and returns the hash of the bytes written.
+    pub fn finish(self, path: &Path, in_place: bool) -> Result<blake3::Hash> {
+        let file = self.inner.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
+        if !in_place {
+            file.sync_all().map_err(|e| Error::io(path, e))?;
+        }
+        Ok(self.hasher.finalize())
+    }
+}
+
 impl StagedFile {
     /// Creates the temporary file for `dest` (and `dest`'s directory if missing).
     pub fn create(dest: &Path) -> Result<(StagedFile, StagedWriter)> {

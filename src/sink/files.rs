@@ -125,6 +125,17 @@ impl Layout {
         }
     }
 
+    /// The store of `unit`'s generations ([`super::generation`]).
+    pub fn store(&self, unit: Unit<'_>) -> PathBuf {
+        match self {
+            Layout::Dir(d) => d.join(super::generation::STORE).join(unit.name()),
+            Layout::File(f) => {
+                let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                self.dir().join(super::generation::STORE).join(format!("{name}@{}", unit.name()))
+            }
+        }
+    }
+
     /// The directory the output's files live in.
     pub fn dir(&self) -> PathBuf {
         match self {

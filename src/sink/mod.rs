@@ -16,6 +16,7 @@
 
 pub mod atomic;
 pub mod files;
+pub mod generation;
 pub mod lock;
 pub mod mysql;
 pub mod parquet;

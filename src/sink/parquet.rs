@@ -12,8 +12,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::atomic::{StagedFile, publish_with_manifest};
 use super::files::{self, Layout};
+use super::generation::Generation;
 use super::tsv::write_rows;
 use super::{Publication, Recorded, RunLock, Slice, Target, Unit, Written};
 use crate::error::{Error, Result};
@@ -71,7 +71,8 @@ impl Target for ParquetTarget {
             target: self.clone(),
             period: unit.period.cloned(),
             manifest: self.0.manifest_path(unit),
-            staged: Vec::new(),
+            generation: Generation::start(self.0.store(unit))?,
+            tables: 0,
         }))
     }
 
@@ -108,24 +109,25 @@ impl Target for ParquetTarget {
     }
 }
 
-/// Tables written as staged Parquet files, published together on commit.
+/// Tables written as Parquet files of a new generation, published together on commit.
 struct ParquetPublication {
     target: ParquetTarget,
     period: Option<Period>,
     manifest: PathBuf,
-    staged: Vec<StagedFile>,
+    generation: Generation,
+    tables: usize,
 }
 
 impl Publication for ParquetPublication {
     fn write_table(&mut self, table: Table) -> Result<Written> {
-        if matches!(self.target.0, Layout::File(_)) && !self.staged.is_empty() {
+        if matches!(self.target.0, Layout::File(_)) && self.tables > 0 {
             return Err(Error::Usage(format!(
                 "output '{}' is one Parquet file, but the job writes several tables; give a directory",
                 self.target
             )));
         }
         let dest = PathBuf::from(self.target.table_location(table.name, self.period.as_ref()));
-        let (staged, writer) = StagedFile::create(&dest)?;
+        let (writer, in_place) = self.generation.create(&dest)?;
         let fail = |e: parquet::errors::ParquetError| Error::sink(dest.display().to_string(), e);
         let mut parquet =
             ArrowWriter::try_new(writer, table.schema.clone(), Some(writer_properties())).map_err(fail)?;
@@ -136,8 +138,8 @@ impl Publication for ParquetPublication {
             parquet.write(&batch).map_err(fail)?;
         }
         let writer = parquet.into_inner().map_err(fail)?;
-        let hash = staged.seal(writer)?;
-        self.staged.push(staged);
+        let hash = writer.finish(&dest, in_place)?;
+        self.tables += 1;
         Ok(Written {
             rows,
             location: dest.display().to_string(),
@@ -146,7 +148,8 @@ impl Publication for ParquetPublication {
         })
     }
 
-    fn commit(self: Box<Self>, manifest: &Manifest) -> Result<()> {
-        publish_with_manifest(self.staged, manifest, Some(&self.manifest))
+    fn commit(mut self: Box<Self>, manifest: &Manifest) -> Result<()> {
+        super::generation::write_manifest(&mut self.generation, &self.manifest, manifest)?;
+        self.generation.commit()
     }
 }

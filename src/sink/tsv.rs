@@ -11,8 +11,8 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use super::atomic::{StagedFile, publish_with_manifest, write_staged};
 use super::files::{self, Layout};
+use super::generation::{self, Generation};
 use super::{Publication, Recorded, RunLock, Slice, Target, Unit, Written};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
@@ -61,13 +61,11 @@ impl Target for TsvTarget {
     }
 
     fn open(&self, unit: Unit<'_>, tables: usize) -> Result<Box<dyn Publication>> {
-        Ok(Box::new(TsvPublication {
-            target: self.clone(),
-            tables,
-            period: unit.period.cloned(),
-            manifest: self.layout().map(|l| l.manifest_path(unit)),
-            staged: Vec::new(),
-        }))
+        let generation = match self.layout() {
+            Some(l) => Some((Generation::start(l.store(unit))?, l.manifest_path(unit))),
+            None => None,
+        };
+        Ok(Box::new(TsvPublication { target: self.clone(), tables, period: unit.period.cloned(), generation }))
     }
 
     fn table_location(&self, table: &str, period: Option<&Period>) -> String {
@@ -124,13 +122,13 @@ impl Target for TsvTarget {
     }
 }
 
-/// Tables written as TSV: straight to stdout, or staged files published on commit.
+/// Tables written as TSV: straight to stdout, or files of a new generation (with the
+/// manifest's path) published together on commit.
 struct TsvPublication {
     target: TsvTarget,
     tables: usize,
     period: Option<Period>,
-    manifest: Option<PathBuf>,
-    staged: Vec<StagedFile>,
+    generation: Option<(Generation, PathBuf)>,
 }
 
 /// Writes a header and the rows of `table` as TSV; returns the row count. `io` wraps write errors.
@@ -186,11 +184,13 @@ impl Publication for TsvPublication {
             target => PathBuf::from(target.table_location(table.name, self.period.as_ref())),
         };
         let mut rows = 0;
-        let (staged, hash) = write_staged(&dest, |w| {
+        let Some((generation, _)) = self.generation.as_mut() else {
+            return Err(Error::sink(dest.display().to_string(), "no generation for a file output"));
+        };
+        let hash = generation.write(&dest, |w| {
             rows = write_tsv(w, table, &|e| Error::io(&dest, e))?;
             Ok(())
         })?;
-        self.staged.push(staged);
         Ok(Written {
             rows,
             location: dest.display().to_string(),
@@ -200,6 +200,12 @@ impl Publication for TsvPublication {
     }
 
     fn commit(self: Box<Self>, manifest: &Manifest) -> Result<()> {
-        publish_with_manifest(self.staged, manifest, self.manifest.as_deref())
+        match self.generation {
+            Some((mut generation, path)) => {
+                generation::write_manifest(&mut generation, &path, manifest)?;
+                generation.commit()
+            }
+            None => Ok(()),
+        }
     }
 }

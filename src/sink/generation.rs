@@ -1,0 +1,212 @@
+//! A unit's files published as one generation, so that a run's tables and manifest
+//! appear together or not at all, whatever moment the process is killed at.
+//!
+//! Each unit of a file output (a job's run, or one period of it) has a store,
+//! `<dir>/.mrpipe/<key>/`, of generation directories `g-<pid>-<nanos>/` holding
+//! every table and the manifest of one run, and a symlink `current` naming the
+//! published generation. The visible paths (`out/sales_rank.parquet`,
+//! `out/_sales-rank.manifest.json`) are relative symlinks through `current`, made
+//! once; publishing a run is then one `rename` of `current`, the commit point. Older
+//! generations are removed after it (an open reader keeps its file). A visible path
+//! that is a device (`/dev/null`) is written in place instead.
+//!
+//! Steps, each with a failpoint for the crash tests ([`failpoint`]): write and fsync
+//! the generation (`publish-staged`), point the visible paths at `current`
+//! (`publish-linked`; links of a first run dangle until the switch, and a regular
+//! file left by an older mrpipe is replaced here), rename `current`
+//! (`publish-switched`), remove other generations and links left dangling.
+
+use std::fs::File;
+use std::path::{Component, Path, PathBuf};
+
+use super::atomic::StagedWriter;
+use crate::error::{Error, Result};
+
+/// The store directory under an output directory.
+pub const STORE: &str = ".mrpipe";
+
+/// Aborts the process when `MRPIPE_FAILPOINT` names this point: the crash tests kill
+/// a publication exactly between two of its steps, with no destructor run, as a
+/// `kill -9` would. Unset, it costs one environment lookup per publication step.
+pub fn failpoint(name: &str) {
+    if std::env::var_os("MRPIPE_FAILPOINT").is_some_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
+/// A generation being written; removed when dropped uncommitted.
+pub struct Generation {
+    store: PathBuf,
+    name: String,
+    /// Visible path and file name in the generation, for each file to link.
+    links: Vec<(PathBuf, String)>,
+    committed: bool,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+/// `to` relative to the directory `from` (both absolute and canonical).
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<Component> = from.components().collect();
+    let to: Vec<Component> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut rel: PathBuf = from[common..].iter().map(|_| Component::ParentDir).collect();
+    rel.extend(&to[common..]);
+    rel
+}
+
+/// Replaces `path` by a symlink to `target`, atomically (a temporary link renamed over it).
+fn link(path: &Path, target: &Path) -> Result<()> {
+    if std::fs::read_link(path).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
+    let dir = super::files::parent_dir(path);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.mrpipe-tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+fn sync_dir(dir: &Path) {
+    // Makes renames durable; a directory that cannot be opened is not an error.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+impl Generation {
+    /// Starts a new generation in the store `store` (created if missing).
+    pub fn start(store: PathBuf) -> Result<Generation> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let name = format!("g-{}-{nanos}", std::process::id());
+        std::fs::create_dir_all(store.join(&name)).map_err(io(&store))?;
+        Ok(Generation { store, name, links: Vec::new(), committed: false })
+    }
+
+    /// Opens the file that appears at `visible` once committed: a writer that hashes
+    /// what it writes, and whether it writes a device in place.
+    pub fn create(&mut self, visible: &Path) -> Result<(StagedWriter, bool)> {
+        if std::fs::metadata(visible).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            let file = std::fs::OpenOptions::new().write(true).open(visible).map_err(io(visible))?;
+            return Ok((StagedWriter::new(file), true));
+        }
+        let name = visible.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let path = self.store.join(&self.name).join(&name);
+        let file = File::create(&path).map_err(io(&path))?;
+        self.links.push((visible.to_path_buf(), name));
+        Ok((StagedWriter::new(file), false))
+    }
+
+    /// Writes a whole file of the generation with `write`; returns its hash.
+    pub fn write(
+        &mut self,
+        visible: &Path,
+        write: impl FnOnce(&mut StagedWriter) -> Result<()>,
+    ) -> Result<blake3::Hash> {
+        let (mut writer, in_place) = self.create(visible)?;
+        write(&mut writer)?;
+        writer.finish(visible, in_place)
+    }
+
+    /// Publishes the generation: links, then the switch of `current`, then cleanup.
+    pub fn commit(mut self) -> Result<()> {
+        sync_dir(&self.store.join(&self.name));
+        failpoint("publish-staged");
+        let store = std::fs::canonicalize(&self.store).map_err(io(&self.store))?;
+        let current = store.join("current");
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for (visible, name) in &self.links {
+            let dir = super::files::canonical_dir(&super::files::parent_dir(visible))?;
+            link(visible, &relative(&dir, &current.join(name)))?;
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        for dir in &dirs {
+            sync_dir(dir);
+        }
+        failpoint("publish-linked");
+        link(&current, Path::new(&self.name))?;
+        sync_dir(&store);
+        self.committed = true;
+        failpoint("publish-switched");
+        // Older generations, and those of killed runs, go; so do links into `current`
+        // of tables this run no longer writes.
+        for entry in std::fs::read_dir(&store).map_err(io(&store))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("g-") && name != self.name {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        for dir in &dirs {
+            let into_current = relative(dir, &current);
+            for entry in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
+                let path = entry.path();
+                if let Ok(target) = std::fs::read_link(&path)
+                    && target.starts_with(&into_current)
+                    && !path.exists()
+                {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(self.store.join(&self.name));
+        }
+    }
+}
+
+/// Adds the run's manifest, as pretty JSON, at `visible`.
+pub fn write_manifest(generation: &mut Generation, visible: &Path, manifest: &crate::manifest::Manifest) -> Result<()> {
+    let json = manifest.to_json()?;
+    generation.write(visible, |w| std::io::Write::write_all(w, json.as_bytes()).map_err(io(visible)))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_relative_to_a_directory() {
+        assert_eq!(
+            relative(Path::new("/a/b"), Path::new("/a/.mrpipe/u/current/t")),
+            Path::new("../.mrpipe/u/current/t")
+        );
+        assert_eq!(relative(Path::new("/a"), Path::new("/a/.mrpipe/u/current/t")), Path::new(".mrpipe/u/current/t"));
+    }
+
+    #[test]
+    fn a_generation_appears_whole_and_replaces_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let store = out.join(STORE).join("job");
+        for (round, text) in [(1, "old"), (2, "new")] {
+            let mut g = Generation::start(store.clone()).unwrap();
+            for name in ["a.tsv", "b.tsv"] {
+                g.write(&out.join(name), |w| std::io::Write::write_all(w, text.as_bytes()).map_err(io(&out))).unwrap();
+            }
+            if round == 2 {
+                // Written but not committed: nothing visible changes.
+                assert_eq!(std::fs::read_to_string(out.join("a.tsv")).unwrap(), "old");
+            }
+            g.commit().unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(out.join("b.tsv")).unwrap(), "new");
+        let gens = std::fs::read_dir(&store).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "current").count();
+        assert_eq!(gens, 1, "the previous generation is removed");
+        // A generation dropped uncommitted leaves nothing.
+        let g = Generation::start(store.clone()).unwrap();
+        drop(g);
+        assert_eq!(std::fs::read_dir(&store).unwrap().count(), 2);
+    }
+}
