@@ -110,6 +110,7 @@ impl RunSummary {
 pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
     let inputs = input::resolve_inputs(&opts.inputs)?;
     let job = opts.job.info().name;
+    refuse_writing_inputs(&opts, &inputs)?;
     if opts.dry_run {
         print_dry_run(&opts, &inputs).map_err(Error::stdout)?;
         return Ok(Vec::new());
@@ -214,6 +215,31 @@ fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: 
     };
     log.info("summary", summary.to_json(), || summary.line(&unit.name()));
     Ok(summary)
+}
+
+/// Refuses a run whose table, manifest or rejects file would replace one of its inputs
+/// (compared by canonical path, so any spelling of the same file is caught).
+fn refuse_writing_inputs(opts: &RunOptions, inputs: &[InputFile]) -> Result<()> {
+    let canonical = |p: &std::path::Path| -> Option<PathBuf> {
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        Some(std::fs::canonicalize(dir).ok()?.join(p.file_name()?))
+    };
+    let read: Vec<PathBuf> = inputs.iter().filter_map(|f| std::fs::canonicalize(&f.path).ok()).collect();
+    let job = opts.job.info();
+    for plan in &opts.plans {
+        let period = plan.period();
+        let unit = Unit { job: job.name, period: period.as_ref() };
+        let mut written: Vec<String> =
+            job.outputs.iter().map(|t| opts.output.table_location(t.name, period.as_ref())).collect();
+        written.extend(opts.output.manifest_location(unit));
+        written.push(opts.rejects.clone().unwrap_or_else(|| opts.output.default_rejects(unit)).display().to_string());
+        for path in written {
+            if canonical(std::path::Path::new(&path)).is_some_and(|c| read.contains(&c)) {
+                return Err(Error::Usage(format!("'{path}' is an input of this run; it would be overwritten")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// When `--skip-unchanged` may skip a period: its last manifest names the same mrpipe

@@ -107,3 +107,34 @@ fn a_named_pipe_is_read_as_a_stream_not_as_an_empty_file() {
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
     assert_same("rows from a pipe", &expected("hit_counts.tsv"), &String::from_utf8_lossy(&res.stdout));
 }
+
+#[test]
+fn an_output_never_replaces_nor_rereads_an_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let input = logs.join("access.tsv");
+    std::fs::copy(sample("access/tsv/access.tsv"), &input).unwrap();
+    let before = bytes(&input);
+    let l = logs.display().to_string();
+    for (output, rejects) in
+        [(format!("tsv:{}/./access.tsv", l), None), (format!("{l}/out"), Some(format!("{}/../logs/access.tsv", l)))]
+    {
+        let mut args = vec!["run", "hit-counts", &l, "-o", &output];
+        if let Some(r) = &rejects {
+            args.extend(["--rejects", r]);
+        }
+        let res = mrpipe(&args);
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{output}: {err}");
+        assert!(err.contains("is an input of this run"), "{err}");
+    }
+    assert_eq!(bytes(&input), before, "the input is untouched");
+    // A directory that is both input and output: its outputs are not read back as logs.
+    for _ in 0..2 {
+        let res = mrpipe(&["run", "hit-counts", &l, "-o", &l, "-v"]);
+        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+        let c = counts(&res.stderr);
+        assert_eq!((c.lines, c.good), (11, 8), "only access.tsv is read");
+    }
+}

@@ -5,7 +5,7 @@
 //! `bytes` may be `-` (null), `\"` may appear inside the request, and the request
 //! must be `METHOD URL` or `METHOD URL PROTOCOL` separated by single spaces.
 
-use super::fields::{MICROS_PER_SEC, parse_int, parse_timestamp};
+use super::fields::{MICROS_PER_SEC, in_years, parse_int, parse_timestamp};
 use super::format::{MAX_COLUMNS, Value, quote};
 
 const MONTHS: [&[u8; 3]; 12] =
@@ -98,12 +98,21 @@ fn parse_clf_time(s: &[u8]) -> Option<i64> {
     if h > 23 || m > 59 {
         return None;
     }
-    Some(local - sign * (h * 3600 + m * 60) * MICROS_PER_SEC)
+    in_years(local - sign * (h * 3600 + m * 60) * MICROS_PER_SEC)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offset_that_leaves_the_years_0000_to_9999_is_bad_as_in_tsv() {
+        let line = |t: &str| format!("1.2.3.4 - - [{t}] \"GET /x HTTP/1.1\" 200 5");
+        assert!(parse(&line("01/Jan/0000:00:00:00 +0100")).is_err());
+        assert!(parse(&line("31/Dec/9999:23:59:59 -0100")).is_err());
+        assert!(parse(&line("01/Jan/0000:00:00:00 -0100")).is_ok());
+        assert!(parse_timestamp(b"0000-01-01T00:00:00+01:00").is_none());
+    }
 
     fn parse(line: &str) -> Result<Vec<Value<'_>>, String> {
         let mut out = [Value::Null; MAX_COLUMNS];

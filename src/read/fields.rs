@@ -57,13 +57,17 @@ pub fn parse_timestamp(s: &[u8]) -> Option<i64> {
                 }
                 _ => return None,
             };
-            // An offset can carry the instant out of years 0000-9999 (`0000-01-01T00:00:00+01:00`),
-            // where it has no `YYYY-MM` month: such a timestamp is bad, like a too-large epoch.
-            let utc = micros - offset_secs * MICROS_PER_SEC;
-            (MIN_MICROS..=MAX_MICROS).contains(&utc).then_some(utc)
+            in_years(micros - offset_secs * MICROS_PER_SEC)
         }
         _ => None,
     }
+}
+
+/// The UTC instant if it lies in the years 0000-9999. An offset can carry a local time
+/// out of them (`0000-01-01T00:00:00+01:00`, or the same in CLF), where it has no
+/// `YYYY-MM` month: such a timestamp is bad in every format, like a too-large epoch.
+pub fn in_years(utc: i64) -> Option<i64> {
+    (MIN_MICROS..=MAX_MICROS).contains(&utc).then_some(utc)
 }
 
 /// Parses `YYYY-MM-DD` (a real calendar date) into days since 1970-01-01.

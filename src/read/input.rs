@@ -88,7 +88,17 @@ pub fn resolve_inputs(args: &[String]) -> Result<Vec<InputFile>> {
     Ok(inputs)
 }
 
-/// Regular files directly inside `dir`, hidden ones skipped.
+/// Whether `path` is something mrpipe itself wrote: a manifest, a rejects file, or a
+/// published table (a link into a `.mrpipe` generation store). A directory that is
+/// both an input and an output then never rereads its own outputs.
+pub fn is_own_output(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    name.ends_with(".manifest.json")
+        || name.ends_with(".rejects.tsv")
+        || std::fs::read_link(path).is_ok_and(|t| t.components().any(|c| c.as_os_str() == ".mrpipe"))
+}
+
+/// Regular files directly inside `dir`, hidden ones and mrpipe's own outputs skipped.
 fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut files = Vec::new();
@@ -96,7 +106,7 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let hidden = entry.file_name().to_string_lossy().starts_with('.');
         let path = entry.path();
-        if !hidden && path.is_file() {
+        if !hidden && path.is_file() && !is_own_output(&path) {
             files.push(path);
         }
     }
@@ -108,7 +118,7 @@ fn expand_glob(pattern: &str) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
         let path = path.map_err(|e| Error::io(e.path().to_path_buf(), std::io::Error::other(e.to_string())))?;
-        if path.is_file() {
+        if path.is_file() && !is_own_output(&path) {
             files.push(path);
         }
     }
