@@ -1,12 +1,14 @@
 //! The bad-line policy: how many bad lines a run may have ([`BadLineBudget`], from
 //! `--max-bad-lines` / `--strict`), and the rejects file every bad line goes to
-//! (TSV `file line reason raw`, with `\t`, `\r`, `\\` and non-UTF-8 bytes escaped).
+//! (TSV `file line reason raw`, escaped by [`crate::read::format::escape`]: tabs, line
+//! ends, backslashes, control and invisible characters, and non-UTF-8 bytes).
 
 use std::io::Write;
 use std::path::Path;
 
 use crate::engine::ReadSummary;
 use crate::error::{Error, Result};
+use crate::read::format::escape;
 use crate::read::input::InputFile;
 use crate::sink::atomic::write_staged;
 
@@ -91,38 +93,13 @@ pub fn write_rejects(path: &Path, read: &ReadSummary, inputs: &[InputFile]) -> R
         w.write_all(b"file\tline\treason\traw\n").map_err(io)?;
         for bad in &read.bad_lines {
             let file = inputs[bad.chunk.file as usize].display_name();
-            let line = format!(
-                "{}\t{}\t{}\t{}\n",
-                escape(file.as_bytes()),
-                bad.line,
-                escape(bad.reason.as_bytes()),
-                escape(&bad.raw)
-            );
+            // The reason quotes input through `format::quote`, escaped already: written as is.
+            let line = format!("{}\t{}\t{}\t{}\n", escape(file.as_bytes()), bad.line, bad.reason, escape(&bad.raw));
             w.write_all(line.as_bytes()).map_err(io)?;
         }
         Ok(())
     })?;
     staged.publish()
-}
-
-/// Escapes bytes for one TSV field: `\t`, `\r`, `\n`, `\\` and invalid UTF-8 as `\xNN`.
-pub fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                '\n' => out.push_str("\\n"),
-                '\\' => out.push_str("\\\\"),
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -141,7 +118,11 @@ mod tests {
     }
 
     #[test]
-    fn escapes_tabs_and_invalid_bytes() {
+    fn escapes_tabs_controls_invisible_characters_and_invalid_bytes() {
         assert_eq!(escape(b"a\tb\\c\r\xff"), "a\\tb\\\\c\\r\\xff");
+        assert_eq!(
+            escape("\x1b]0;pwned\x07\0\x7f\u{feff}\u{202e}é".as_bytes()),
+            "\\x1b]0;pwned\\x07\\x00\\x7f\\u{feff}\\u{202e}é"
+        );
     }
 }

@@ -138,3 +138,36 @@ fn an_output_never_replaces_nor_rereads_an_input() {
         assert_eq!((c.lines, c.good), (11, 8), "only access.tsv is read");
     }
 }
+
+#[test]
+fn terminal_escapes_in_a_log_reach_neither_the_terminal_nor_the_rejects_file_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("access.tsv");
+    std::fs::write(
+        &input,
+        "\x1b]0;pwned\x07\t1.2.3.4\tGET\t/x\t200\t1\n2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\x00y\t2xx\t1\n",
+    )
+    .unwrap();
+    let rejects = dir.path().join("r.tsv");
+    let res = mrpipe(&[
+        "run",
+        "hit-counts",
+        &input.display().to_string(),
+        "--strict",
+        "-o",
+        "-",
+        "--rejects",
+        &rejects.display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(3), "{err}");
+    assert!(!err.contains('\x1b') && !err.contains('\x07'), "{err:?}");
+    assert!(err.contains("'\\x1b]0;pwned\\x07'"), "{err}");
+    let text = std::fs::read(&rejects).unwrap();
+    assert!(
+        !text.iter().any(|&b| b < 0x20 && b != b'\t' && b != b'\n'),
+        "control bytes in {:?}",
+        String::from_utf8_lossy(&text)
+    );
+    assert!(String::from_utf8_lossy(&text).contains("/x\\x00y"), "{}", String::from_utf8_lossy(&text));
+}

@@ -192,7 +192,7 @@ fn generated_data_matches_the_oracle_and_every_good_line_counts() {
     for row in rejects.lines().skip(1) {
         let f: Vec<&str> = row.splitn(4, '\t').collect();
         let n: u64 = f[1].parse().unwrap();
-        assert_eq!(mrpipe::quarantine::escape(raw_lines[n as usize - 1]), f[3], "line {n}");
+        assert_eq!(mrpipe::read::format::escape(raw_lines[n as usize - 1]), f[3], "line {n}");
         bad_numbers.push(n);
     }
     assert_eq!(bad_numbers.len() as u64, c.bad);

@@ -209,11 +209,44 @@ pub fn parse_field(column: Column, field: &str) -> Result<Value<'_>, String> {
 pub fn quote(s: &str) -> String {
     const MAX: usize = 60;
     if s.chars().count() <= MAX {
-        format!("'{s}'")
+        format!("'{}'", escape(s.as_bytes()))
     } else {
         let cut: String = s.chars().take(MAX).collect();
-        format!("'{cut}...'")
+        format!("'{}...'", escape(cut.as_bytes()))
     }
+}
+
+/// Whether a character is invisible or moves the cursor: C0 and C1 controls, DEL, the
+/// byte-order mark, zero-width and bidirectional formatting characters (Unicode `Cf`
+/// characters that text tools hide or act on).
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{ad}' | '\u{feff}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Input text made safe for a terminal and for one TSV field, so a log line can neither
+/// drive the terminal through a message nor break the rejects file: `\t`, `\r`, `\n`,
+/// `\\`, other control bytes and invalid UTF-8 as `\xNN`, invisible characters as
+/// `\u{...}`. Everything else is kept as it is.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\n' => out.push_str("\\n"),
+                '\\' => out.push_str("\\\\"),
+                c if u32::from(c) < 0x80 && invisible(c) => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+                c if invisible(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
