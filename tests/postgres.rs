@@ -239,3 +239,38 @@ fn a_table_named_with_capitals_is_verified() {
     let ok = run_ok(&["verify", &url, "--job", "caps"]);
     assert!(ok.starts_with("verified: 1 tables"), "{ok}");
 }
+
+#[test]
+fn a_password_in_the_url_is_printed_and_stored_nowhere() {
+    let mut db = Schema::new("secret");
+    // Trust authentication ignores the password; it only has to be hidden.
+    let url = format!("{}&password=hunter2", db.url());
+    let res = mrpipe(&[
+        "run",
+        "hit-counts",
+        &sample("access/tsv"),
+        "-o",
+        &url,
+        "--rejects",
+        "/dev/null",
+        "--log-format",
+        "json",
+    ]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let dry = mrpipe(&["run", "hit-counts", &sample("access/tsv"), "-o", &url, "--dry-run"]);
+    let bad = mrpipe(&[
+        "run",
+        "hit-counts",
+        &sample("access/tsv"),
+        "-o",
+        &url.replace("5432", "1"),
+        "--rejects",
+        "/dev/null",
+    ]);
+    for out in [&res, &dry, &bad] {
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!text.contains("hunter2") && !text.is_empty(), "{text}");
+    }
+    let recorded = db.rows("SELECT manifest::text FROM $schema.mrpipe_runs");
+    assert!(!recorded[0].contains("hunter2") && recorded[0].contains("password=***"), "{}", recorded[0]);
+}

@@ -50,7 +50,13 @@ impl MysqlUrl {
 
     /// Opens a session with the charset and mode mrpipe relies on.
     pub fn connect(&self) -> Result<Conn> {
-        let opts = Opts::from_url(&self.connect).map_err(|e| Error::sink(&self.display, e))?;
+        let mut opts = Opts::from_url(&self.connect).map_err(|e| Error::sink(&self.display, e))?;
+        // `$MYSQL_PWD` for a URL without a password, as the mysql client reads it.
+        if opts.get_pass().is_none()
+            && let Ok(password) = std::env::var("MYSQL_PWD")
+        {
+            opts = mysql::OptsBuilder::from_opts(opts).pass(Some(password)).into();
+        }
         let mut conn = Conn::new(opts).map_err(|e| Error::sink(&self.display, e))?;
         conn.query_drop(
             "SET NAMES utf8mb4 COLLATE utf8mb4_bin, SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",

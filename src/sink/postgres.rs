@@ -60,6 +60,11 @@ impl PostgresUrl {
     pub fn session(&self) -> Result<Client> {
         let mut config: postgres::Config = self.connect.parse().map_err(|e| Error::sink(&self.display, e))?;
         config.application_name(&format!("mrpipe pid {}", std::process::id()));
+        if config.get_password().is_none()
+            && let Some(password) = password_from_environment(&config)
+        {
+            config.password(password);
+        }
         config.connect(NoTls).map_err(|e| Error::sink(&self.display, describe(&e)))
     }
 
@@ -75,18 +80,66 @@ impl PostgresUrl {
     }
 }
 
-/// The URL with any password replaced by `***`.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
+/// The URL with every password it carries replaced by `***`: in the user info
+/// (`user:secret@`) and in the query (`?password=secret`, as libpq and the MySQL
+/// driver accept). Parsed with a URL parser; text that is not a URL is hidden whole
+/// past its scheme, since it cannot be told where a password would be.
+pub fn redact(text: &str) -> String {
+    let Ok(mut url) = url::Url::parse(text) else {
+        return match text.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://***"),
+            None => text.to_string(),
+        };
+    };
+    let hidden_user_password = url.password().is_some();
+    if hidden_user_password {
+        let _ = url.set_password(Some("***"));
     }
+    let secret = |k: &str| matches!(k.to_ascii_lowercase().as_str(), "password" | "pass" | "pwd" | "sslpassword");
+    let hidden_query_password = url.query_pairs().any(|(k, _)| secret(&k));
+    if !hidden_user_password && !hidden_query_password {
+        return text.to_string();
+    }
+    if hidden_query_password {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| (k.to_string(), if secret(&k) { "***".to_string() } else { v.into_owned() }))
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+/// The password for a URL that carries none: `$PGPASSWORD`, else the first matching
+/// line of `$PGPASSFILE` or `~/.pgpass` (`host:port:database:user:password`, `*`
+/// matching anything; libpq's rules), so a crontab need hold no secret.
+fn password_from_environment(config: &postgres::Config) -> Option<Vec<u8>> {
+    if let Some(p) = std::env::var_os("PGPASSWORD") {
+        return Some(p.into_encoded_bytes());
+    }
+    let file = std::env::var_os("PGPASSFILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".pgpass")))?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let db = config.get_dbname().unwrap_or_default().to_string();
+    let user = config.get_user().unwrap_or_default().to_string();
+    pgpass_lookup(&text, [&host, &port, &db, &user])
+}
+
+/// The password of the first `.pgpass` line whose four fields match (`*` matches all).
+fn pgpass_lookup(text: &str, want: [&str; 4]) -> Option<Vec<u8>> {
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let fields: Vec<&str> = line.splitn(5, ':').collect();
+        if fields.len() == 5 && fields[..4].iter().zip(want).all(|(f, w)| *f == "*" || *f == w) {
+            return Some(fields[4].as_bytes().to_vec());
+        }
+    }
+    None
 }
 
 /// A driver error with its server-side cause, which `Display` alone leaves out.
@@ -464,5 +517,16 @@ mod tests {
         assert_eq!(u.connect, "postgres://me:secret@127.0.0.1:5432/test?connect_timeout=5");
         assert_eq!(u.display, "postgres://me:***@127.0.0.1:5432/test?schema=shop&connect_timeout=5");
         assert!(PostgresUrl::parse("postgres://x/test?bogus=1").is_err());
+        let u = PostgresUrl::parse("postgres://me@127.0.0.1/test?password=hunter2&sslmode=disable").unwrap();
+        assert_eq!(u.display, "postgres://me@127.0.0.1/test?password=***&sslmode=disable");
+        assert_eq!(redact("mysql://me:hunter2@db/x?pwd=hunter2"), "mysql://me:***@db/x?pwd=***");
+    }
+
+    #[test]
+    fn pgpass_lines_match_field_by_field_with_wildcards() {
+        let text = "# comment\ndb.example:5432:shop:me:first\n*:*:*:me:any:colon\n";
+        assert_eq!(pgpass_lookup(text, ["db.example", "5432", "shop", "me"]), Some(b"first".to_vec()));
+        assert_eq!(pgpass_lookup(text, ["127.0.0.1", "5433", "x", "me"]), Some(b"any:colon".to_vec()));
+        assert_eq!(pgpass_lookup(text, ["127.0.0.1", "5433", "x", "you"]), None);
     }
 }
