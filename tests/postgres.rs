@@ -274,3 +274,31 @@ fn a_password_in_the_url_is_printed_and_stored_nowhere() {
     let recorded = db.rows("SELECT manifest::text FROM $schema.mrpipe_runs");
     assert!(!recorded[0].contains("hunter2") && recorded[0].contains("password=***"), "{}", recorded[0]);
 }
+
+#[test]
+fn a_server_that_accepts_but_never_answers_ends_the_run_with_an_error() {
+    // A listener on loopback that takes connections and says nothing, as a frozen server does.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            if let Ok((stream, _)) = listener.accept() {
+                held.push(stream);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    });
+    for url in [
+        format!("postgres://postgres@127.0.0.1:{port}/test?connect_timeout=2"),
+        format!("mysql://root@127.0.0.1:{port}/test?tcp_connect_timeout_ms=2000"),
+    ] {
+        let started = std::time::Instant::now();
+        let res = mrpipe(&["run", "hit-counts", &sample("access/tsv"), "-o", &url, "--rejects", "/dev/null"]);
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(1), "{url}: {err}");
+        assert!(err.contains("timed out"), "{url}: {err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{url}: took {:?}", started.elapsed());
+    }
+    holder.join().unwrap();
+}

@@ -57,7 +57,16 @@ impl MysqlUrl {
         {
             opts = mysql::OptsBuilder::from_opts(opts).pass(Some(password)).into();
         }
-        let mut conn = Conn::new(opts).map_err(|e| Error::sink(&self.display, e))?;
+        // Bounded: connecting, and every read and write after it (a frozen server ends the run).
+        let timeout = opts.get_tcp_connect_timeout().unwrap_or(sql::CONNECT_TIMEOUT);
+        let opts: Opts = mysql::OptsBuilder::from_opts(opts)
+            .tcp_connect_timeout(Some(timeout))
+            .read_timeout(Some(sql::CONNECT_TIMEOUT * 20))
+            .write_timeout(Some(sql::CONNECT_TIMEOUT * 20))
+            .into();
+        let display = self.display.clone();
+        let mut conn =
+            sql::connect_within(&self.display, timeout, move || Conn::new(opts).map_err(|e| Error::sink(&display, e)))?;
         conn.query_drop(
             "SET NAMES utf8mb4 COLLATE utf8mb4_bin, SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
         )

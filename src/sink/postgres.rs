@@ -65,7 +65,14 @@ impl PostgresUrl {
         {
             config.password(password);
         }
-        config.connect(NoTls).map_err(|e| Error::sink(&self.display, describe(&e)))
+        let timeout = config.get_connect_timeout().copied().unwrap_or(sql::CONNECT_TIMEOUT);
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(timeout);
+        }
+        let display = self.display.clone();
+        sql::connect_within(&self.display, timeout, move || {
+            config.connect(NoTls).map_err(|e| Error::sink(&display, describe(&e)))
+        })
     }
 
     /// A session working in the URL's schema (which it does not create: reading a

@@ -297,6 +297,32 @@ pub fn check_layout(output: &str, table: &str, found: &[(String, String)], want:
     ))
 }
 
+/// How long connecting to a server may take, unless its URL says otherwise.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `connect` on its own thread and gives up after `timeout`: a server that
+/// accepts the connection but never answers (frozen, stopped with SIGSTOP) must end a
+/// cron run with an error, not hang it. The abandoned thread ends with the process.
+pub fn connect_within<T: Send + 'static>(
+    output: &str,
+    timeout: std::time::Duration,
+    connect: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("mrpipe-connect".into())
+        .spawn(move || {
+            let _ = tx.send(connect());
+        })
+        .map_err(|e| Error::sink(output, e))?;
+    rx.recv_timeout(timeout).map_err(|_| {
+        Error::sink(
+            output,
+            format!("connecting timed out after {}s (the server accepted but did not answer)", timeout.as_secs()),
+        )
+    })?
+}
+
 /// A manifest recorded in `mrpipe_runs` if it is the run `which` asks for (runs are
 /// read newest first); `output` names the database in the error for an unreadable one.
 pub fn pick_manifest(output: &str, json: &str, which: Recorded<'_>) -> Result<Option<Manifest>> {
