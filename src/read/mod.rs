@@ -226,16 +226,23 @@ fn next_line_start(file: &File, at: u64) -> std::io::Result<Option<u64>> {
 fn read_range(path: &std::path::Path, range: Range<u64>, buf: &mut Vec<u8>) -> std::io::Result<()> {
     let file = File::open(path)?;
     buf.resize((range.end - range.start) as usize, 0);
-    // A file shrunk during the run (copytruncate) reads short: decode what is there.
     let mut filled = 0;
     while filled < buf.len() {
         let n = file.read_at(&mut buf[filled..], range.start + filled as u64)?;
         if n == 0 {
-            break;
+            // Shrunk since the run measured it (logrotate's copytruncate): its lines and
+            // hash would not be the file's, so the run stops and publishes nothing.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the file shrank while it was read (it was at least {} bytes when the run began; \
+                     truncated by log rotation?); nothing was published, run again",
+                    range.end
+                ),
+            ));
         }
         filled += n;
     }
-    buf.truncate(filled);
     Ok(())
 }
 
@@ -353,4 +360,21 @@ fn number_bad_lines(bad_lines: &mut [BadLine], chunk_lines: &mut [(ChunkId, u64)
         bad.line += offsets.get(&bad.chunk).copied().unwrap_or(0);
     }
     bad_lines.sort_unstable_by_key(|b| (b.chunk.file, b.line));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_shrank_since_it_was_measured_is_an_error_not_a_short_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        std::fs::write(&path, b"line one\nline two\n").unwrap();
+        let mut buf = Vec::new();
+        read_range(&path, 0..18, &mut buf).unwrap();
+        std::fs::write(&path, b"").unwrap(); // copytruncate
+        let err = read_range(&path, 0..18, &mut buf).unwrap_err();
+        assert!(err.to_string().contains("shrank"), "{err}");
+    }
 }
