@@ -172,7 +172,8 @@ impl UrlDedupPlan {
             })
             .sum();
         // Reduce tasks count one partition each in memory, `threads` at a time.
-        let partitions = (estimated_input * 2 * threads).div_ceil(limit).clamp(threads.max(2), 4096) as usize;
+        let partitions = ((estimated_input * 2 * threads).div_ceil(limit).clamp(threads.max(2), 4096) as usize)
+            .min(crate::shuffle::spill::max_open_partitions());
         let task_budget = (limit / (threads * 2)).max(1);
         let spill = SpillWriter::new(&ctx.temp_dir, partitions)?;
 

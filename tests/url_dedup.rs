@@ -66,3 +66,18 @@ fn memory_limit_four_times_smaller_than_input_gives_the_same_bytes() {
     let got = run_ok(&["run", "url-dedup", &input, "--memory-limit", &limit, "-o", "-"]);
     assert_same("generated distinct urls", &want, &got);
 }
+
+#[test]
+fn spilling_stays_within_a_low_open_file_limit() {
+    // 4.7 MB at a 64 KiB budget wants ~300 partitions; `ulimit -n 200` allows fewer.
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), "urls", 120_000, &["--seed", "3"]);
+    let free = dir.path().join("free").display().to_string();
+    run_ok(&["run", "url-dedup", &input, "-o", &free]);
+    let low = dir.path().join("low").display().to_string();
+    let cmd =
+        format!("ulimit -n 200; {} run url-dedup {input} --memory-limit 64KiB -o {low}", env!("CARGO_BIN_EXE_mrpipe"));
+    let res = std::process::Command::new("bash").args(["-c", &cmd]).output().unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert_eq!(bytes(format!("{low}/urls.parquet")), bytes(format!("{free}/urls.parquet")));
+}

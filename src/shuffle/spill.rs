@@ -32,6 +32,32 @@ pub struct SpillPartitions {
     paths: Vec<PathBuf>,
 }
 
+/// Files that stay open besides spill partitions: inputs, outputs, the lock, the
+/// SQLite or server connections, the progress terminal.
+const OTHER_OPEN_FILES: u64 = 64;
+
+/// How many spill partitions may be open at once: the open-file limit (`RLIMIT_NOFILE`,
+/// whose soft value is first raised to the hard one) less what the run keeps open
+/// besides; at least 2. A `ulimit -n 256` cron environment then spills through fewer,
+/// larger partitions instead of failing with "too many open files".
+pub fn max_open_partitions() -> usize {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    let soft = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 256;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+        limit.rlim_cur
+    };
+    usize::try_from(soft.saturating_sub(OTHER_OPEN_FILES).max(2)).unwrap_or(usize::MAX)
+}
+
 /// A new spill directory in `parent`, removed when dropped. Its name carries the pid,
 /// so the next run can remove it if this process is killed (see `lock`).
 pub fn spill_dir(parent: &Path) -> Result<tempfile::TempDir> {
