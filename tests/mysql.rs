@@ -186,3 +186,17 @@ fn verify_reads_rows_back_in_byte_order_not_the_padding_collations() {
     let ok = run_ok(&["verify", &url, "--job", "hit-counts"]);
     assert!(ok.starts_with("verified: 1 tables, 2 rows"), "{ok}");
 }
+
+#[test]
+fn values_longer_than_text_and_many_long_rows_are_loaded() {
+    // 70,000 bytes overflow MySQL TEXT (65,535); 400 such rows overflow one 16 MiB packet.
+    let db = Database::new("long");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("links.txt");
+    let lines: String = (0..400).map(|i| format!("https://example.com/{i}/{}\n", "x".repeat(70_000))).collect();
+    std::fs::write(&input, lines).unwrap();
+    let url = db.url();
+    run_ok(&["run", "url-dedup", &input.display().to_string(), "-o", &url, "--rejects", "/dev/null"]);
+    let ok = run_ok(&["verify", &url, "--job", "url-dedup"]);
+    assert!(ok.starts_with("verified: 1 tables, 400 rows"), "{ok}");
+}

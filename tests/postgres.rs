@@ -302,3 +302,25 @@ fn a_server_that_accepts_but_never_answers_ends_the_run_with_an_error() {
     }
     holder.join().unwrap();
 }
+
+#[test]
+fn a_nul_byte_is_a_counted_bad_line_for_every_output_not_a_failed_load() {
+    let db = Schema::new("nul");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("links.txt");
+    std::fs::write(&input, "https://a.example/\nhttps://b.example/\x00x\n").unwrap();
+    let rejects = dir.path().join("r.tsv");
+    let res = mrpipe(&[
+        "run",
+        "url-dedup",
+        &input.display().to_string(),
+        "-o",
+        &db.url(),
+        "--rejects",
+        &rejects.display().to_string(),
+        "-v",
+    ]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert_eq!((counts(&res.stderr).good, counts(&res.stderr).bad), (1, 1));
+    assert!(std::fs::read_to_string(&rejects).unwrap().contains("NUL byte at byte 19"));
+}

@@ -24,8 +24,13 @@ use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::table::{Period, Sort, Table, TableSpec};
 
-/// Rows per multi-row INSERT.
+/// Rows per multi-row INSERT, at most.
 const ROWS_PER_INSERT: usize = 1000;
+
+/// Bytes of values per multi-row INSERT, at most (one row may exceed it): well under
+/// the server's `max_allowed_packet` (16 MiB by default in MariaDB), so long values
+/// never break a load.
+const BYTES_PER_INSERT: usize = 4 << 20;
 
 /// A `mysql://` output.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -241,7 +246,7 @@ fn catalog_type(column: &SqlColumn) -> &'static str {
         SqlType::Int => "bigint",
         SqlType::Float => "double",
         SqlType::Decimal { .. } => "decimal",
-        SqlType::Text => "text",
+        SqlType::Text => "longtext",
         SqlType::Bool => "tinyint",
         SqlType::Date => "date",
         SqlType::Timestamp { .. } => "datetime",
@@ -255,7 +260,8 @@ fn mysql_type(column: &SqlColumn) -> String {
         SqlType::Int => "BIGINT".into(),
         SqlType::Float => "DOUBLE".into(),
         SqlType::Decimal { precision, scale } => format!("DECIMAL({},{})", precision.min(65), scale.clamp(0, 30)),
-        SqlType::Text => "TEXT".into(),
+        // LONGTEXT: TEXT stops at 65,535 bytes, and a value may be as long as a line.
+        SqlType::Text => "LONGTEXT".into(),
         SqlType::Bool => "BOOLEAN".into(),
         SqlType::Date => "DATE".into(),
         SqlType::Timestamp { .. } => "DATETIME(6)".into(),
@@ -295,6 +301,11 @@ impl Publication for MysqlPublication {
             .map_err(|e| self.fail(e))?;
         let want: Vec<(String, String)> =
             sql_columns.iter().map(|c| (c.name.clone(), catalog_type(c).to_string())).collect();
+        // Tables made by earlier versions have TEXT columns: the same kind of value.
+        let found: Vec<(String, String)> = found
+            .into_iter()
+            .map(|(n, t)| if matches!(t.as_str(), "text" | "mediumtext") { (n, "longtext".into()) } else { (n, t) })
+            .collect();
         sql::check_layout(&self.url.display, table.name, &found, &want)?;
         let stage = ident(&format!("mrpipe_stage_{}", table.name));
         let ddl = format!(
@@ -311,6 +322,7 @@ impl Publication for MysqlPublication {
         let mut months = Months::of(&table.schema);
         let mut rows = 0u64;
         let mut pending: Vec<Value> = Vec::with_capacity(ROWS_PER_INSERT * width);
+        let mut pending_bytes = 0usize;
         let flush = |conn: &mut Conn, pending: &mut Vec<Value>| -> std::result::Result<(), mysql::Error> {
             if pending.is_empty() {
                 return Ok(());
@@ -325,9 +337,14 @@ impl Publication for MysqlPublication {
             months.see(&batch);
             let arrays = sql::canonical(&batch, &sql_columns)?;
             for row in 0..batch.num_rows() {
-                pending.extend(arrays.iter().zip(&sql_columns).map(|(a, c)| value(cell(a.as_ref(), c.ty, row))));
-                if pending.len() == ROWS_PER_INSERT * width {
+                for (a, c) in arrays.iter().zip(&sql_columns) {
+                    let v = value(cell(a.as_ref(), c.ty, row));
+                    pending_bytes += if let Value::Bytes(b) = &v { b.len() } else { 8 };
+                    pending.push(v);
+                }
+                if pending.len() == ROWS_PER_INSERT * width || pending_bytes >= BYTES_PER_INSERT {
                     flush(&mut self.conn, &mut pending).map_err(|e| Error::sink(&self.url.display, e))?;
+                    pending_bytes = 0;
                 }
             }
             rows += batch.num_rows() as u64;
