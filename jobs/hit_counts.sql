@@ -1,3 +1,10 @@
+-- job: hit-counts
+-- about: Monthly hits per URL from access logs (TSV or nginx/Apache format)
+-- input: access access
+-- param: month TEXT = NULL
+-- param: strip_query BOOLEAN
+-- output: hit_counts ORDER BY month, hits DESC, url
+--
 -- hit-counts as SQL: the twin of jobs/hit_counts.rs, run by `--engine datafusion`.
 -- It must give exactly the native engine's rows.
 --

@@ -134,3 +134,51 @@ impl Catalog {
         jobs
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Command;
+
+    use super::*;
+    use crate::job::sql_file;
+    use crate::read::format::FORMAT_NAMES;
+    use crate::table::Sort;
+
+    /// A twin's header is the job's declaration in SQL: the same parser reads it as a
+    /// user's SQL job, and it must name the job's outputs in their order and only
+    /// parameters the twin binds.
+    #[test]
+    fn every_built_in_twin_declares_its_jobs_outputs_and_parameters() {
+        for job in ALL {
+            let info = job.info();
+            let plans = job
+                .configure_from(&job.augment(Command::new(info.name).no_binary_name(true)).get_matches_from([""; 0]))
+                .unwrap();
+            let twin = plans[0].twin().unwrap();
+            let file = sql_file::parse(twin.sql.text, None, FORMAT_NAMES, &[])
+                .unwrap_or_else(|e| panic!("{}: {e}", twin.sql.path));
+            assert_eq!((file.name.as_str(), file.about.as_str()), (info.name, info.about), "{}", twin.sql.path);
+            let declared: Vec<(String, Vec<(String, bool)>)> = file
+                .outputs
+                .iter()
+                .map(|o| (o.table.clone(), o.order.iter().map(|k| (k.column.clone(), k.descending)).collect()))
+                .collect();
+            let specs: Vec<(String, Vec<(String, bool)>)> = info
+                .outputs
+                .iter()
+                .map(|t| {
+                    let order = t.order.iter().map(|s| match s {
+                        Sort::Asc(c) => (c.to_string(), false),
+                        Sort::Desc(c) => (c.to_string(), true),
+                    });
+                    (t.name.to_string(), order.collect())
+                })
+                .collect();
+            assert_eq!(declared, specs, "{}", twin.sql.path);
+            let bound: Vec<&str> = twin.params.iter().map(|(n, _)| n.as_str()).collect();
+            for p in &file.params {
+                assert!(bound.contains(&p.name.as_str()), "{}: ${} is not bound ({bound:?})", twin.sql.path, p.name);
+            }
+        }
+    }
+}

@@ -1,3 +1,11 @@
+-- job: sales-rank
+-- about: Best-selling products per category over a time window
+-- input: sales sales
+-- param: window_start TIMESTAMP = NULL
+-- param: window_end TIMESTAMP = NULL
+-- param: top BIGINT = NULL
+-- output: sales_rank ORDER BY category_id, rank
+--
 -- sales-rank as SQL: the twin of jobs/sales_rank.rs, run by `--engine datafusion`.
 -- It must give exactly the native engine's rows.
 --

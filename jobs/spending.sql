@@ -1,3 +1,10 @@
+-- job: spending
+-- about: Monthly spending per user and category, with budget alerts
+-- input: transactions transactions
+-- param: month TEXT = NULL
+-- output: monthly_spending ORDER BY user_id, month, category
+-- output: budget_alerts ORDER BY user_id, month, category
+--
 -- spending as SQL: the twin of jobs/spending.rs, run by `--engine datafusion`.
 -- It must give exactly the native engine's rows.
 --

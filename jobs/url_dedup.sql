@@ -1,3 +1,10 @@
+-- job: url-dedup
+-- about: Distinct or exactly-once URLs of a crawl list, larger than memory
+-- input: links_to_crawl urls
+-- param: normalize BOOLEAN
+-- param: mode TEXT = distinct
+-- output: urls ORDER BY url
+--
 -- url-dedup as SQL: the twin of jobs/url_dedup.rs, run by `--engine datafusion`.
 -- It must give exactly the native engine's rows.
 --
