@@ -57,6 +57,7 @@ static INFO: JobInfo = JobInfo {
     example: "  mrpipe run hit-counts /var/log/nginx/access.log* --format clf --strip-query --output sqlite:hits.db\n  \
               mrpipe run hit-counts logs/access/ --month current --output sqlite:hits.db\n  \
               mrpipe run hit-counts logs/access/ --output out/",
+    sample: &["sample_data/access/tsv"],
 };
 
 impl Job for HitCounts {

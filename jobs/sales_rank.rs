@@ -60,6 +60,7 @@ static INFO: JobInfo = JobInfo {
     example: "  mrpipe run sales-rank logs/sales/ --as-of 2026-11-23 --top 10 --output sqlite:ranks.db\n  \
               mrpipe run sales-rank 'logs/*.tsv.gz' --window 24h --output -\n  \
               mrpipe run sales-rank logs/sales/ --from 2026-11-01 --to 2026-11-02 --every 1h --output out/hourly/",
+    sample: &["sample_data/sales", "--as-of", "2026-11-23"],
 };
 
 impl Job for SalesRank {

@@ -100,6 +100,7 @@ static INFO: JobInfo = JobInfo {
     example: "  mrpipe run spending logs/transactions/ --month current --incomes incomes.tsv --output sqlite:mint.db\n  \
               mrpipe run spending logs/transactions/ --from 2026-01 --to 2026-10 --skip-unchanged -o sqlite:mint.db\n  \
               mrpipe run spending tx.tsv --sellers sellers.tsv --overrides crowd.tsv --output -",
+    sample: &["sample_data/spending/transactions", "--incomes", "sample_data/spending/incomes.tsv"],
 };
 
 /// The side-file options, each naming a TSV file.

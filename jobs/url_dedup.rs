@@ -61,6 +61,7 @@ static INFO: JobInfo = JobInfo {
     outputs: &[&URLS],
     example: "  mrpipe run url-dedup links/ --normalize --memory-limit 512MiB --output out/\n  \
               mrpipe run url-dedup links.txt.zst --mode singletons --output -",
+    sample: &["sample_data/urls"],
 };
 
 /// Which URLs to keep.

@@ -46,6 +46,24 @@ fn same_on_both_engines(job: &str, inputs: &[&str], args: &[&str]) -> Vec<(Strin
     published
 }
 
+#[test]
+fn every_job_with_a_sql_twin_gives_the_same_bytes_on_its_sample() {
+    // Goes over the registry: a job added to it is covered without editing this test.
+    for job in mrpipe::jobs::ALL {
+        let info = job.info();
+        // Paths of the sample run are relative to the repository.
+        let args: Vec<String> = info
+            .sample
+            .iter()
+            .map(|a| if a.starts_with("sample_data/") { root().join(a).display().to_string() } else { a.to_string() })
+            .collect();
+        let (input, options) = args.split_first().expect("a sample names its input");
+        let options: Vec<&str> = options.iter().map(String::as_str).collect();
+        let published = same_on_both_engines(info.name, &[input.as_str()], &options);
+        assert!(published.iter().any(|(_, rows)| *rows > 0), "{}: no rows on its sample", info.name);
+    }
+}
+
 /// The files under `dir`, as relative paths, sorted; hidden ones (the run lock, which
 /// holds the pid) left out.
 fn files_under(dir: &Path) -> Vec<String> {

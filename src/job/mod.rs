@@ -67,6 +67,10 @@ pub struct JobInfo {
     pub outputs: &'static [&'static TableSpec],
     /// Example command lines shown by `--help`.
     pub example: &'static str,
+    /// A run on this repository's sample data: the input (`sample_data/sales`), then
+    /// any options it needs to publish rows; for the tests that go over every job.
+    /// Empty for a SQL job.
+    pub sample: &'static [&'static str],
 }
 
 impl JobInfo {

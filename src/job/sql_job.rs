@@ -241,6 +241,7 @@ impl SqlJob {
             params: Box::leak(specs.into_boxed_slice()),
             outputs: Box::leak(outputs.clone().into_boxed_slice()),
             example: leak(&format!("  mrpipe run {} INPUT... -o out/", file.name)),
+            sample: &[],
         }));
         let sql = Box::leak(Box::new(SqlFile { path: leak(&display), text: leak(&statements.join(";\n")) }));
         let input = (leak(&file.input_table), format);
