@@ -119,12 +119,18 @@ pub trait Target: fmt::Display + fmt::Debug + Send + Sync {
     /// Where `table` of `period` goes, as messages and `--dry-run` show it.
     fn table_location(&self, table: &str, period: Option<&Period>) -> String;
 
-    /// Where the manifest of `unit` goes, as `--dry-run` shows it.
-    fn manifest_location(&self, unit: Unit<'_>) -> Option<String>;
+    /// Where the manifest of `unit` goes, as `--dry-run` shows it; `None` when it is
+    /// kept only in a database (`mrpipe_runs`) or not at all.
+    fn manifest_location(&self, _unit: Unit<'_>) -> Option<String> {
+        None
+    }
 
     /// The rejects file of `unit` when `--rejects` is not given; always names the job
-    /// (and period), so jobs sharing an output never overwrite each other's.
-    fn default_rejects(&self, unit: Unit<'_>) -> PathBuf;
+    /// (and period), so jobs sharing an output never overwrite each other's. An output
+    /// with no directory of its own (stdout, a server) puts it in the working directory.
+    fn default_rejects(&self, unit: Unit<'_>) -> PathBuf {
+        rejects_in_working_dir(unit)
+    }
 
     /// A local directory for scratch and spill files, near the output when it is on disk.
     fn scratch_dir(&self) -> PathBuf {
@@ -164,6 +170,11 @@ pub trait Publication {
     /// Publishes every table written, with the run's manifest. Dropping a publication
     /// without committing it discards what it staged.
     fn commit(self: Box<Self>, manifest: &Manifest) -> Result<()>;
+}
+
+/// `./mrpipe-<unit>.rejects.tsv`: the rejects file of an output with no directory of its own.
+pub fn rejects_in_working_dir(unit: Unit<'_>) -> PathBuf {
+    PathBuf::from(format!("mrpipe-{}.rejects.tsv", unit.name()))
 }
 
 /// Parses an `--output` value; an unknown scheme is a usage error naming it.

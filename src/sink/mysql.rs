@@ -9,7 +9,7 @@
 //! order, as the spec's). The run lock is `GET_LOCK`, released when the session ends.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
@@ -171,14 +171,6 @@ impl Target for MysqlTarget {
         self.0.display.clone()
     }
 
-    fn manifest_location(&self, _unit: Unit<'_>) -> Option<String> {
-        None
-    }
-
-    fn default_rejects(&self, unit: Unit<'_>) -> PathBuf {
-        PathBuf::from(format!("mrpipe-{}.rejects.tsv", unit.name()))
-    }
-
     fn last_manifest(&self, job: &str, which: Recorded<'_>) -> Result<Option<Manifest>> {
         last_manifest(&self.0, job, which)
     }
@@ -188,8 +180,7 @@ impl Target for MysqlTarget {
     }
 
     fn relocated(&self, dir: &Path) -> Box<dyn Target> {
-        // Never the server itself: a re-run must not publish. SQLite hashes rows alike.
-        Box::new(SqliteTarget::at(dir.join("rerun.db")))
+        SqliteTarget::rerun_of_a_server(dir)
     }
 }
 

@@ -279,14 +279,6 @@ impl Target for PostgresTarget {
         self.0.display.clone()
     }
 
-    fn manifest_location(&self, _unit: Unit<'_>) -> Option<String> {
-        None
-    }
-
-    fn default_rejects(&self, unit: Unit<'_>) -> PathBuf {
-        PathBuf::from(format!("mrpipe-{}.rejects.tsv", unit.name()))
-    }
-
     fn last_manifest(&self, job: &str, which: Recorded<'_>) -> Result<Option<Manifest>> {
         last_manifest(&self.0, job, which)
     }
@@ -296,8 +288,7 @@ impl Target for PostgresTarget {
     }
 
     fn relocated(&self, dir: &Path) -> Box<dyn Target> {
-        // Never the server itself: a re-run must not publish. SQLite hashes rows alike.
-        Box::new(SqliteTarget::at(dir.join("rerun.db")))
+        SqliteTarget::rerun_of_a_server(dir)
     }
 }
 

@@ -47,6 +47,12 @@ impl SqliteTarget {
         SqliteTarget { path }
     }
 
+    /// Where `mrpipe verify` re-runs a server's job: a SQLite file in `dir`, never the
+    /// server itself (a re-run must not publish); SQLite hashes rows as servers do.
+    pub fn rerun_of_a_server(dir: &Path) -> Box<dyn Target> {
+        Box::new(SqliteTarget::at(dir.join("rerun.db")))
+    }
+
     fn fail(&self, e: impl fmt::Display) -> Error {
         Error::sink(self.to_string(), e)
     }

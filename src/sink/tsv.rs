@@ -81,7 +81,7 @@ impl Target for TsvTarget {
 
     fn default_rejects(&self, unit: Unit<'_>) -> PathBuf {
         match self.layout() {
-            None => PathBuf::from(format!("mrpipe-{}.rejects.tsv", unit.name())),
+            None => super::rejects_in_working_dir(unit),
             Some(l) => l.rejects_path(unit),
         }
     }
