@@ -164,5 +164,5 @@ pub fn digest_file(path: &Path) -> Result<FileDigest> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     hasher.update_reader(file).map_err(|e| Error::io(path, e))?;
     let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
-    Ok(FileDigest { path: path.display().to_string(), size, blake3: hasher.finalize().to_hex().to_string() })
+    Ok(FileDigest { path: crate::read::input::path_text(path), size, blake3: hasher.finalize().to_hex().to_string() })
 }

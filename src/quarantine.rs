@@ -94,7 +94,8 @@ pub fn write_rejects(path: &Path, read: &ReadSummary, inputs: &[InputFile]) -> R
         for bad in &read.bad_lines {
             let file = inputs[bad.chunk.file as usize].display_name();
             // The reason quotes input through `format::quote`, escaped already: written as is.
-            let line = format!("{}\t{}\t{}\t{}\n", escape(file.as_bytes()), bad.line, bad.reason, escape(&bad.raw));
+            // The file's name is escaped already, losslessly (`InputFile::display_name`).
+            let line = format!("{file}\t{}\t{}\t{}\n", bad.line, bad.reason, escape(&bad.raw));
             w.write_all(line.as_bytes()).map_err(io)?;
         }
         Ok(())

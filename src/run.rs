@@ -264,7 +264,7 @@ fn unchanged_since(
     }
     let files = inputs.iter().map(|f| f.path.clone()).chain(plan.side_files());
     for (recorded, path) in previous.inputs.iter().chain(&previous.side_files).zip(files) {
-        if recorded.path != path.display().to_string() || manifest::digest_file(&path)?.blake3 != recorded.blake3 {
+        if recorded.path != input::path_text(&path) || manifest::digest_file(&path)?.blake3 != recorded.blake3 {
             return Ok(None);
         }
     }
@@ -332,7 +332,7 @@ fn build_manifest(
     Ok(Manifest {
         mrpipe_version: env!("CARGO_PKG_VERSION").to_string(),
         job: opts.job.info().name.to_string(),
-        job_file: opts.job.source().map(|p| p.display().to_string()),
+        job_file: opts.job.source().map(input::path_text),
         period: plan.period().map(|p| p.label),
         engine: opts.engine.name().to_string(),
         params: plan.values().to_json(opts.job.info().params),

@@ -7,7 +7,7 @@
 //! wrote, and compares each table's hash; on a difference it names the first
 //! differing table and row.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -15,6 +15,7 @@ use crate::jobs;
 use crate::log::EventLog;
 use crate::manifest::{FileDigest, Manifest, digest_file};
 use crate::quarantine::BadLineBudget;
+use crate::read::input::text_path;
 use crate::run::{self, RunOptions, output_spec};
 use crate::sink::{self, Recorded, Slice, Target};
 
@@ -77,7 +78,7 @@ pub fn verify(request: &Request) -> Result<Verified> {
     }
     // A SQL job is loaded from the file the run used (its hash was checked above).
     let job = match &recorded.job_file {
-        Some(file) => jobs::load_sql(Path::new(file))?,
+        Some(file) => jobs::load_sql(&text_path(file))?,
         None => jobs::find(&recorded.job).ok_or_else(|| {
             Error::Usage(format!("the manifest names job '{}', which this mrpipe lacks", recorded.job))
         })?,
@@ -151,10 +152,10 @@ fn check_unchanged(file: &FileDigest) -> Result<()> {
     if file.path == "-" {
         return Err(Error::Usage("the run read standard input, which cannot be read again".into()));
     }
-    if std::fs::metadata(&file.path).is_ok_and(|m| !m.is_file()) {
+    if std::fs::metadata(text_path(&file.path)).is_ok_and(|m| !m.is_file()) {
         return Err(Error::Usage(format!("input '{}' is a stream (a pipe), which cannot be read again", file.path)));
     }
-    let now = digest_file(Path::new(&file.path))?;
+    let now = digest_file(&text_path(&file.path))?;
     if now.blake3 != file.blake3 {
         return Err(Error::Verify(format!(
             "input '{}' changed since the run (blake3 {} then, {} now)",

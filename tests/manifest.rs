@@ -197,3 +197,23 @@ fn verify_passes_on_the_published_result_and_fails_on_a_changed_row_or_input() {
     assert_eq!(res.status.code(), Some(1));
     assert!(err.contains(&format!("input '{i}' changed since the run")), "{err}");
 }
+
+#[test]
+fn file_names_that_are_not_utf8_are_recorded_losslessly_and_verified() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    // Two names that the lossy form would both record as "caf\u{fffd}.tsv".
+    let line = "2026-11-20T13:45:12Z\tp1\tbooks\t1\t1.00\ts\tb\n";
+    for name in [&b"caf\xe9.tsv"[..], &b"caf\xff.tsv"[..]] {
+        std::fs::write(logs.join(std::ffi::OsStr::from_bytes(name)), line).unwrap();
+    }
+    let out = dir.path().join("out").display().to_string();
+    run_ok(&["run", "sales-rank", &logs.display().to_string(), "--as-of", "2026-11-23", "-o", &out]);
+    let m: Value = serde_json::from_slice(&bytes(format!("{out}/_sales-rank.manifest.json"))).unwrap();
+    let paths: Vec<&str> = m["inputs"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert!(paths[0].ends_with("caf\\xe9.tsv") && paths[1].ends_with("caf\\xff.tsv"), "{paths:?}");
+    let ok = mrpipe(&["verify", &format!("{out}/_sales-rank.manifest.json")]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+}

@@ -254,9 +254,52 @@ pub fn escape(bytes: &[u8]) -> String {
     out
 }
 
+/// The bytes [`escape`] stood for: its escapes decoded, everything else kept (an
+/// escape it never writes is kept as written).
+pub fn unescape(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\\') {
+        out.extend_from_slice(&rest.as_bytes()[..at]);
+        let tail = &rest[at..];
+        let hex = |s: &str| u32::from_str_radix(s, 16).ok();
+        let (bytes, used): (Vec<u8>, usize) = match tail.as_bytes().get(1) {
+            Some(b't') => (vec![b'\t'], 2),
+            Some(b'r') => (vec![b'\r'], 2),
+            Some(b'n') => (vec![b'\n'], 2),
+            Some(b'\\') => (vec![b'\\'], 2),
+            Some(b'x') => match tail.get(2..4).and_then(hex) {
+                Some(b) => (vec![b as u8], 4),
+                None => (vec![b'\\'], 1),
+            },
+            Some(b'u') => match tail.get(2..).and_then(|t| t.strip_prefix('{')?.split_once('}')) {
+                Some((digits, _)) => match hex(digits).and_then(char::from_u32) {
+                    Some(c) => (c.to_string().into_bytes(), 4 + digits.len()),
+                    None => (vec![b'\\'], 1),
+                },
+                None => (vec![b'\\'], 1),
+            },
+            _ => (vec![b'\\'], 1),
+        };
+        out.extend_from_slice(&bytes);
+        rest = &tail[used..];
+    }
+    out.extend_from_slice(rest.as_bytes());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_and_unescape_are_inverse() {
+        let samples: [&[u8]; 4] = [b"caf\xe9.tsv", b"a\\b\tc\nd", "\u{feff}x\u{202e}".as_bytes(), b"plain \\x41"];
+        for bytes in samples {
+            assert_eq!(unescape(&escape(bytes)), bytes, "{}", escape(bytes));
+        }
+        assert_eq!(unescape("a\\q"), b"a\\q", "an escape never written is kept");
+    }
 
     const SALES: &[Column] = &[
         col("timestamp", Kind::Timestamp),

@@ -32,10 +32,23 @@ pub struct InputFile {
 }
 
 impl InputFile {
-    /// The name used in messages and the rejects file.
+    /// The name used in messages, the rejects file and manifests: [`path_text`].
     pub fn display_name(&self) -> String {
-        self.path.display().to_string()
+        path_text(&self.path)
     }
+}
+
+/// A path as text, losslessly: bytes that are not UTF-8 as `\xNN`, backslashes,
+/// control and invisible characters escaped ([`super::format::escape`]), so two files
+/// never share a recorded name and [`text_path`] finds the file again.
+pub fn path_text(path: &Path) -> String {
+    super::format::escape(path.as_os_str().as_encoded_bytes())
+}
+
+/// The path a [`path_text`] stands for.
+pub fn text_path(text: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(super::format::unescape(text)))
 }
 
 /// Expands input arguments into files, in sorted path order (stdin last), without
@@ -48,7 +61,9 @@ pub fn resolve_inputs(args: &[String]) -> Result<Vec<InputFile>> {
             stdin = true;
             continue;
         }
-        let path = Path::new(arg);
+        // A path as mrpipe records it (`\xNN` for bytes that are not UTF-8) is found too.
+        let decoded = text_path(arg);
+        let path = if !Path::new(arg).exists() && decoded.exists() { decoded.as_path() } else { Path::new(arg) };
         if path.is_dir() {
             let found = list_dir(path)?;
             if found.is_empty() {
