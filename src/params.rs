@@ -61,9 +61,9 @@ pub enum MonthArg {
 }
 
 /// The period of one month, as monthly jobs publish it.
-pub fn month_period((y, m): (i64, i64)) -> crate::job::Period {
+pub fn month_period((y, m): (i64, i64)) -> crate::table::Period {
     let label = format!("{y:04}-{m:02}");
-    crate::job::Period { label: label.clone(), column: Some("month"), value: label }
+    crate::table::Period { label: label.clone(), column: Some("month"), value: label }
 }
 
 /// The `$month` parameter of a monthly job's SQL twin: `YYYY-MM`, or NULL for every month.

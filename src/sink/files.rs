@@ -22,6 +22,10 @@ use crate::error::{Error, Result};
 use crate::manifest::{Manifest, digest_file};
 use crate::table::Period;
 
+/// The hidden directory beside file outputs that holds their generations
+/// ([`super::generation`]).
+pub const STORE: &str = ".mrpipe";
+
 /// Where a file output's parts go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Layout {
@@ -128,10 +132,10 @@ impl Layout {
     /// The store of `unit`'s generations ([`super::generation`]).
     pub fn store(&self, unit: Unit<'_>) -> PathBuf {
         match self {
-            Layout::Dir(d) => d.join(super::generation::STORE).join(unit.name()),
+            Layout::Dir(d) => d.join(STORE).join(unit.name()),
             Layout::File(f) => {
                 let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                self.dir().join(super::generation::STORE).join(format!("{name}@{}", unit.name()))
+                self.dir().join(STORE).join(format!("{name}@{}", unit.name()))
             }
         }
     }

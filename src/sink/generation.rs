@@ -22,9 +22,6 @@ use std::path::{Component, Path, PathBuf};
 use super::atomic::StagedWriter;
 use crate::error::{Error, Result};
 
-/// The store directory under an output directory.
-pub const STORE: &str = ".mrpipe";
-
 /// Aborts the process when `MRPIPE_FAILPOINT` names this point: the crash tests kill
 /// a publication exactly between two of its steps, with no destructor run, as a
 /// `kill -9` would. Unset, it costs one environment lookup per publication step.
@@ -189,7 +186,7 @@ mod tests {
     fn a_generation_appears_whole_and_replaces_the_previous_one() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let store = out.join(STORE).join("job");
+        let store = out.join(super::super::files::STORE).join("job");
         for (round, text) in [(1, "old"), (2, "new")] {
             let mut g = Generation::start(store.clone()).unwrap();
             for name in ["a.tsv", "b.tsv"] {
