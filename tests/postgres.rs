@@ -13,12 +13,16 @@ struct Schema {
 }
 
 impl Schema {
-    fn new(test: &str) -> Schema {
+    /// `None` when scripts/test found no server and this is not CI (it said so, loudly).
+    fn new(test: &str) -> Option<Schema> {
+        if !server_tests_enabled("postgres") {
+            return None;
+        }
         let name = format!("mrpipe_test_{test}_{}", std::process::id());
         let mut client = postgres::Client::connect("postgres://postgres@127.0.0.1:5432/test", postgres::NoTls)
             .expect("PostgreSQL answers on 127.0.0.1:5432 (see .ci/run)");
         client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).unwrap();
-        Schema { name, client }
+        Some(Schema { name, client })
     }
 
     fn url(&self) -> String {
@@ -48,7 +52,7 @@ const SPENDING: &str = "SELECT user_id, month, category, amount::text FROM $sche
 
 #[test]
 fn sales_rank_is_published_once_with_numeric_money_and_a_manifest_row() {
-    let mut db = Schema::new("sales");
+    let Some(mut db) = Schema::new("sales") else { return };
     let url = db.url();
     for _ in 0..2 {
         run_ok(&["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "-o", &url, "--rejects", "/dev/null"]);
@@ -74,7 +78,7 @@ fn sales_rank_is_published_once_with_numeric_money_and_a_manifest_row() {
 
 #[test]
 fn month_scoped_tables_replace_only_the_months_of_the_run() {
-    let mut db = Schema::new("months");
+    let Some(mut db) = Schema::new("months") else { return };
     let url = db.url();
     let tx = sample("spending/transactions");
     let overrides = sample("spending/overrides.tsv");
@@ -113,7 +117,7 @@ fn month_scoped_tables_replace_only_the_months_of_the_run() {
 
 #[test]
 fn a_failed_load_leaves_the_previous_rows() {
-    let mut db = Schema::new("atomic");
+    let Some(mut db) = Schema::new("atomic") else { return };
     let url = db.url();
     run_ok(&["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "-o", &url, "--rejects", "/dev/null"]);
     let before = db.rows(SALES);
@@ -132,7 +136,7 @@ fn a_failed_load_leaves_the_previous_rows() {
 
 #[test]
 fn a_second_run_is_refused_by_the_advisory_lock() {
-    let mut db = Schema::new("lock");
+    let Some(mut db) = Schema::new("lock") else { return };
     let url = db.url();
     let holder = start_stdin_run(&url);
     let who = format!("mrpipe pid {}", holder.id());
@@ -153,13 +157,13 @@ fn a_second_run_is_refused_by_the_advisory_lock() {
 
 #[test]
 fn alerts_are_notified_exactly_once_against_the_rows_in_postgres() {
-    let db = Schema::new("notify");
+    let Some(db) = Schema::new("notify") else { return };
     notify_exactly_once(&db.url());
 }
 
 #[test]
 fn verify_reads_the_newest_run_from_mrpipe_runs_and_finds_a_changed_row() {
-    let mut db = Schema::new("verify");
+    let Some(mut db) = Schema::new("verify") else { return };
     let url = db.url();
     let tx = sample("spending/transactions");
     let incomes = sample("spending/incomes.tsv");
@@ -207,13 +211,13 @@ fn verify_reads_the_newest_run_from_mrpipe_runs_and_finds_a_changed_row() {
 
 #[test]
 fn skip_unchanged_reads_the_last_manifest_of_each_month_from_mrpipe_runs() {
-    let db = Schema::new("skip");
+    let Some(db) = Schema::new("skip") else { return };
     skip_unchanged_skips_each_month_of_a_shared_output(&db.url());
 }
 
 #[test]
 fn every_type_a_query_makes_is_stored_in_postgres() {
-    let mut db = Schema::new("types");
+    let Some(mut db) = Schema::new("types") else { return };
     query_of_every_type_to(&db.url());
     let got = db
         .rows("SELECT f::text, d::text, day::text, s, b::text, t::text, coalesce(n::text, 'null') FROM $schema.query");
@@ -223,14 +227,14 @@ fn every_type_a_query_makes_is_stored_in_postgres() {
 
 #[test]
 fn a_sql_job_publishes_to_postgres_and_verifies() {
-    let mut db = Schema::new("sqljob");
+    let Some(mut db) = Schema::new("sqljob") else { return };
     a_sql_job_publishes_to_and_verifies_at(&db.url());
     assert_eq!(db.rows("SELECT count(*)::text FROM $schema.top_pages"), ["5"]);
 }
 
 #[test]
 fn a_table_named_with_capitals_is_verified() {
-    let db = Schema::new("caps");
+    let Some(db) = Schema::new("caps") else { return };
     let dir = tempfile::tempdir().unwrap();
     let job = dir.path().join("caps.sql");
     std::fs::write(&job, "-- job: caps\n-- input: u urls\n-- output: Top ORDER BY url\nSELECT url FROM u;\n").unwrap();
@@ -242,7 +246,7 @@ fn a_table_named_with_capitals_is_verified() {
 
 #[test]
 fn a_password_in_the_url_is_printed_and_stored_nowhere() {
-    let mut db = Schema::new("secret");
+    let Some(mut db) = Schema::new("secret") else { return };
     // Trust authentication ignores the password; it only has to be hidden.
     let url = format!("{}&password=hunter2", db.url());
     let res = mrpipe(&[
@@ -305,7 +309,7 @@ fn a_server_that_accepts_but_never_answers_ends_the_run_with_an_error() {
 
 #[test]
 fn a_nul_byte_is_a_counted_bad_line_for_every_output_not_a_failed_load() {
-    let db = Schema::new("nul");
+    let Some(db) = Schema::new("nul") else { return };
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("links.txt");
     std::fs::write(&input, "https://a.example/\nhttps://b.example/\x00x\n").unwrap();

@@ -278,3 +278,10 @@ pub fn a_sql_job_publishes_to_and_verifies_at(output: &str) {
     let ok = run_ok(&["verify", output, "--job", "top-pages", "--jobs-dir", &jobs]);
     assert!(ok.starts_with("verified: 1 tables, 5 rows"), "{output}: {ok}");
 }
+
+/// Whether the tests against a real `kind` server (`postgres`, `mysql`) run: always,
+/// unless scripts/test found no such server outside CI and listed it in
+/// `MRPIPE_SKIP_SERVERS` (after saying so on one loud line).
+pub fn server_tests_enabled(kind: &str) -> bool {
+    std::env::var("MRPIPE_SKIP_SERVERS").map_or(true, |skip| !skip.split(',').any(|k| k == kind))
+}
