@@ -247,7 +247,7 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
                 job,
                 plans,
                 engine,
-                inputs: common.inputs,
+                inputs: common.inputs.into_iter().map(PathBuf::from).collect(),
                 output: sink::parse(&common.output)?,
                 threads: common.threads.map(usize::from),
                 rejects: common.rejects,

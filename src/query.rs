@@ -115,7 +115,7 @@ pub fn run_query(opts: &QueryOptions) -> Result<QueryResult> {
         };
         log_tables += 1;
         let format = log_format(format_name)?;
-        let inputs = resolve_inputs(std::slice::from_ref(&table.path))?;
+        let inputs = resolve_inputs(&[PathBuf::from(&table.path)])?;
         let outcome = pool.install(|| {
             read_fold(&inputs, &format, &Progress::hidden(), Vec::new, |batches: &mut Vec<RecordBatch>, b| {
                 batches.push(b);

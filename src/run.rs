@@ -35,7 +35,7 @@ pub struct RunOptions {
     /// What runs the plans.
     pub engine: Engine,
     /// Input arguments as given (files, directories, globs, `-`).
-    pub inputs: Vec<String>,
+    pub inputs: Vec<PathBuf>,
     /// Where results go.
     pub output: Box<dyn Target>,
     /// Worker threads (`None`: one per core).

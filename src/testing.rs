@@ -32,7 +32,7 @@ pub fn run_job(job: &dyn Job, args: &[&str], input: &str) -> Result<Vec<TableTex
     let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let path = dir.path().join("input");
     std::fs::File::create(&path).and_then(|mut f| f.write_all(input.as_bytes())).map_err(|e| Error::io(&path, e))?;
-    let inputs = resolve_inputs(&[path.display().to_string()])?;
+    let inputs = resolve_inputs(std::slice::from_ref(&path))?;
     let matches = job
         .augment(clap::Command::new(job.info().name).no_binary_name(true))
         .try_get_matches_from(args)

@@ -93,7 +93,7 @@ pub fn verify(request: &Request) -> Result<Verified> {
         job,
         plans: job.configure_from_json(&recorded.params)?,
         engine,
-        inputs: recorded.inputs.iter().map(|f| f.path.clone()).collect(),
+        inputs: recorded.inputs.iter().map(|f| text_path(&f.path)).collect(),
         output: output.relocated(dir.path()),
         threads: None,
         rejects: Some(dir.path().join("rejects.tsv")),

@@ -97,3 +97,37 @@ fn one_named_file_and_its_manifest_are_published_as_one_unit() {
         "hits.parquet.manifest.json",
     );
 }
+
+#[test]
+fn a_killed_runs_leftovers_go_with_the_next_run_even_one_that_skips() {
+    // A run stops writing budget_alerts and is killed right after its switch: the link
+    // to the table it no longer writes dangles until the next run of the job cleans it.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = out.display().to_string();
+    let (tx, incomes) = (sample("spending/transactions"), sample("spending/incomes.tsv"));
+    publish(&["run", "spending", &tx, "--incomes", &incomes], &o);
+    let killed = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(["run", "spending", &tx, "-o", &o, "--rejects", "/dev/null"])
+        .env("MRPIPE_FAILPOINT", "publish-switched")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None);
+    assert!(std::fs::symlink_metadata(out.join("budget_alerts.parquet")).is_ok(), "the killed run left the link");
+    publish(&["run", "spending", &tx, "--skip-unchanged"], &o);
+    assert!(std::fs::symlink_metadata(out.join("budget_alerts.parquet")).is_err(), "{:?}", entries(&out));
+    assert_eq!(entries(&out.join(".mrpipe/spending")).len(), 2, "current and one generation");
+}
+
+#[test]
+fn an_output_copied_with_links_resolved_can_be_published_to_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let tx = sample("spending/transactions");
+    publish(&["run", "spending", &tx], &out.display().to_string());
+    let copy = dir.path().join("copy");
+    assert!(Command::new("cp").arg("-rL").arg(&out).arg(&copy).status().unwrap().success());
+    publish(&["run", "spending", &tx, "--incomes", &sample("spending/incomes.tsv")], &copy.display().to_string());
+    let ok = mrpipe(&["verify", &copy.join("_spending.manifest.json").display().to_string()]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+}

@@ -129,6 +129,10 @@ fn an_output_never_replaces_nor_rereads_an_input() {
         assert_eq!(res.status.code(), Some(2), "{output}: {err}");
         assert!(err.contains("is an input of this run"), "{err}");
     }
+    // A directory output spelled as an existing file.
+    let res = mrpipe(&["run", "hit-counts", &l, "-o", &input.display().to_string()]);
+    assert_eq!(res.status.code(), Some(2), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("is a file, not a directory"));
     assert_eq!(bytes(&input), before, "the input is untouched");
     // A directory that is both input and output: its outputs are not read back as logs.
     for _ in 0..2 {

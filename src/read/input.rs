@@ -53,17 +53,15 @@ pub fn text_path(text: &str) -> PathBuf {
 
 /// Expands input arguments into files, in sorted path order (stdin last), without
 /// duplicates, so the same set of inputs always gives the same run.
-pub fn resolve_inputs(args: &[String]) -> Result<Vec<InputFile>> {
+pub fn resolve_inputs(args: &[PathBuf]) -> Result<Vec<InputFile>> {
     let mut files: Vec<PathBuf> = Vec::new();
     let mut stdin = false;
-    for arg in args {
-        if arg == "-" {
+    for path in args {
+        if path.as_os_str() == "-" {
             stdin = true;
             continue;
         }
-        // A path as mrpipe records it (`\xNN` for bytes that are not UTF-8) is found too.
-        let decoded = text_path(arg);
-        let path = if !Path::new(arg).exists() && decoded.exists() { decoded.as_path() } else { Path::new(arg) };
+        let arg = path_text(path);
         if path.is_dir() {
             let found = list_dir(path)?;
             if found.is_empty() {
@@ -72,8 +70,8 @@ pub fn resolve_inputs(args: &[String]) -> Result<Vec<InputFile>> {
             files.extend(found);
         } else if path.exists() {
             files.push(path.to_path_buf());
-        } else if arg.contains(['*', '?', '[']) {
-            let found = expand_glob(arg)?;
+        } else if let Some(pattern) = path.to_str().filter(|p| p.contains(['*', '?', '['])) {
+            let found = expand_glob(pattern)?;
             if found.is_empty() {
                 return Err(Error::NoInput(format!("pattern '{arg}'")));
             }
@@ -151,7 +149,7 @@ mod tests {
             std::fs::write(dir.path().join(name), "x").unwrap();
         }
         let d = dir.path().display().to_string();
-        let got = resolve_inputs(&[d.clone(), format!("{d}/*.tsv")]).unwrap();
+        let got = resolve_inputs(&[PathBuf::from(&d), PathBuf::from(format!("{d}/*.tsv"))]).unwrap();
         let names: Vec<(String, Encoding)> =
             got.iter().map(|f| (f.path.file_name().unwrap().to_string_lossy().into_owned(), f.encoding)).collect();
         assert_eq!(
@@ -162,7 +160,7 @@ mod tests {
                 ("c.zst".into(), Encoding::Zstd)
             ]
         );
-        assert!(matches!(resolve_inputs(&[format!("{d}/*.csv")]), Err(Error::NoInput(_))));
-        assert!(matches!(resolve_inputs(&[format!("{d}/missing.tsv")]), Err(Error::Usage(_))));
+        assert!(matches!(resolve_inputs(&[PathBuf::from(format!("{d}/*.csv"))]), Err(Error::NoInput(_))));
+        assert!(matches!(resolve_inputs(&[PathBuf::from(format!("{d}/missing.tsv"))]), Err(Error::Usage(_))));
     }
 }

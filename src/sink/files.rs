@@ -130,12 +130,23 @@ impl Layout {
     }
 
     /// The store of `unit`'s generations ([`super::generation`]).
+    /// `DIR/.mrpipe/<job>/` (`.mrpipe/<file>@<job>/` for a named file), and a period's
+    /// in a subdirectory named by its label, so that a job's stores are all under one
+    /// directory that its lock covers.
     pub fn store(&self, unit: Unit<'_>) -> PathBuf {
+        let job = self.job_store(unit.job);
+        match unit.period {
+            None => job,
+            Some(p) => job.join(&p.label),
+        }
+    }
+
+    fn job_store(&self, job: &str) -> PathBuf {
         match self {
-            Layout::Dir(d) => d.join(STORE).join(unit.name()),
+            Layout::Dir(d) => d.join(STORE).join(job),
             Layout::File(f) => {
                 let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                self.dir().join(STORE).join(format!("{name}@{}", unit.name()))
+                self.dir().join(STORE).join(format!("{name}@{job}"))
             }
         }
     }
@@ -150,8 +161,21 @@ impl Layout {
 
     /// Takes the run lock of `job` and clears what dead runs left in the output's directory.
     pub fn lock(&self, job: &str, wait: Option<Duration>) -> Result<RunLock> {
+        if let Layout::Dir(d) = self
+            && d.exists()
+            && !d.is_dir()
+        {
+            return Err(Error::Usage(format!(
+                "output '{}' is a file, not a directory: give a directory, or a file ending in .parquet",
+                d.display()
+            )));
+        }
         let path = canonical_dir(&self.dir())?.join(format!(".{job}.lock"));
-        lock_and_clean(&path, &self.dir(), wait)
+        let held = lock_and_clean(&path, &self.dir(), wait)?;
+        // Under the job's lock no run of it is publishing: what a killed one left goes now,
+        // also when this run will skip every period (--skip-unchanged).
+        super::generation::clean_job_store(&self.job_store(job))?;
+        Ok(held)
     }
 
     /// The manifest of the last run of `job` published here: that of one unit, or the

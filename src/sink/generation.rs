@@ -55,9 +55,13 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
 }
 
 /// Replaces `path` by a symlink to `target`, atomically (a temporary link renamed over it).
+/// A real directory there (a `current` copied with `cp -rL`) is removed first.
 fn link(path: &Path, target: &Path) -> Result<()> {
     if std::fs::read_link(path).is_ok_and(|t| t == target) {
         return Ok(());
+    }
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        std::fs::remove_dir_all(path).map_err(io(path))?;
     }
     let dir = super::files::parent_dir(path);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -130,24 +134,10 @@ impl Generation {
         sync_dir(&store);
         self.committed = true;
         failpoint("publish-switched");
-        // Older generations, and those of killed runs, go; so do links into `current`
-        // of tables this run no longer writes.
-        for entry in std::fs::read_dir(&store).map_err(io(&store))?.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("g-") && name != self.name {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-        for dir in &dirs {
-            let into_current = relative(dir, &current);
-            for entry in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
-                let path = entry.path();
-                if let Ok(target) = std::fs::read_link(&path)
-                    && target.starts_with(&into_current)
-                    && !path.exists()
-                {
-                    let _ = std::fs::remove_file(&path);
-                }
+        remove_old_generations(&store);
+        if let Some(job) = job_store_name(&store) {
+            for dir in &dirs {
+                remove_dangling_links(dir, &job);
             }
         }
         Ok(())
@@ -160,6 +150,71 @@ impl Drop for Generation {
             let _ = std::fs::remove_dir_all(self.store.join(&self.name));
         }
     }
+}
+
+/// Removes the generations of `store` that `current` does not name (a replaced one,
+/// or one of a killed run).
+fn remove_old_generations(store: &Path) {
+    let current = std::fs::read_link(store.join("current")).ok();
+    let Ok(entries) = std::fs::read_dir(store) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with("g-") && current.as_deref() != Some(Path::new(&name)) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The name of the job store a path lies in: the component after `.mrpipe`.
+fn job_store_name(path: &Path) -> Option<std::ffi::OsString> {
+    let mut parts = path.components().map(|c| c.as_os_str());
+    parts.find(|c| *c == super::files::STORE)?;
+    parts.next().map(std::ffi::OsStr::to_os_string)
+}
+
+/// Removes the links in `dir` that go through the job store `job` and lead nowhere:
+/// tables a later run of the job no longer writes. Links of other jobs are left alone
+/// (one may be publishing for the first time, its links not yet resolving).
+fn remove_dangling_links(dir: &Path, job: &std::ffi::OsStr) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if let Ok(target) = std::fs::read_link(&path)
+            && job_store_name(&target).as_deref() == Some(job)
+            && !path.exists()
+        {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Cleans what killed runs of one job left in its stores (`store` is the job's, period
+/// stores are its subdirectories) and the links they left dangling; the job's lock
+/// must be held.
+pub fn clean_job_store(store: &Path) -> Result<()> {
+    if !store.is_dir() {
+        return Ok(());
+    }
+    let mut stores = vec![store.to_path_buf()];
+    for entry in std::fs::read_dir(store).map_err(io(store))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() && !name.starts_with("g-") && name != "current" {
+            stores.push(entry.path());
+        }
+    }
+    for s in &stores {
+        remove_old_generations(s);
+    }
+    // The output directory holds the visible links, and period tables one level down.
+    let (Some(output), Some(job)) = (store.parent().and_then(Path::parent), store.file_name()) else { return Ok(()) };
+    remove_dangling_links(output, job);
+    for entry in std::fs::read_dir(output).map_err(io(output))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') && entry.path().is_dir() {
+            remove_dangling_links(&entry.path(), job);
+        }
+    }
+    Ok(())
 }
 
 /// Adds the run's manifest, as pretty JSON, at `visible`.
