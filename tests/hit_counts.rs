@@ -175,3 +175,18 @@ fn terminal_escapes_in_a_log_reach_neither_the_terminal_nor_the_rejects_file_raw
     );
     assert!(String::from_utf8_lossy(&text).contains("/x\\x00y"), "{}", String::from_utf8_lossy(&text));
 }
+
+#[test]
+fn a_file_reached_through_links_and_loops_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(logs.join("2026-11")).unwrap();
+    std::fs::copy(sample("access/tsv/access.tsv"), logs.join("2026-11/access.tsv")).unwrap();
+    std::os::unix::fs::symlink("2026-11", logs.join("current")).unwrap();
+    std::os::unix::fs::symlink(".", logs.join("2026-11/loop")).unwrap();
+    let pattern = format!("{}/**/*.tsv", logs.display());
+    let res = mrpipe(&["run", "hit-counts", &pattern, "-o", "-", "--rejects", "/dev/null", "-v"]);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert_eq!(counts(&res.stderr).lines, 11, "read once");
+    assert_same("rows", &expected("hit_counts.tsv"), &String::from_utf8_lossy(&res.stdout));
+}

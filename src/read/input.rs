@@ -51,8 +51,9 @@ pub fn text_path(text: &str) -> PathBuf {
     PathBuf::from(std::ffi::OsString::from_vec(super::format::unescape(text)))
 }
 
-/// Expands input arguments into files, in sorted path order (stdin last), without
-/// duplicates, so the same set of inputs always gives the same run.
+/// Expands input arguments into files, in sorted path order (stdin last), each file
+/// once (by device and inode, whatever paths reach it), so the same set of inputs
+/// always gives the same run.
 pub fn resolve_inputs(args: &[PathBuf]) -> Result<Vec<InputFile>> {
     let mut files: Vec<PathBuf> = Vec::new();
     let mut stdin = false;
@@ -82,6 +83,13 @@ pub fn resolve_inputs(args: &[PathBuf]) -> Result<Vec<InputFile>> {
     }
     files.sort();
     files.dedup();
+    // One file reached by several paths (a `**` glob through a `current -> 2026-11`
+    // link, or around a symlink loop) is read once, under its first path in sorted order.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(f).map_or(true, |m| seen.insert((m.dev(), m.ino())))
+    });
     let mut inputs: Vec<InputFile> = files
         .into_iter()
         .map(|path| {
