@@ -1,6 +1,7 @@
-//! Atomic file publication for file sinks: write to a hidden temporary file in the
-//! destination's directory (hashing the bytes with BLAKE3 on the way), fsync, and
-//! rename over the destination only on commit. A temporary that is never published is
+//! Atomic replacement of one file (the rejects file, SQLite's JSON manifest copy):
+//! write to a hidden temporary file in the destination's directory (hashing the bytes
+//! with BLAKE3 on the way), fsync, and rename over the destination. A run's tables
+//! and manifest are published together by [`super::generation`] instead. A temporary that is never published is
 //! removed when dropped; one left by a killed process is named
 //! `.<file>.mrpipe-tmp-<pid>`, never mistaken for output, and removed by the next run.
 
@@ -76,11 +77,7 @@ impl StagedFile {
 
     /// Flushes and fsyncs the written data; returns the BLAKE3 hash of the file's bytes.
     pub fn seal(&self, writer: StagedWriter) -> Result<blake3::Hash> {
-        let file = writer.inner.into_inner().map_err(|e| Error::io(&self.tmp, e.into_error()))?;
-        if !self.in_place {
-            file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
-        }
-        Ok(writer.hasher.finalize())
+        writer.finish(&self.tmp, self.in_place)
     }
 
     /// Renames the temporary file over the destination and fsyncs the directory.
@@ -125,27 +122,11 @@ pub fn write_staged(
     Ok((staged, hash))
 }
 
-/// Publishes staged files in order.
-pub fn publish_all(staged: Vec<StagedFile>) -> Result<()> {
-    for file in staged {
-        file.publish()?;
-    }
-    Ok(())
-}
-
-/// Publishes staged outputs, then the manifest (staged last, renamed last), so a
-/// manifest never describes outputs that are not in place.
-pub fn publish_with_manifest(staged: Vec<StagedFile>, manifest: &Manifest, file: Option<&Path>) -> Result<()> {
-    let manifest = match file {
-        Some(path) => {
-            let json = manifest.to_json()?;
-            let write = |w: &mut StagedWriter| w.write_all(json.as_bytes()).map_err(|e| Error::io(path, e));
-            Some(write_staged(path, write)?.0)
-        }
-        None => None,
-    };
-    publish_all(staged)?;
-    publish_all(manifest.into_iter().collect())
+/// Replaces the file at `path` with the manifest as pretty JSON, atomically.
+pub fn write_manifest_file(path: &Path, manifest: &Manifest) -> Result<()> {
+    let json = manifest.to_json()?;
+    let write = |w: &mut StagedWriter| w.write_all(json.as_bytes()).map_err(|e| Error::io(path, e));
+    write_staged(path, write)?.0.publish()
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 
-use super::atomic::publish_with_manifest;
+use super::atomic::write_manifest_file;
 use super::files::{self, beside};
 use super::sql::{self, SqlCell, SqlColumn, SqlType, cell};
 use super::tsv::write_rows;
@@ -274,7 +274,7 @@ impl Publication for SqlitePublication {
         self.conn.execute_batch("COMMIT").map_err(|e| self.target.fail(e))?;
         self.committed = true;
         // The JSON copy (what `mrpipe verify` reads) follows the commit.
-        publish_with_manifest(Vec::new(), manifest, Some(&self.manifest))
+        write_manifest_file(&self.manifest, manifest)
     }
 }
 
