@@ -65,7 +65,8 @@ struct CommonArgs {
     #[arg(long)]
     dry_run: bool,
     /// Write each budget alert that is new in this run as a JSON line to PATH (appended)
-    /// or - (stdout), after the publish commits; a repeated run notifies nothing.
+    /// or - (stdout), before the publish commits: at least once, never lost; a repeated
+    /// run notifies nothing.
     #[arg(long, value_name = "PATH|-")]
     notify: Option<String>,
     /// Config file with per-job defaults (default: $MRPIPE_CONFIG, then ./mrpipe.toml).

@@ -2,11 +2,12 @@
 //! declare a notify key ([`TableSpec::notify_key`], e.g. spending's budget alerts).
 //!
 //! Before publishing, the runner reads the keys of the rows already published at the
-//! output (for the run's period); after the publish commits, each row of this run
-//! whose key was not among them is written as one JSON object per line (column name
-//! to value as text). A repeated or retried run notifies nothing, and an alert that
-//! turns from `near` to `exceeded` is new (its status is part of the key). A run that
-//! fails before its commit notifies nothing and leaves the rows to the next run.
+//! output (for the run's period); each row of this run whose key was not among them is
+//! written as one JSON object per line (column name to value as text), appended and
+//! fsynced before the publish commits. Delivery is at least once, never lost: a run
+//! that fails or is killed after delivering has published nothing, so the next run
+//! sends the same rows again. A repeated run after a commit notifies nothing, and an
+//! alert that turns from `near` to `exceeded` is new (its status is part of the key).
 
 use std::collections::HashSet;
 use std::io::Write;

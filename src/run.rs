@@ -193,11 +193,14 @@ fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: 
         written.push((name, publication.write_table(table)?));
     }
     let manifest = build_manifest(opts, plan, &ctx, &output.read, &written, started)?;
-    publication.commit(&manifest)?;
+    // Delivered before the commit: a run that fails or is killed after delivering has
+    // published nothing, so the next run delivers the same rows again (at least once);
+    // delivering after the commit could lose them for good.
     if let (Some(target), Some(spec), Some(previous)) = (&opts.notify, notified, &previous) {
         let sent = notify::notify_new(target, spec, &current, previous)?;
         log.info("notified", json!({ "alerts": sent }), String::new);
     }
+    publication.commit(&manifest)?;
     for (table, w) in &written {
         log.info("published", json!({ "table": table, "rows": w.rows, "target": w.location }), String::new);
     }

@@ -131,3 +131,33 @@ fn an_output_copied_with_links_resolved_can_be_published_to_again() {
     let ok = mrpipe(&["verify", &copy.join("_spending.manifest.json").display().to_string()]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
 }
+
+#[test]
+fn alerts_are_notified_at_least_once_whatever_step_a_run_is_killed_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let tx = sample("spending/transactions");
+    let (incomes, budgets) = (sample("spending/incomes.tsv"), sample("spending/budget_overrides.tsv"));
+    for (step, _) in STEPS {
+        let out = dir.path().join(step).display().to_string();
+        let notes = dir.path().join(format!("{step}.jsonl"));
+        let n = notes.display().to_string();
+        let args = ["run", "spending", &tx, "--incomes", &incomes, "--budget-overrides", &budgets, "--notify", &n];
+        let mut argv = args.to_vec();
+        argv.extend(["-o", &out, "--rejects", "/dev/null"]);
+        let killed =
+            Command::new(env!("CARGO_BIN_EXE_mrpipe")).args(&argv).env("MRPIPE_FAILPOINT", step).output().unwrap();
+        assert_eq!(killed.status.code(), None, "{step}");
+        publish(&args, &out);
+        // Every alert now published was delivered at least once.
+        let sent = std::fs::read_to_string(&notes).unwrap_or_default();
+        let table = run_ok(&["show", &format!("{out}/budget_alerts.parquet")]);
+        for row in table.lines().skip(1) {
+            let f: Vec<&str> = row.split('\t').collect();
+            let needle = format!(r#""status":"{}","user_id":"{}""#, f[5], f[0]);
+            assert!(
+                sent.lines().any(|l| l.contains(&needle) && l.contains(&format!(r#""month":"{}""#, f[1]))),
+                "{step}: {row} not notified:\n{sent}"
+            );
+        }
+    }
+}
