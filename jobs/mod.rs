@@ -67,11 +67,6 @@ impl Catalog {
         Ok(job)
     }
 
-    /// The jobs directories, in lookup order.
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
-    }
-
     /// The job `name`: a built-in job, the first `name.sql` of the jobs directories, or
     /// a path to a job file. `None` when there is none; a file that does not load is
     /// its error.

@@ -66,11 +66,6 @@ pub fn month_period((y, m): (i64, i64)) -> crate::table::Period {
     crate::table::Period { label: label.clone(), column: Some("month"), value: label }
 }
 
-/// The `$month` parameter of a monthly job's SQL twin: `YYYY-MM`, or NULL for every month.
-pub fn month_param(month: Option<(i64, i64)>) -> datafusion::scalar::ScalarValue {
-    datafusion::scalar::ScalarValue::Utf8(month.map(|(y, m)| format!("{y:04}-{m:02}")))
-}
-
 /// `YYYY-MM` or `current`.
 pub fn parse_month(s: &str) -> Result<MonthArg, String> {
     if s == "current" {

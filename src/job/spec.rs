@@ -317,14 +317,6 @@ impl Values {
         params
     }
 
-    /// An integer, if given.
-    pub fn int(&self, name: &str) -> Option<i64> {
-        match self.values.get(name) {
-            Some(Value::Int(n)) => Some(*n),
-            _ => None,
-        }
-    }
-
     /// Sets (or with `None` removes) a value.
     pub fn set(&mut self, name: &'static str, value: Option<Value>) {
         match value {
