@@ -92,10 +92,17 @@ pub fn command(extra: &[&'static dyn Job]) -> Command {
             info.example
         );
         // About and help go last: augmenting with an Args struct replaces them with its doc comment.
-        CommonArgs::augment_args(job.augment(Command::new(info.name)))
+        let cmd = CommonArgs::augment_args(job.augment(Command::new(info.name)))
             .about(info.about)
             .long_about(None)
-            .after_help(help)
+            .after_help(help);
+        // A SQL job is its statements: its help says the engine it runs on.
+        match job.source() {
+            Some(_) => cmd.mut_arg("engine", |a| {
+                a.default_value("datafusion").help("Engine: a SQL job runs on datafusion (Apache DataFusion)")
+            }),
+            None => cmd,
+        }
     });
     Command::new("mrpipe")
         .version(env!("CARGO_PKG_VERSION"))

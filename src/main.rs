@@ -161,8 +161,15 @@ fn show(files: &[PathBuf]) -> Result<()> {
     let terminal = std::io::stdout().is_terminal();
     let mut out = std::io::stdout().lock();
     for path in files {
+        if path.is_dir() {
+            return Err(Error::Usage(format!(
+                "'{}' is a directory: give its Parquet files (e.g. {}/*.parquet), or query it with mrpipe query",
+                path.display(),
+                path.display()
+            )));
+        }
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let fail = |e: &dyn std::fmt::Display| Error::sink(path.display().to_string(), e);
+        let fail = |e: &dyn std::fmt::Display| Error::Usage(format!("reading {}: {e}", path.display()));
         let reader =
             ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(&e))?.build().map_err(|e| fail(&e))?;
         let schema = arrow::array::RecordBatchReader::schema(&reader);

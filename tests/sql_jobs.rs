@@ -110,7 +110,12 @@ fn jobs_are_found_in_every_jobs_directory_source_and_listed() {
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
     assert!(out.contains("2026-11\tAmazon\t2\t180.00") && !out.contains("Exxon"), "{out}");
     let help = mrpipe_in(dir.path(), &["run", "seller-totals", "--help"]);
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--min-users <BIGINT>"));
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--min-users <BIGINT>"), "{help}");
+    assert!(help.contains("a SQL job runs on datafusion") && help.contains("[default: datafusion]"), "{help}");
+    let dir_shown = mrpipe(&["show", &sample("sales")]);
+    assert_eq!(dir_shown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&dir_shown.stderr).contains("is a directory"));
 }
 
 #[test]
