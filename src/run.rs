@@ -169,6 +169,8 @@ fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: 
     quarantine::write_rejects(&rejects, &output.read, &ctx.inputs)?;
     if stats.bad > 0 {
         let allowed = opts.budget.allowed(stats.lines);
+        // No budget is `null`, not the largest integer.
+        let allowed = (allowed != u64::MAX).then_some(allowed);
         log.info("bad_lines", json!({ "bad": stats.bad, "allowed": allowed, "rejects": rejects }), String::new);
     }
     opts.budget.check(&output.read, &ctx.inputs)?;

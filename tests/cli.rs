@@ -83,3 +83,35 @@ fn completions_man_page_and_help_document_every_option() {
     assert!(help.starts_with("Distinct or exactly-once URLs"), "{help}");
     assert!(help.contains("Exit codes: 0 success") && help.contains("4 another run holds the lock"), "{help}");
 }
+
+#[test]
+fn the_json_log_says_null_for_no_bad_line_budget() {
+    let res = mrpipe(&[
+        "run",
+        "hit-counts",
+        &sample("access/tsv"),
+        "-o",
+        "-",
+        "--rejects",
+        "/dev/null",
+        "--log-format",
+        "json",
+    ]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    let event = err.lines().find(|l| l.contains(r#""event":"bad_lines""#)).unwrap_or_else(|| panic!("{err}"));
+    assert!(event.contains(r#""allowed":null"#), "{event}");
+    let capped = mrpipe(&[
+        "run",
+        "hit-counts",
+        &sample("access/tsv"),
+        "-o",
+        "-",
+        "--rejects",
+        "/dev/null",
+        "--log-format",
+        "json",
+        "--max-bad-lines",
+        "5",
+    ]);
+    assert!(String::from_utf8_lossy(&capped.stderr).contains(r#""allowed":5"#));
+}
