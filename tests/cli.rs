@@ -86,32 +86,16 @@ fn completions_man_page_and_help_document_every_option() {
 
 #[test]
 fn the_json_log_says_null_for_no_bad_line_budget() {
-    let res = mrpipe(&[
-        "run",
-        "hit-counts",
-        &sample("access/tsv"),
-        "-o",
-        "-",
-        "--rejects",
-        "/dev/null",
-        "--log-format",
-        "json",
-    ]);
-    let err = String::from_utf8_lossy(&res.stderr);
-    let event = err.lines().find(|l| l.contains(r#""event":"bad_lines""#)).unwrap_or_else(|| panic!("{err}"));
+    let bad_lines_event = |budget: &[&str]| {
+        let mut args = vec!["run", "hit-counts", "-o", "-", "--rejects", "/dev/null", "--log-format", "json"];
+        let input = sample("access/tsv");
+        args.push(&input);
+        args.extend(budget);
+        let err = String::from_utf8_lossy(&mrpipe(&args).stderr).into_owned();
+        err.lines().find(|l| l.contains(r#""event":"bad_lines""#)).unwrap_or_else(|| panic!("{err}")).to_string()
+    };
+    let event = bad_lines_event(&[]);
     assert!(event.contains(r#""allowed":null"#), "{event}");
-    let capped = mrpipe(&[
-        "run",
-        "hit-counts",
-        &sample("access/tsv"),
-        "-o",
-        "-",
-        "--rejects",
-        "/dev/null",
-        "--log-format",
-        "json",
-        "--max-bad-lines",
-        "5",
-    ]);
-    assert!(String::from_utf8_lossy(&capped.stderr).contains(r#""allowed":5"#));
+    let event = bad_lines_event(&["--max-bad-lines", "5"]);
+    assert!(event.contains(r#""allowed":5"#), "{event}");
 }

@@ -151,7 +151,20 @@ fn a_second_run_is_refused_by_the_advisory_lock() {
     // Nothing is created before the lock is held: concurrent first runs cannot race in the catalog.
     let schemas = "SELECT count(*)::text FROM information_schema.schemata WHERE schema_name = '$schema'";
     assert_eq!(db.rows(schemas), ["0"]);
+    // --wait: a short one ends with exit 4; a long one is queued by the server and
+    // proceeds once the holder is done (seen waiting in pg_locks before it is released).
+    let short = mrpipe(&["run", "hit-counts", &sample("access/tsv"), "-o", &url, "--wait", "1s"]);
+    assert_eq!(short.status.code(), Some(4), "{}", String::from_utf8_lossy(&short.stderr));
+    let waiter = std::process::Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(["run", "hit-counts", &sample("access/tsv"), "-o", &url, "--wait", "60s", "--rejects", "/dev/null"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
+    wait_until("the waiter queued on the advisory lock", || db.rows(waiting) == ["1"]);
     finish_stdin_run(holder);
+    let waited = waiter.wait_with_output().unwrap();
+    assert!(waited.status.success(), "{}", String::from_utf8_lossy(&waited.stderr));
     run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", &url, "--rejects", "/dev/null"]);
 }
 

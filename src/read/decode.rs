@@ -196,6 +196,10 @@ pub fn decode_chunk(
     report.stats.bytes += data.len() as u64;
     // A file's first chunk starts at its first byte (after decompression), where a BOM may be.
     let data = if chunk.index == 0 { strip_bom(data) } else { data };
+    // PostgreSQL text cannot hold a NUL: a line with one is bad for every format and
+    // output alike, rather than failing one sink's whole load. One scan per chunk; lines
+    // are looked at only in the rare chunk that has one.
+    let has_nul = memchr::memchr(0, data).is_some();
     let mut start = 0usize;
     while start < data.len() {
         let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
@@ -217,6 +221,11 @@ pub fn decode_chunk(
                 continue;
             }
         };
+        if has_nul && let Some(at) = memchr::memchr(0, line) {
+            let reason = format!("NUL byte at byte {} (no SQL output can store it)", at + 1);
+            report.quarantine(BadLine { chunk, line: line_no, reason, raw: line.to_vec() });
+            continue;
+        }
         if line_no == 1 && chunk.index == 0 && format.is_header(text) {
             report.stats.headers += 1;
             continue;

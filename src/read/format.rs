@@ -164,11 +164,6 @@ impl Format {
 
     /// Parses one non-empty line into `out` (one value per column), or says why it is bad.
     pub fn parse_line<'a>(&self, line: &'a str, out: &mut [Value<'a>; MAX_COLUMNS]) -> Result<(), String> {
-        // PostgreSQL text cannot hold a NUL: refused here, for every format and every
-        // output alike, rather than failing one sink's whole load.
-        if let Some(at) = memchr::memchr(0, line.as_bytes()) {
-            return Err(format!("NUL byte at byte {} (no SQL output can store it)", at + 1));
-        }
         match self {
             Format::Tsv(columns) => parse_tsv(columns, line, out),
             Format::UrlList => parse_tsv(URL_LIST, line.trim_matches([' ', '\t']), out),

@@ -11,7 +11,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use bytes::BufMut;
@@ -224,29 +224,36 @@ fn acquire_lock(url: &PostgresUrl, job: &str, wait: Option<Duration>) -> Result<
     // Nothing is created before the lock is held (concurrent first runs would race in the catalog).
     let mut client = url.session()?;
     let key = crate::map::fixed_hash(&format!("mrpipe/{job}/{}", url.schema.as_deref().unwrap_or("public"))) as i64;
-    let deadline = wait.map(|w| Instant::now() + w);
     let fail = |e: postgres::Error| Error::sink(&url.display, describe(&e));
-    loop {
-        let got: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).map_err(fail)?.get(0);
-        if got {
-            return Ok(RunLock::held(Box::new(client), format!("{} advisory lock {key}", url.display)));
+    let got: bool = match wait {
+        None => client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).map_err(fail)?.get(0),
+        // The server queues the wait for the holder, bounded by lock_timeout (which
+        // applies to advisory locks): no polling.
+        Some(w) => {
+            client.batch_execute(&format!("SET lock_timeout = {}", w.as_millis().max(1))).map_err(fail)?;
+            let waited = client.execute("SELECT pg_advisory_lock($1)", &[&key]);
+            client.batch_execute("RESET lock_timeout").map_err(fail)?;
+            match waited {
+                Ok(_) => true,
+                Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => false,
+                Err(e) => return Err(fail(e)),
+            }
         }
-        if deadline.is_some_and(|d| Instant::now() < d) {
-            std::thread::sleep(Duration::from_millis(200));
-            continue;
-        }
-        let holder = client
-            .query_opt(
-                "SELECT a.application_name || ', started ' || to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
-                 FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
-                 WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
-                &[&key],
-            )
-            .map_err(fail)?
-            .map(|row| row.get::<_, String>(0))
-            .unwrap_or_else(|| "unknown".into());
-        return Err(Error::Locked { path: PathBuf::from(format!("{} advisory lock", url.display)), holder });
+    };
+    if got {
+        return Ok(RunLock::held(Box::new(client), format!("{} advisory lock {key}", url.display)));
     }
+    let holder = client
+        .query_opt(
+            "SELECT a.application_name || ', started ' || to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+             FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+             WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
+            &[&key],
+        )
+        .map_err(fail)?
+        .map(|row| row.get::<_, String>(0))
+        .unwrap_or_else(|| "unknown".into());
+    Err(Error::Locked { path: PathBuf::from(format!("{} advisory lock", url.display)), holder })
 }
 
 /// A PostgreSQL database (and schema).
