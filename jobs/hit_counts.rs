@@ -7,18 +7,17 @@
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
-use rayon::prelude::*;
 
-use crate::engine::map_reduce;
+use crate::engine::native;
 use crate::error::Result;
 use crate::job::spec::{Kind, MONTH_PARAMS, ParamSpec, Values};
 use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
-use crate::map::{Combiner, MapReduce, columns};
+use crate::map::{Combiner, Groups, MapReduce, columns};
 use crate::params;
 use crate::read::fields::year_month;
 use crate::read::format::{ACCESS_LOG, Format};
 use crate::table::Sort::{Asc, Desc};
-use crate::table::{self, Table, TableSpec};
+use crate::table::{self, Rows, TableSpec};
 
 /// The hit-counts job.
 pub struct HitCounts;
@@ -101,7 +100,7 @@ impl MapReduce for CountHits {
     type Key = String;
     type Acc = u64;
 
-    fn map(&self, batch: &RecordBatch, combiner: &mut Combiner<String, u64>) -> Result<()> {
+    fn update(&self, batch: &RecordBatch, groups: &mut Combiner<String, u64>) -> Result<()> {
         use std::fmt::Write;
         let ts = columns::timestamp(batch, "timestamp")?;
         let url = columns::text(batch, "url")?;
@@ -118,13 +117,27 @@ impl MapReduce for CountHits {
             key.clear();
             let _ = write!(key, "{y:04}-{m:02}\t");
             key.push_str(u);
-            *combiner.entry(key.as_str()) += 1;
+            *groups.entry(key.as_str()) += 1;
         }
         Ok(())
     }
 
     fn merge(&self, into: &mut u64, other: u64) {
         *into += other;
+    }
+
+    fn finish<'a>(&'a self, groups: Groups<'a, String, u64>) -> Result<Vec<Rows<'a>>> {
+        let rows = Rows::streamed(&HIT_COUNTS, groups, |groups: &[(String, u64)]| {
+            fn split(key: &str) -> (&str, &str) {
+                key.split_once('\t').unwrap_or((key, ""))
+            }
+            Ok(vec![
+                table::text(groups.iter().map(|(key, _)| split(key).0)),
+                table::text(groups.iter().map(|(key, _)| split(key).1)),
+                table::bigint("hits", groups.iter().map(|(_, hits)| i128::from(*hits)))?,
+            ])
+        });
+        Ok(vec![rows])
     }
 }
 
@@ -142,23 +155,7 @@ impl Plan for HitCountsPlan {
     }
 
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
-        let (counts, read) = map_reduce(&self.count, &self.format, ctx)?;
-        let mut rows: Vec<(&str, &str, u64)> = counts
-            .iter()
-            .map(|(key, hits)| {
-                let (month, url) = key.split_once('\t').unwrap_or((key, ""));
-                (month, url, *hits)
-            })
-            .collect();
-        rows.par_sort_unstable_by(|a, b| a.0.cmp(b.0).then(b.2.cmp(&a.2)).then(a.1.cmp(b.1)));
-        let table = Table::from_columns(
-            &HIT_COUNTS,
-            vec![
-                table::text(rows.iter().map(|r| r.0)),
-                table::text(rows.iter().map(|r| r.1)),
-                table::bigint("hits", rows.iter().map(|r| i128::from(r.2)))?,
-            ],
-        )?;
-        Ok(JobOutput { tables: vec![table], read, warnings: Vec::new() })
+        let (tables, read) = native::run(&self.count, &self.format, ctx)?;
+        Ok(JobOutput { tables, read, warnings: Vec::new() })
     }
 }

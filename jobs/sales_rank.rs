@@ -10,15 +10,15 @@ use arrow::datatypes::DataType;
 use datafusion::scalar::ScalarValue;
 use rayon::prelude::*;
 
-use crate::engine::map_reduce;
+use crate::engine::native;
 use crate::error::{Error, Result};
 use crate::job::spec::{Kind, ParamSpec, Value, Values};
 use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
-use crate::map::{Combiner, MapReduce, columns};
+use crate::map::{Combiner, Groups, MapReduce, State, columns};
 use crate::read::fields::format_timestamp;
 use crate::read::format::{Format, SALES};
 use crate::table::Sort::Asc;
-use crate::table::{self, MONEY, Table, TableSpec};
+use crate::table::{self, MONEY, Rows, TableSpec};
 
 /// The sales-rank job.
 pub struct SalesRank;
@@ -99,9 +99,8 @@ impl Job for SalesRank {
                 for backfill in ["from", "to", "every"] {
                     one.set(backfill, None);
                 }
-                let sum = SumSales { from: start, to: t };
-                Ok(Box::new(SalesRankPlan { sum, top: values.count("top"), periodic: several, values: one })
-                    as Box<dyn Plan>)
+                let sum = SumSales { from: start, to: t, top: values.count("top") };
+                Ok(Box::new(SalesRankPlan { sum, periodic: several, values: one }) as Box<dyn Plan>)
             })
             .collect()
     }
@@ -109,7 +108,6 @@ impl Job for SalesRank {
 
 struct SalesRankPlan {
     sum: SumSales,
-    top: Option<u64>,
     values: Values,
     /// Whether this ranking is one of several, published each on its own.
     periodic: bool,
@@ -119,6 +117,8 @@ struct SalesRankPlan {
 struct SumSales {
     from: i64,
     to: i64,
+    /// Keep ranks `1..=top` of each category.
+    top: Option<u64>,
 }
 
 /// Partial sums of one product; i128 so that no input can overflow before the output check.
@@ -128,12 +128,23 @@ struct Sold {
     cents: i128,
 }
 
+impl State for Sold {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.quantity.encode(out);
+        self.cents.encode(out);
+    }
+
+    fn decode(input: &mut &[u8]) -> Result<Sold> {
+        Ok(Sold { quantity: i128::decode(input)?, cents: i128::decode(input)? })
+    }
+}
+
 impl MapReduce for SumSales {
     /// `category_id \t product_id`: neither field can hold a TAB, so the split is unambiguous.
     type Key = String;
     type Acc = Sold;
 
-    fn map(&self, batch: &arrow::array::RecordBatch, combiner: &mut Combiner<String, Sold>) -> Result<()> {
+    fn update(&self, batch: &arrow::array::RecordBatch, groups: &mut Combiner<String, Sold>) -> Result<()> {
         let ts = columns::timestamp(batch, "timestamp")?;
         let product = columns::text(batch, "product_id")?;
         let category = columns::text(batch, "category_id")?;
@@ -149,7 +160,7 @@ impl MapReduce for SumSales {
             key.push_str(category.value(i));
             key.push('\t');
             key.push_str(product.value(i));
-            let sold = combiner.entry(key.as_str());
+            let sold = groups.entry(key.as_str());
             sold.quantity += i128::from(quantity.value(i));
             sold.cents += price.value(i);
         }
@@ -159,6 +170,35 @@ impl MapReduce for SumSales {
     fn merge(&self, into: &mut Sold, other: Sold) {
         into.quantity += other.quantity;
         into.cents += other.cents;
+    }
+
+    /// Step 2: rank within each category (the engine then orders by category and rank).
+    fn finish<'a>(&'a self, groups: Groups<'a, String, Sold>) -> Result<Vec<Rows<'a>>> {
+        let sums = groups.collect::<Result<Vec<_>>>()?;
+        let mut rows: Vec<(&str, &str, &Sold)> = sums
+            .iter()
+            .map(|(key, sold)| {
+                let (category, product) = key.split_once('\t').unwrap_or((key, ""));
+                (category, product, sold)
+            })
+            .collect();
+        rows.par_sort_unstable_by(|a, b| a.0.cmp(b.0).then(b.2.quantity.cmp(&a.2.quantity)).then(a.1.cmp(b.1)));
+        let mut ranked = Vec::with_capacity(rows.len());
+        let mut rank = 0u64;
+        for (i, row) in rows.iter().enumerate() {
+            rank = if i > 0 && rows[i - 1].0 == row.0 { rank + 1 } else { 1 };
+            if self.top.is_none_or(|top| rank <= top) {
+                ranked.push((rank, row));
+            }
+        }
+        let columns = vec![
+            table::text(ranked.iter().map(|(_, r)| r.0)),
+            table::bigint("rank", ranked.iter().map(|(rank, _)| i128::from(*rank)))?,
+            table::text(ranked.iter().map(|(_, r)| r.1)),
+            table::bigint("total_sold", ranked.iter().map(|(_, r)| r.2.quantity))?,
+            table::money("revenue", ranked.iter().map(|(_, r)| r.2.cents))?,
+        ];
+        Ok(vec![Rows::from_columns(&SALES_RANK, columns)?])
     }
 }
 
@@ -185,34 +225,7 @@ impl Plan for SalesRankPlan {
     }
 
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
-        let (sums, read) = map_reduce(&self.sum, &Format::Tsv(SALES), ctx)?;
-
-        // Step 2: rank within each category.
-        let mut rows: Vec<(&str, &str, &Sold)> = sums
-            .iter()
-            .map(|(key, sold)| {
-                let (category, product) = key.split_once('\t').unwrap_or((key, ""));
-                (category, product, sold)
-            })
-            .collect();
-        rows.par_sort_unstable_by(|a, b| a.0.cmp(b.0).then(b.2.quantity.cmp(&a.2.quantity)).then(a.1.cmp(b.1)));
-        let mut ranked = Vec::with_capacity(rows.len());
-        let mut rank = 0u64;
-        for (i, row) in rows.iter().enumerate() {
-            rank = if i > 0 && rows[i - 1].0 == row.0 { rank + 1 } else { 1 };
-            if self.top.is_none_or(|top| rank <= top) {
-                ranked.push((rank, row));
-            }
-        }
-
-        let columns = vec![
-            table::text(ranked.iter().map(|(_, r)| r.0)),
-            table::bigint("rank", ranked.iter().map(|(rank, _)| i128::from(*rank)))?,
-            table::text(ranked.iter().map(|(_, r)| r.1)),
-            table::bigint("total_sold", ranked.iter().map(|(_, r)| r.2.quantity))?,
-            table::money("revenue", ranked.iter().map(|(_, r)| r.2.cents))?,
-        ];
-        let table = Table::from_columns(&SALES_RANK, columns)?;
-        Ok(JobOutput { tables: vec![table], read, warnings: Vec::new() })
+        let (tables, read) = native::run(&self.sum, &Format::Tsv(SALES), ctx)?;
+        Ok(JobOutput { tables, read, warnings: Vec::new() })
     }
 }

@@ -12,19 +12,18 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Decimal128Array, RecordBatch};
 use arrow::datatypes::DataType;
-use rayon::prelude::*;
 
-use crate::engine::map_reduce;
+use crate::engine::native;
 use crate::error::Result;
 use crate::job::spec::{Kind, MONTH_PARAMS, ParamSpec, Values};
 use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
-use crate::map::{Combiner, MapReduce, columns};
+use crate::map::{Combiner, Groups, MapReduce, columns};
 use crate::params;
 use crate::read::fields::{parse_money, year_month};
 use crate::read::format::{Format, TRANSACTIONS, quote};
 use crate::read::side::{SideRow, parse_side, read_side_file};
 use crate::table::Sort::Asc;
-use crate::table::{self, MONEY, Table, TableSpec};
+use crate::table::{self, MONEY, Rows, TableSpec};
 
 /// The spending job.
 pub struct Spending;
@@ -241,17 +240,19 @@ fn budget_override_rows(overrides: Option<&Path>, warnings: &mut Vec<String>) ->
     money_rows(overrides, "user_id", 3, warnings)
 }
 
-/// Map/reduce step: `user_id \t YYYY-MM \t category` -> cents.
+/// Map/reduce step: `user_id \t YYYY-MM \t category` -> cents; then each
+/// user-month-category checked against its budget, when there are budgets.
 struct SumSpending<'a> {
     categorizer: &'a Categorizer,
     month: Option<(i64, i64)>,
+    budgets: Option<&'a Budgets>,
 }
 
 impl MapReduce for SumSpending<'_> {
     type Key = String;
     type Acc = i128;
 
-    fn map(&self, batch: &RecordBatch, combiner: &mut Combiner<String, i128>) -> Result<()> {
+    fn update(&self, batch: &RecordBatch, groups: &mut Combiner<String, i128>) -> Result<()> {
         let user = columns::text(batch, "user_id")?;
         let ts = columns::timestamp(batch, "timestamp")?;
         let seller = columns::text(batch, "seller")?;
@@ -268,13 +269,65 @@ impl MapReduce for SumSpending<'_> {
             push_month(&mut key, y, m);
             key.push('\t');
             key.push_str(self.categorizer.category(seller.value(i)));
-            *combiner.entry(key.as_str()) += amount.value(i);
+            *groups.entry(key.as_str()) += amount.value(i);
         }
         Ok(())
     }
 
     fn merge(&self, into: &mut i128, other: i128) {
         *into += other;
+    }
+
+    fn finish<'a>(&'a self, groups: Groups<'a, String, i128>) -> Result<Vec<Rows<'a>>> {
+        let sums = groups.collect::<Result<Vec<_>>>()?;
+        let rows: Vec<Spent> = sums
+            .iter()
+            .map(|(key, cents)| {
+                let mut parts = key.splitn(3, '\t');
+                let user = parts.next().unwrap_or("");
+                let month = parts.next().unwrap_or("");
+                let category = parts.next().unwrap_or("");
+                Spent { user, month, category, cents: *cents }
+            })
+            .collect();
+        let spending = Rows::from_columns(
+            &MONTHLY_SPENDING,
+            vec![
+                table::text(rows.iter().map(|r| r.user)),
+                table::text(rows.iter().map(|r| r.month)),
+                table::text(rows.iter().map(|r| r.category)),
+                table::money("amount", rows.iter().map(|r| r.cents))?,
+            ],
+        )?;
+        let mut tables = vec![spending];
+        if let Some(budgets) = self.budgets {
+            let alerts: Vec<(&Spent, i128, &str)> = rows
+                .iter()
+                .filter_map(|r| {
+                    let budget = budgets.budget(r.user, r.category)?;
+                    let status = if r.cents >= budget {
+                        "exceeded"
+                    } else if r.cents * 100 >= budget * 80 {
+                        "near"
+                    } else {
+                        return None;
+                    };
+                    Some((r, budget, status))
+                })
+                .collect();
+            tables.push(Rows::from_columns(
+                &BUDGET_ALERTS,
+                vec![
+                    table::text(alerts.iter().map(|a| a.0.user)),
+                    table::text(alerts.iter().map(|a| a.0.month)),
+                    table::text(alerts.iter().map(|a| a.0.category)),
+                    table::money("amount", alerts.iter().map(|a| a.0.cents))?,
+                    table::money("budget", alerts.iter().map(|a| a.1))?,
+                    table::text(alerts.iter().map(|a| a.2)),
+                ],
+            )?);
+        }
+        Ok(tables)
     }
 }
 
@@ -407,61 +460,14 @@ impl Plan for SpendingPlan {
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
         let mut warnings = Vec::new();
         let categorizer = Categorizer::load(self.values.path("sellers"), self.values.path("overrides"), &mut warnings)?;
-        let step = SumSpending { categorizer: &categorizer, month: self.month };
-        let (sums, read) = map_reduce(&step, &Format::Tsv(TRANSACTIONS), ctx)?;
-
-        let mut rows: Vec<Spent> = sums
-            .iter()
-            .map(|(key, cents)| {
-                let mut parts = key.splitn(3, '\t');
-                let user = parts.next().unwrap_or("");
-                let month = parts.next().unwrap_or("");
-                let category = parts.next().unwrap_or("");
-                Spent { user, month, category, cents: *cents }
-            })
-            .collect();
-        rows.par_sort_unstable_by(|a, b| (a.user, a.month, a.category).cmp(&(b.user, b.month, b.category)));
-
-        let spending = Table::from_columns(
-            &MONTHLY_SPENDING,
-            vec![
-                table::text(rows.iter().map(|r| r.user)),
-                table::text(rows.iter().map(|r| r.month)),
-                table::text(rows.iter().map(|r| r.category)),
-                table::money("amount", rows.iter().map(|r| r.cents))?,
-            ],
-        )?;
-        let mut tables = vec![spending];
-
-        if self.alerts() {
-            let budgets =
-                Budgets::load(self.values.path("incomes"), self.values.path("budget-overrides"), &mut warnings)?;
-            let alerts: Vec<(&Spent, i128, &str)> = rows
-                .iter()
-                .filter_map(|r| {
-                    let budget = budgets.budget(r.user, r.category)?;
-                    let status = if r.cents >= budget {
-                        "exceeded"
-                    } else if r.cents * 100 >= budget * 80 {
-                        "near"
-                    } else {
-                        return None;
-                    };
-                    Some((r, budget, status))
-                })
-                .collect();
-            tables.push(Table::from_columns(
-                &BUDGET_ALERTS,
-                vec![
-                    table::text(alerts.iter().map(|a| a.0.user)),
-                    table::text(alerts.iter().map(|a| a.0.month)),
-                    table::text(alerts.iter().map(|a| a.0.category)),
-                    table::money("amount", alerts.iter().map(|a| a.0.cents))?,
-                    table::money("budget", alerts.iter().map(|a| a.1))?,
-                    table::text(alerts.iter().map(|a| a.2)),
-                ],
-            )?);
-        }
+        let budgets = match self.alerts() {
+            true => {
+                Some(Budgets::load(self.values.path("incomes"), self.values.path("budget-overrides"), &mut warnings)?)
+            }
+            false => None,
+        };
+        let step = SumSpending { categorizer: &categorizer, month: self.month, budgets: budgets.as_ref() };
+        let (tables, read) = native::run(&step, &Format::Tsv(TRANSACTIONS), ctx)?;
         Ok(JobOutput { tables, read, warnings })
     }
 }

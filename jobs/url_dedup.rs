@@ -2,30 +2,25 @@
 //! (System Design Primer, "Web crawler", RemoveDuplicateUrls).
 //!
 //! Map/reduce: url -> occurrences. `--mode distinct` keeps every url once,
-//! `--mode singletons` only urls seen exactly once. With `--memory-limit`, map tasks
-//! spill their combiners to hash partitions on disk when they outgrow their share,
-//! each partition is counted and sorted on its own, and the sorted runs are merged
-//! into the output as a stream, so neither input nor output has to fit in memory.
+//! `--mode singletons` only urls seen exactly once. Larger than memory is the
+//! engine's business: with `--memory-limit` the counting tables and the sort spill to
+//! disk, so neither input nor output has to fit in memory.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, StringBuilder};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::array::{Array, AsArray, RecordBatch, StringBuilder};
+use arrow::datatypes::DataType;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::scalar::ScalarValue;
-use rayon::prelude::*;
 
-use crate::engine::{ReadSummary, map_reduce, split_outcome};
-use crate::error::{Error, Result};
+use crate::engine::native;
+use crate::error::Result;
 use crate::job::spec::{Kind, ParamSpec, Values};
 use crate::job::{Job, JobInfo, JobOutput, Plan, RunContext, SqlFile, Twin};
-use crate::map::{Combiner, MapReduce, columns};
+use crate::map::{Combiner, Groups, MapReduce, columns};
 use crate::read::format::Format;
-use crate::read::input::Encoding;
-use crate::read::read_fold;
-use crate::shuffle::spill::SpillWriter;
 use crate::table::Sort::Asc;
-use crate::table::{self, Batches, OUTPUT_BATCH_ROWS, Table, TableSpec};
+use crate::table::{self, Rows, TableSpec};
 
 /// The url-dedup job.
 pub struct UrlDedup;
@@ -51,12 +46,6 @@ static INFO: JobInfo = JobInfo {
             "",
             "Lower-case scheme and host, drop default ports, fragments and an empty query.",
         ),
-        ParamSpec::new(
-            "memory-limit",
-            Kind::Size,
-            "SIZE",
-            "Bound the memory of the counting tables (e.g. 512MiB); spills to disk beyond it.",
-        ),
     ],
     outputs: &[&URLS],
     example: "  mrpipe run url-dedup links/ --normalize --memory-limit 512MiB --output out/\n  \
@@ -79,10 +68,9 @@ impl Job for UrlDedup {
     }
 
     fn configure(&self, values: &Values) -> Result<Vec<Box<dyn Plan>>> {
+        let mode = if values.choice("mode") == "singletons" { Mode::Singletons } else { Mode::Distinct };
         Ok(vec![Box::new(UrlDedupPlan {
-            count: CountUrls { normalize: values.flag("normalize") },
-            mode: if values.choice("mode") == "singletons" { Mode::Singletons } else { Mode::Distinct },
-            memory_limit: values.size("memory-limit"),
+            count: CountUrls { normalize: values.flag("normalize"), mode },
             values: values.clone(),
         })])
     }
@@ -90,14 +78,13 @@ impl Job for UrlDedup {
 
 struct UrlDedupPlan {
     count: CountUrls,
-    mode: Mode,
-    memory_limit: Option<u64>,
     values: Values,
 }
 
-/// Map/reduce step: url -> occurrences.
+/// Map/reduce step: url -> occurrences, keeping the urls `mode` asks for.
 struct CountUrls {
     normalize: bool,
+    mode: Mode,
 }
 
 impl CountUrls {
@@ -121,18 +108,24 @@ impl MapReduce for CountUrls {
     type Key = String;
     type Acc = u64;
 
-    fn map(&self, batch: &RecordBatch, combiner: &mut Combiner<String, u64>) -> Result<()> {
-        self.each_url(batch, |url| *combiner.entry(url) += 1)
+    fn update(&self, batch: &RecordBatch, groups: &mut Combiner<String, u64>) -> Result<()> {
+        self.each_url(batch, |url| *groups.entry(url) += 1)
     }
 
     fn merge(&self, into: &mut u64, other: u64) {
         *into += other;
     }
-}
 
-/// Estimated bytes a combiner entry costs: the key, the count, and table overhead.
-fn entry_cost(key: &str) -> u64 {
-    key.len() as u64 + 56
+    fn finish<'a>(&'a self, groups: Groups<'a, String, u64>) -> Result<Vec<Rows<'a>>> {
+        let kept = groups.filter(|g| g.as_ref().map_or(true, |(_, count)| self.mode == Mode::Distinct || *count == 1));
+        let rows = Rows::streamed(&URLS, kept, |urls: &[(String, u64)]| {
+            Ok(vec![
+                table::text(urls.iter().map(|(url, _)| url.as_str())),
+                table::bigint("occurrences", urls.iter().map(|(_, count)| i128::from(*count)))?,
+            ])
+        });
+        Ok(vec![rows])
+    }
 }
 
 /// The output table.
@@ -144,112 +137,6 @@ pub static URLS: TableSpec = TableSpec {
     notify_key: &[],
 };
 
-impl UrlDedupPlan {
-    fn keep(&self, count: u64) -> bool {
-        self.mode == Mode::Distinct || count == 1
-    }
-
-    fn in_memory(&self, ctx: &RunContext) -> Result<(Table, ReadSummary)> {
-        let (counts, read) = map_reduce(&self.count, &Format::UrlList, ctx)?;
-        let mut rows: Vec<(String, u64)> = counts.into_iter().filter(|(_, c)| self.keep(*c)).collect();
-        rows.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let columns = vec![
-            table::text(rows.iter().map(|r| r.0.as_str())),
-            table::bigint("occurrences", rows.iter().map(|r| i128::from(r.1)))?,
-        ];
-        Ok((Table::from_columns(&URLS, columns)?, read))
-    }
-
-    fn spilling(&self, ctx: &RunContext, limit: u64) -> Result<(Table, ReadSummary)> {
-        let threads = rayon::current_num_threads() as u64;
-        let estimated_input: u64 = ctx
-            .inputs
-            .iter()
-            .map(|f| match f.encoding {
-                Encoding::Plain => std::fs::metadata(&f.path).map_or(0, |m| m.len()),
-                // Compressed text of URLs is typically 4-8x smaller; a stream's size is unknown.
-                Encoding::Gzip | Encoding::Zstd => std::fs::metadata(&f.path).map_or(0, |m| m.len() * 8),
-                Encoding::Stdin | Encoding::Stream => limit * 16,
-            })
-            .sum();
-        // Reduce tasks count one partition each in memory, `threads` at a time.
-        let partitions = ((estimated_input * 2 * threads).div_ceil(limit).clamp(threads.max(2), 4096) as usize)
-            .min(crate::shuffle::spill::max_open_partitions());
-        let task_budget = (limit / (threads * 2)).max(1);
-        let spill = SpillWriter::new(&ctx.temp_dir, partitions)?;
-
-        ctx.progress.set_message("map");
-        let outcome = read_fold(
-            &ctx.inputs,
-            &Format::UrlList,
-            &ctx.progress,
-            || (Combiner::<String, u64>::default(), 0u64),
-            |(combiner, bytes), batch| {
-                let mut full = false;
-                self.count.each_url(&batch, |url| {
-                    let count = combiner.entry(url);
-                    if *count == 0 {
-                        *bytes += entry_cost(url);
-                        full |= *bytes > task_budget;
-                    }
-                    *count += 1;
-                })?;
-                if full {
-                    spill.drain(combiner)?;
-                    *bytes = 0;
-                }
-                Ok(())
-            },
-        )?;
-        let (states, summary) = split_outcome(outcome);
-        for (mut combiner, _) in states {
-            spill.drain(&mut combiner)?;
-        }
-        let parts = spill.finish()?;
-
-        ctx.progress.set_message("reduce");
-        let keep = |c: u64| self.keep(c);
-        let runs: Vec<_> =
-            (0..parts.len()).into_par_iter().map(|p| parts.reduce_to_run(p, &keep)).collect::<Result<_>>()?;
-        let merged = parts.merge_runs(&runs)?;
-        let batches: Batches = Box::new(BatchStream { rows: merged, schema: URLS.schema() });
-        let table = Table { name: URLS.name, schema: URLS.schema(), indexes: URLS.indexes, batches };
-        Ok((table, summary))
-    }
-}
-
-/// Cuts a sorted (url, count) stream into fixed-size record batches.
-struct BatchStream<I> {
-    rows: I,
-    schema: SchemaRef,
-}
-
-impl<I: Iterator<Item = Result<(String, u64)>>> Iterator for BatchStream<I> {
-    type Item = Result<RecordBatch>;
-
-    fn next(&mut self) -> Option<Result<RecordBatch>> {
-        let mut urls = Vec::with_capacity(OUTPUT_BATCH_ROWS);
-        let mut counts = Vec::with_capacity(OUTPUT_BATCH_ROWS);
-        for row in self.rows.by_ref() {
-            match row {
-                Ok((url, count)) => {
-                    urls.push(url);
-                    counts.push(count as i64);
-                }
-                Err(e) => return Some(Err(e)),
-            }
-            if urls.len() == OUTPUT_BATCH_ROWS {
-                break;
-            }
-        }
-        if urls.is_empty() {
-            return None;
-        }
-        let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(urls)), Arc::new(Int64Array::from(counts))];
-        Some(RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| Error::sink("urls", e)))
-    }
-}
-
 impl Plan for UrlDedupPlan {
     fn values(&self) -> &Values {
         &self.values
@@ -258,16 +145,12 @@ impl Plan for UrlDedupPlan {
     fn twin(&self) -> Result<Twin> {
         let mut twin = Twin::new(&SQL, ("links_to_crawl", Format::UrlList), vec![&URLS], &INFO, &self.values);
         twin.functions.push(normalize_url_function());
-        twin.memory_limit = self.memory_limit;
         Ok(twin)
     }
 
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
-        let (table, read) = match self.memory_limit {
-            Some(limit) => self.spilling(ctx, limit)?,
-            None => self.in_memory(ctx)?,
-        };
-        Ok(JobOutput { tables: vec![table], read, warnings: Vec::new() })
+        let (tables, read) = native::run(&self.count, &Format::UrlList, ctx)?;
+        Ok(JobOutput { tables, read, warnings: Vec::new() })
     }
 }
 

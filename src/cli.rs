@@ -38,6 +38,10 @@ struct CommonArgs {
     /// Worker threads (default: one per core). Results do not depend on it.
     #[arg(short = 'j', long, value_name = "N", value_parser = value_parser!(u16).range(1..))]
     threads: Option<u16>,
+    /// Bound the memory of the engine's counting tables and sorts (e.g. 512MiB, 2GiB);
+    /// beyond it they spill to a hidden directory beside the output. Results do not depend on it.
+    #[arg(long, value_name = "SIZE", value_parser = params::parse_byte_size)]
+    memory_limit: Option<u64>,
     /// Rejects file for bad lines (default: DIR/_<job>.rejects.tsv, PATH.<job>.rejects.tsv beside
     /// a file or SQLite database, ./mrpipe-<job>.rejects.tsv for stdout and database servers;
     /// <job>-<period> for one period).
@@ -258,6 +262,7 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
                 inputs: common.inputs.into_iter().map(PathBuf::from).collect(),
                 output: sink::parse(&common.output)?,
                 threads: common.threads.map(usize::from),
+                memory_limit: common.memory_limit,
                 rejects: common.rejects,
                 budget,
                 log: EventLog::new(common.log_format, name, common.quiet, common.verbose),

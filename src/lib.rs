@@ -6,19 +6,20 @@
 //!   globs, gz/zst,   line-aligned                                    │
 //!   stdin)           chunks)                                       reduce (parallel)
 //!                       │                                            │
-//!                  bad lines ──▶ rejects file          tables ◀── job's final step
-//!                                                        │       (sort, rank, alerts)
+//!                  bad lines ──▶ rejects file          tables ◀── job's finish (rank, alerts),
+//!                                                        │       sorted by declared order
 //!                                                      sink ──▶ Parquet | TSV | SQLite | PostgreSQL | MySQL
 //! ```
 //!
 //! [`read`] turns inputs into record batches and quarantines bad lines; a job
 //! ([`job::Job`], one file per job in `jobs/`) implements [`map::MapReduce`];
-//! [`engine::native`] runs it through [`shuffle`] and [`reduce`], or
+//! [`engine::native`] runs it through [`shuffle`] and [`reduce`] (spilling both under
+//! `--memory-limit`) and sorts its tables, or
 //! [`engine::datafusion`] runs the job's SQL twin (`jobs/<job>.sql`) on the same
 //! batches; [`run`] publishes the job's [`table::Table`]s through a [`sink::Target`]
 //! atomically.
 //!
-//! Layers, each using only those below it: `error`, `log`, `progress` -> [`read`] ->
+//! Layers, each using only those below it: `error`, `failpoint`, `log`, `progress` -> [`read`] ->
 //! [`table`], [`manifest`] -> [`map`], [`shuffle`], [`reduce`], [`engine`] -> [`job`]
 //! and the jobs -> [`sink`] (one `Target` per kind of output; only `sink::parse`
 //! knows them all) -> [`notify`], [`quarantine`] -> [`run`] -> [`verify`], [`query`]
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod failpoint;
 pub mod job;
 #[path = "../jobs/mod.rs"]
 pub mod jobs;

@@ -6,8 +6,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::engine::ReadSummary;
 use crate::error::{Error, Result};
+use crate::read::ReadSummary;
 use crate::read::format::escape;
 use crate::read::input::InputFile;
 use crate::sink::atomic::write_staged;

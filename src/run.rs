@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 use serde_json::json;
 
-use crate::engine::{self, Engine, ReadSummary};
+use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
 use crate::job::{Job, Plan, RunContext};
 use crate::log::EventLog;
@@ -21,6 +21,7 @@ use crate::manifest::{self, FileDigest, Manifest};
 use crate::notify::{self, NotifyTarget};
 use crate::progress::Progress;
 use crate::quarantine::{self, BadLineBudget};
+use crate::read::ReadSummary;
 use crate::read::input::{self, Encoding, InputFile};
 use crate::read::{self, ReadStats};
 use crate::sink::{Recorded, Slice, Target, Unit, Written};
@@ -40,6 +41,8 @@ pub struct RunOptions {
     pub output: Box<dyn Target>,
     /// Worker threads (`None`: one per core).
     pub threads: Option<usize>,
+    /// `--memory-limit` in bytes: the engine spills beyond it.
+    pub memory_limit: Option<u64>,
     /// Rejects file (`None`: the output's default, [`Target::default_rejects`]).
     pub rejects: Option<PathBuf>,
     /// Bad-line threshold.
@@ -153,6 +156,7 @@ fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: 
     let ctx = RunContext {
         progress: Progress::new(read::plain_size(inputs), log.shows_info()),
         temp_dir: opts.output.scratch_dir(),
+        memory_limit: opts.memory_limit,
         inputs: inputs.to_vec(),
     };
     let output = match opts.engine {

@@ -21,11 +21,12 @@ use crate::sink::tsv::write_tsv;
 /// its rows as TSV with a header line.
 pub type TableText = (String, String);
 
-/// Thread counts every run is repeated with; the results must agree.
-const THREADS: [usize; 2] = [1, 4];
+/// Thread counts and memory limits (bytes) every run is repeated with; the results
+/// must agree. The last one is so small that every group and every sorted row spills.
+const RUNS: [(usize, Option<u64>); 3] = [(1, None), (4, None), (2, Some(1))];
 
 /// Runs `job` with its own options `args` (e.g. `["--top", "3"]`) over `input`, the
-/// text of one input file, once per thread count in `THREADS`; returns the tables of
+/// text of one input file, once per configuration in `RUNS`; returns the tables of
 /// every period in order. Bad lines are counted and quarantined as in a run, not
 /// fatal. An error when the runs disagree, naming the table.
 pub fn run_job(job: &dyn Job, args: &[&str], input: &str) -> Result<Vec<TableText>> {
@@ -38,15 +39,23 @@ pub fn run_job(job: &dyn Job, args: &[&str], input: &str) -> Result<Vec<TableTex
         .try_get_matches_from(args)
         .map_err(|e| Error::Usage(e.to_string()))?;
     let mut results: Vec<Vec<TableText>> = Vec::new();
-    for threads in THREADS {
+    for (threads, memory_limit) in RUNS {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .stack_size(crate::engine::WORKER_STACK_BYTES)
             .build()
             .map_err(|e| Error::sink("thread pool", e))?;
+        // DataFusion needs a few MiB of working memory: a SQL job spills under a tiny
+        // limit only by failing, so it runs unbounded there.
+        let memory_limit = memory_limit.filter(|_| job.source().is_none());
         let mut tables = Vec::new();
         for plan in job.configure_from(&matches)? {
-            let ctx = RunContext { inputs: inputs.clone(), progress: Progress::hidden(), temp_dir: dir.path().into() };
+            let ctx = RunContext {
+                inputs: inputs.clone(),
+                progress: Progress::hidden(),
+                temp_dir: dir.path().into(),
+                memory_limit,
+            };
             let output = pool.install(|| plan.run(&ctx))?;
             let period = plan.period().map(|p| format!("@{}", p.label)).unwrap_or_default();
             for table in output.tables {
@@ -59,11 +68,18 @@ pub fn run_job(job: &dyn Job, args: &[&str], input: &str) -> Result<Vec<TableTex
         results.push(tables);
     }
     let first = results.swap_remove(0);
-    for (other, threads) in results.iter().zip(&THREADS[1..]) {
+    for (other, (threads, limit)) in results.iter().zip(&RUNS[1..]) {
+        let how = match limit {
+            Some(bytes) => format!("{threads} threads spilling at {bytes} bytes"),
+            None => format!("{threads} threads"),
+        };
         if let Some(((name, one), (_, many))) = first.iter().zip(other).find(|(a, b)| a != b) {
             return Err(Error::Verify(format!(
-                "{name}: 1 thread and {threads} threads disagree\n--- 1 thread ---\n{one}--- {threads} threads ---\n{many}"
+                "{name}: 1 thread and {how} disagree\n--- 1 thread ---\n{one}--- {how} ---\n{many}"
             )));
+        }
+        if other.len() != first.len() {
+            return Err(Error::Verify(format!("1 thread and {how} published different tables")));
         }
     }
     Ok(first)

@@ -96,6 +96,7 @@ pub fn verify(request: &Request) -> Result<Verified> {
         inputs: recorded.inputs.iter().map(|f| text_path(&f.path)).collect(),
         output: output.relocated(dir.path()),
         threads: None,
+        memory_limit: None,
         rejects: Some(dir.path().join("rejects.tsv")),
         budget: BadLineBudget::Unlimited,
         log: EventLog::silent(&recorded.job),

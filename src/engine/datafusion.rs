@@ -17,16 +17,50 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::DFParser;
 use tokio::runtime::Runtime;
 
-use super::split_outcome;
+use super::{JobOutput, RunContext};
 use crate::error::{Error, Result};
-use crate::job::{JobOutput, RunContext, Twin};
 use crate::read;
+use crate::read::format::Format;
 use crate::shuffle::spill::spill_dir;
 use crate::table::{Table, TableSpec};
+
+/// A job's SQL file, `jobs/<job>.sql`: one statement per output table, in output
+/// order. Parameters are `$name` placeholders, bound to typed values, never spliced
+/// into the text.
+pub struct SqlFile {
+    /// Where it lives in the source tree, for error messages.
+    pub path: &'static str,
+    /// The statements.
+    pub text: &'static str,
+}
+
+/// A plan as SQL: what this engine runs.
+pub struct Twin {
+    /// The statements.
+    pub sql: &'static SqlFile,
+    /// The name the inputs have in the SQL, and how they are read.
+    pub input: (&'static str, Format),
+    /// Values of the `$name` placeholders (a NULL for an option not given).
+    pub params: Vec<(String, ScalarValue)>,
+    /// Side tables the SQL joins with, already read (skipped rows are in `warnings`).
+    pub tables: Vec<(&'static str, RecordBatch)>,
+    /// Functions the SQL calls besides DataFusion's own.
+    pub functions: Vec<ScalarUDF>,
+    /// The tables the first statements produce; each is also readable by later ones.
+    pub outputs: Vec<&'static TableSpec>,
+    /// Problems met while preparing the side tables.
+    pub warnings: Vec<String>,
+    /// Publish only the rows whose text column (first) holds the value (second): one
+    /// period of a job whose statements compute every period. Later statements still
+    /// read every row of earlier outputs.
+    pub published_rows: Option<(String, String)>,
+}
 
 /// A DataFusion session and the runtime its futures run on.
 pub struct Session {
@@ -103,10 +137,10 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
         batches.push(batch);
         Ok(())
     })?;
-    let (partitions, read) = split_outcome(outcome);
+    let (partitions, read) = outcome.split();
 
     ctx.progress.set_message("sql");
-    let session = Session::new(rayon::current_num_threads(), twin.memory_limit, &ctx.temp_dir)?;
+    let session = Session::new(rayon::current_num_threads(), ctx.memory_limit, &ctx.temp_dir)?;
     session.register(name, format.schema(), partitions)?;
     for (name, batch) in twin.tables {
         session.register(name, batch.schema(), vec![vec![batch]])?;

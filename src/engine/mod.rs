@@ -1,15 +1,20 @@
 //! Engines run a job's plan over the inputs. Both read through mrpipe's own reader
 //! (same typed batches, same bad-line rules) and give the same rows:
 //!
-//! - [`native`]: the job's [`crate::map::MapReduce`] step on rayon (map, shuffle, reduce);
+//! - [`native`]: the job's [`crate::map::MapReduce`] on rayon (map, shuffle, reduce,
+//!   finish), each output table then [`sort`]ed by its declared order;
 //! - [`datafusion`]: the job's SQL twin (`jobs/<job>.sql`) run by Apache DataFusion.
 
 pub mod datafusion;
 pub mod native;
+pub mod sort;
 
-pub use native::map_reduce;
+use std::path::PathBuf;
 
-use crate::read::{self, BadLine, InputDigest, ReadStats};
+use crate::progress::Progress;
+use crate::read::ReadSummary;
+use crate::read::input::InputFile;
+use crate::table::Table;
 
 /// Stack of every worker thread (rayon's and DataFusion's): planning and evaluating a
 /// SQL expression recurses once per term, and a few hundred `OR`s must not overflow.
@@ -35,19 +40,25 @@ impl Engine {
     }
 }
 
-/// What reading the inputs found, besides rows.
-#[derive(Debug, Default)]
-pub struct ReadSummary {
-    /// Line counts.
-    pub stats: ReadStats,
-    /// Quarantined lines, in (file, line) order.
-    pub bad_lines: Vec<BadLine>,
-    /// Size and BLAKE3 of each input, in input order.
-    pub digests: Vec<InputDigest>,
+/// Everything an engine needs to run a plan, decided once from the command line.
+pub struct RunContext {
+    /// Inputs in sorted path order.
+    pub inputs: Vec<InputFile>,
+    /// Progress display shared by all stages.
+    pub progress: Progress,
+    /// Where spill files may go.
+    pub temp_dir: PathBuf,
+    /// Memory bound (bytes) of the engine's groups and sorts, which spill to
+    /// `temp_dir` beyond it (`--memory-limit`); no bound when `None`.
+    pub memory_limit: Option<u64>,
 }
 
-/// Splits a read's outcome into the per-task states and the summary.
-pub fn split_outcome<S>(outcome: read::ReadOutcome<S>) -> (Vec<S>, ReadSummary) {
-    let read::ReadOutcome { states, stats, bad_lines, digests } = outcome;
-    (states, ReadSummary { stats, bad_lines, digests })
+/// What a plan produced.
+pub struct JobOutput {
+    /// Result tables in publication order.
+    pub tables: Vec<Table>,
+    /// Line counts and bad lines.
+    pub read: ReadSummary,
+    /// Problems that did not fail the run (e.g. skipped side-file rows), one line each.
+    pub warnings: Vec<String>,
 }

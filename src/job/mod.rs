@@ -16,17 +16,13 @@ pub mod sql_job;
 
 use std::path::PathBuf;
 
-use arrow::array::RecordBatch;
 use clap::{ArgMatches, Command};
-use datafusion::logical_expr::ScalarUDF;
-use datafusion::scalar::ScalarValue;
 
-use crate::engine::ReadSummary;
+pub use crate::engine::datafusion::{SqlFile, Twin};
+pub use crate::engine::{JobOutput, RunContext};
 use crate::error::Result;
-use crate::progress::Progress;
 use crate::read::format::Format;
-use crate::read::input::InputFile;
-use crate::table::{Table, TableSpec};
+use crate::table::TableSpec;
 use spec::{ParamSpec, Values};
 
 /// The options every job takes (`mrpipe run JOB --output ...`): no job parameter may
@@ -48,6 +44,7 @@ pub const COMMON_OPTIONS: &[&str] = &[
     "config",
     "wait",
     "jobs-dir",
+    "memory-limit",
     "help",
     "version",
 ];
@@ -78,26 +75,6 @@ impl JobInfo {
     pub fn output_names(&self) -> Vec<&'static str> {
         self.outputs.iter().map(|t| t.name).collect()
     }
-}
-
-/// Everything a plan needs to run, decided once from the command line.
-pub struct RunContext {
-    /// Inputs in sorted path order.
-    pub inputs: Vec<InputFile>,
-    /// Progress display shared by all stages.
-    pub progress: Progress,
-    /// Where spill files may go.
-    pub temp_dir: PathBuf,
-}
-
-/// What a plan produced.
-pub struct JobOutput {
-    /// Result tables in publication order.
-    pub tables: Vec<Table>,
-    /// Line counts and bad lines.
-    pub read: ReadSummary,
-    /// Problems that did not fail the run (e.g. skipped side-file rows), one line each.
-    pub warnings: Vec<String>,
 }
 
 /// A job: its declaration, and how its option values become runnable plans.
@@ -157,40 +134,8 @@ pub trait Plan: Send + Sync {
     fn twin(&self) -> Result<Twin>;
 }
 
-/// A job's SQL file, `jobs/<job>.sql`: one statement per output table, in output
-/// order. Parameters are `$name` placeholders, bound to typed values, never spliced
-/// into the text.
-pub struct SqlFile {
-    /// Where it lives in the source tree, for error messages.
-    pub path: &'static str,
-    /// The statements.
-    pub text: &'static str,
-}
-
-/// A plan as SQL: what [`crate::engine::datafusion`] needs to run it.
-pub struct Twin {
-    /// The statements.
-    pub sql: &'static SqlFile,
-    /// The name the inputs have in the SQL, and how they are read.
-    pub input: (&'static str, Format),
-    /// Values of the `$name` placeholders (a NULL for an option not given).
-    pub params: Vec<(String, ScalarValue)>,
-    /// Side tables the SQL joins with, already read (skipped rows are in `warnings`).
-    pub tables: Vec<(&'static str, RecordBatch)>,
-    /// Functions the SQL calls besides DataFusion's own.
-    pub functions: Vec<ScalarUDF>,
-    /// The tables the first statements produce; each is also readable by later ones.
-    pub outputs: Vec<&'static TableSpec>,
-    /// Problems met while preparing the side tables.
-    pub warnings: Vec<String>,
-    /// Memory bound for the query's operators, which spill to disk beyond it.
-    pub memory_limit: Option<u64>,
-    /// Publish only the rows whose text column (first) holds the value (second): one
-    /// period of a job whose statements compute every period. Later statements still
-    /// read every row of earlier outputs.
-    pub published_rows: Option<(String, String)>,
-}
-
+// `Twin` and `SqlFile` are the DataFusion engine's input types; a job builds its
+// twin from its declaration with this constructor, which is why it lives here.
 impl Twin {
     /// A twin reading its input as `input` into `outputs`, its `$name` parameters the
     /// plan's option values (`--as-of` is `$as_of`; a NULL for an option not given).
@@ -209,7 +154,6 @@ impl Twin {
             functions: Vec::new(),
             outputs,
             warnings: Vec::new(),
-            memory_limit: None,
             published_rows: None,
         }
     }

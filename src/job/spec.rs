@@ -233,6 +233,11 @@ impl Values {
     pub fn from_json(specs: &[ParamSpec], json: &Map<String, Json>) -> Result<Values> {
         let mut values = Values::default();
         for (name, value) in json {
+            // A common option recorded by a version where it was the job's own
+            // (url-dedup's `memory-limit`): it never changed the results.
+            if super::COMMON_OPTIONS.contains(&name.as_str()) && !specs.iter().any(|s| s.name == name) {
+                continue;
+            }
             let spec = specs
                 .iter()
                 .find(|s| s.name == name)

@@ -1,10 +1,17 @@
-//! The `map` stage: record batches in, keyed partial aggregates out.
+//! The `map` stage and the contract of a native job: record batches in, keyed
+//! partial aggregates out, and at the end of the run the final aggregates in, output
+//! rows out.
 //!
-//! A job implements [`MapReduce`]: `map` folds one batch into the task's
-//! [`Combiner`] (map and combine in one pass, so each rayon task pre-aggregates its
-//! chunk), and `merge` adds two partial aggregates of one key. Partial aggregates must
-//! be mergeable in any order and grouping (sums, counts): that is what makes one
-//! partition and N partitions, one thread and N threads, give the same result.
+//! A job implements [`MapReduce`], whose verbs are those of DataFusion's accumulators:
+//! `update` folds one batch into the task's [`Combiner`] (map and combine in one pass,
+//! so each rayon task pre-aggregates its chunk), `merge` adds two partial aggregates of
+//! one key, and `finish` turns every key's final aggregate into output rows. Partial
+//! aggregates must be mergeable in any order and grouping (sums, counts): that is what
+//! makes one partition and N partitions, one thread and N threads, give the same
+//! result. Keys and aggregates are [`State`]: sized and encodable, so the engine can
+//! spill them under `--memory-limit` whatever the job.
+
+pub mod state;
 
 use std::borrow::Borrow;
 use std::hash::Hash;
@@ -13,24 +20,32 @@ use arrow::array::RecordBatch;
 use hashbrown::HashTable;
 
 use crate::error::Result;
+use crate::table::Rows;
+pub use state::State;
 
-/// A map/reduce step: how batches become keyed partial aggregates, and how two
-/// partial aggregates of one key merge.
-pub trait MapReduce: Sync {
+/// A native job's computation: how batches become keyed partial aggregates, how two
+/// partial aggregates of one key merge, and how the final aggregates become rows.
+pub trait MapReduce: Sync + Sized {
     /// The group key (e.g. `(category_id, product_id)` joined into one string).
-    type Key: Hash + Eq + Send;
+    type Key: Hash + Eq + Send + State;
     /// The partial aggregate of a key (e.g. a sum).
-    type Acc: Default + Send;
+    type Acc: Default + Send + State;
 
-    /// Folds one batch into the task's combiner.
-    fn map(&self, batch: &RecordBatch, combiner: &mut Combiner<Self::Key, Self::Acc>) -> Result<()>;
+    /// Folds one batch into the task's groups.
+    fn update(&self, batch: &RecordBatch, groups: &mut Combiner<Self::Key, Self::Acc>) -> Result<()>;
 
     /// Adds `other` into `into`; both are partial aggregates of the same key.
     fn merge(&self, into: &mut Self::Acc, other: Self::Acc);
+
+    /// Turns the run's groups (one final aggregate per key, in no particular order)
+    /// into the rows of each output table, in any order: the engine sorts each table
+    /// by its declared order. Groups may stream from disk (under `--memory-limit`), so
+    /// a job that can map them one at a time should not collect them.
+    fn finish<'a>(&'a self, groups: Groups<'a, Self::Key, Self::Acc>) -> Result<Vec<Rows<'a>>>;
 }
 
-/// One entry per key of a step: what reduce produces and a job's final step consumes.
-pub type Entries<J> = Vec<(<J as MapReduce>::Key, <J as MapReduce>::Acc)>;
+/// Every key of a run with its final aggregate, each key once, in no particular order.
+pub type Groups<'a, K, A> = Box<dyn Iterator<Item = Result<(K, A)>> + Send + 'a>;
 
 /// A key, its partial aggregate, and the key's hash, computed once when the key is
 /// first seen and reused by every later stage (table growth, shuffle, reduce).
@@ -49,18 +64,27 @@ pub struct Entry<K, A> {
 /// file, is the same from run to run.
 pub struct Combiner<K, A> {
     table: HashTable<Entry<K, A>>,
+    /// Heap bytes owned by the keys and aggregates in the table.
+    heap_bytes: usize,
 }
 
 impl<K, A> Default for Combiner<K, A> {
     fn default() -> Self {
-        Combiner { table: HashTable::new() }
+        Combiner { table: HashTable::new(), heap_bytes: 0 }
     }
 }
 
-impl<K: Hash + Eq, A: Default> Combiner<K, A> {
+impl<K: Hash + Eq + State, A: Default + State> Combiner<K, A> {
     /// An empty combiner with room for `capacity` keys.
     pub fn with_capacity(capacity: usize) -> Self {
-        Combiner { table: HashTable::with_capacity(capacity) }
+        Combiner { table: HashTable::with_capacity(capacity), heap_bytes: 0 }
+    }
+
+    /// Bytes the combiner holds: its table's slots (allocated, used or not, plus one
+    /// control byte each) and what keys and aggregates owned on the heap when inserted.
+    /// An aggregate whose heap grows after insertion is counted at its first size.
+    pub fn bytes(&self) -> usize {
+        self.table.capacity() * (size_of::<Entry<K, A>>() + 1) + self.heap_bytes
     }
 
     /// The partial aggregate of `key`, created empty if absent. Looks up by a borrowed
@@ -71,8 +95,14 @@ impl<K: Hash + Eq, A: Default> Combiner<K, A> {
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         let hash = fixed_hash(key);
+        let heap_bytes = &mut self.heap_bytes;
         let entry = self.table.entry(hash, |e| e.key.borrow() == key, |e| e.hash);
-        &mut entry.or_insert_with(|| Entry { hash, key: key.to_owned(), acc: A::default() }).into_mut().acc
+        let inserted = entry.or_insert_with(|| {
+            let (key, acc) = (key.to_owned(), A::default());
+            *heap_bytes += key.heap_bytes() + acc.heap_bytes();
+            Entry { hash, key, acc }
+        });
+        &mut inserted.into_mut().acc
     }
 
     /// The partial aggregate of an owned key, created empty if absent.
@@ -81,7 +111,9 @@ impl<K: Hash + Eq, A: Default> Combiner<K, A> {
         match self.table.entry(hash, |e| e.key == key, |e| e.hash) {
             hashbrown::hash_table::Entry::Occupied(e) => &mut e.into_mut().acc,
             hashbrown::hash_table::Entry::Vacant(e) => {
-                &mut e.insert(Entry { hash, key, acc: A::default() }).into_mut().acc
+                let acc = A::default();
+                self.heap_bytes += key.heap_bytes() + acc.heap_bytes();
+                &mut e.insert(Entry { hash, key, acc }).into_mut().acc
             }
         }
     }
@@ -91,6 +123,7 @@ impl<K: Hash + Eq, A: Default> Combiner<K, A> {
         match self.table.entry(other.hash, |e| e.key == other.key, |e| e.hash) {
             hashbrown::hash_table::Entry::Occupied(mut e) => merge(&mut e.get_mut().acc, other.acc),
             hashbrown::hash_table::Entry::Vacant(e) => {
+                self.heap_bytes += other.key.heap_bytes() + other.acc.heap_bytes();
                 e.insert(other);
             }
         }
@@ -107,8 +140,10 @@ impl<K: Hash + Eq, A: Default> Combiner<K, A> {
     }
 
     /// Takes all entries out, leaving the combiner empty.
-    pub fn drain(&mut self) -> impl Iterator<Item = Entry<K, A>> + '_ {
-        self.table.drain()
+    /// The table's memory is released with it, so [`Combiner::bytes`] starts again from 0.
+    pub fn drain(&mut self) -> impl Iterator<Item = Entry<K, A>> + use<K, A> {
+        self.heap_bytes = 0;
+        std::mem::take(&mut self.table).into_iter()
     }
 
     /// Consumes the combiner into its entries.

@@ -53,6 +53,25 @@ pub struct ReadOutcome<S> {
     pub digests: Vec<InputDigest>,
 }
 
+/// What reading the inputs found, besides rows.
+#[derive(Debug, Default)]
+pub struct ReadSummary {
+    /// Line counts.
+    pub stats: ReadStats,
+    /// Quarantined lines, in (file, line) order.
+    pub bad_lines: Vec<BadLine>,
+    /// Size and BLAKE3 of each input, in input order.
+    pub digests: Vec<InputDigest>,
+}
+
+impl<S> ReadOutcome<S> {
+    /// Splits the outcome into the per-task states and the summary.
+    pub fn split(self) -> (Vec<S>, ReadSummary) {
+        let ReadOutcome { states, stats, bad_lines, digests } = self;
+        (states, ReadSummary { stats, bad_lines, digests })
+    }
+}
+
 /// What a run read of one input: its size on disk (bytes read for stdin) and BLAKE3 hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InputDigest {

@@ -7,7 +7,7 @@ pub mod spill;
 
 use std::hash::Hash;
 
-use crate::map::{Combiner, Entry, fixed_hash};
+use crate::map::{Combiner, Entry, State, fixed_hash};
 
 /// One map task's entries of one partition.
 pub type Shard<K, A> = Vec<Entry<K, A>>;
@@ -26,7 +26,10 @@ pub fn partition_of_hash(hash: u64, partitions: usize) -> usize {
 }
 
 /// Splits one task's combiner into `partitions` vectors by key hash.
-pub fn partition<K: Hash + Eq, A: Default>(combiner: Combiner<K, A>, partitions: usize) -> Vec<Shard<K, A>> {
+pub fn partition<K: Hash + Eq + State, A: Default + State>(
+    combiner: Combiner<K, A>,
+    partitions: usize,
+) -> Vec<Shard<K, A>> {
     let mut out: Vec<Shard<K, A>> =
         (0..partitions).map(|_| Vec::with_capacity(combiner.len() / partitions + 1)).collect();
     for entry in combiner.into_entries() {

@@ -1,34 +1,36 @@
-//! Spilling shuffle: (key, count) records in, hash partitions on disk out, then each
-//! partition reduced to a sorted run, and the runs merged into one sorted stream.
+//! Spilling shuffle: map tasks' (key, partial aggregate) records in, hash partitions
+//! on disk out, then one partition at a time read back and merged in memory.
 //!
-//! This is how a job finishes on data larger than memory: map tasks drain their
-//! combiners here whenever they outgrow their share of the budget; every record of
-//! a key lands in one partition file, so one partition at a time can be counted in
-//! memory. Files live in a hidden temporary directory removed when the last holder
-//! (writer, partitions, or merge stream) is dropped, also on error.
+//! This is how a job finishes on data larger than `--memory-limit`: map tasks drain
+//! their combiners here whenever they outgrow their share of the budget; every record
+//! of a key lands in one partition file, so one partition at a time can be reduced in
+//! memory. Records are framed as a u32 length then the key's and the aggregate's
+//! [`State`] encodings. Files live in a hidden temporary directory, created on the
+//! first spill and removed when the last holder (writer or partitions) is dropped,
+//! also on error.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tempfile::TempDir;
 
 use super::partition_of_hash;
 use crate::error::{Error, Result};
-use crate::map::Combiner;
+use crate::map::{Combiner, State};
 
-/// Partition files being appended to by map tasks.
+/// Partition files being appended to by map tasks; nothing is created before the first spill.
 pub struct SpillWriter {
-    dir: Arc<TempDir>,
-    files: Vec<Mutex<BufWriter<File>>>,
+    parent: PathBuf,
+    dir: OnceLock<Arc<TempDir>>,
+    files: Vec<Mutex<Option<BufWriter<File>>>>,
+    buffer_bytes: usize,
 }
 
 /// Finished partition files.
 pub struct SpillPartitions {
-    dir: Arc<TempDir>,
+    _dir: Arc<TempDir>,
     paths: Vec<PathBuf>,
 }
 
@@ -69,157 +71,132 @@ pub fn spill_dir(parent: &Path) -> Result<tempfile::TempDir> {
 }
 
 impl SpillWriter {
-    /// Creates `partitions` empty partition files in a new temporary directory under `parent`.
-    pub fn new(parent: &Path, partitions: usize) -> Result<SpillWriter> {
-        let dir = spill_dir(parent)?;
-        let mut files = Vec::with_capacity(partitions);
-        for p in 0..partitions {
-            let path = dir.path().join(format!("part-{p:05}"));
-            let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-            files.push(Mutex::new(BufWriter::with_capacity(64 * 1024, file)));
+    /// A writer of `partitions` partition files under `parent`, each buffered with
+    /// `buffer_bytes` (4 KiB to 64 KiB) once it exists.
+    pub fn new(parent: &Path, partitions: usize, buffer_bytes: usize) -> SpillWriter {
+        SpillWriter {
+            parent: parent.to_path_buf(),
+            dir: OnceLock::new(),
+            files: (0..partitions).map(|_| Mutex::new(None)).collect(),
+            buffer_bytes: buffer_bytes.clamp(4 << 10, 64 << 10),
         }
-        Ok(SpillWriter { dir: Arc::new(dir), files })
+    }
+
+    /// Whether anything was spilled.
+    pub fn spilled(&self) -> bool {
+        self.dir.get().is_some()
+    }
+
+    fn dir(&self) -> Result<&Arc<TempDir>> {
+        if let Some(dir) = self.dir.get() {
+            return Ok(dir);
+        }
+        let made = Arc::new(spill_dir(&self.parent)?);
+        // Two tasks may race here; the loser's directory is dropped (removed) unused.
+        Ok(self.dir.get_or_init(|| made))
     }
 
     /// Moves every entry of `combiner` to its partition file, leaving it empty.
-    pub fn drain(&self, combiner: &mut Combiner<String, u64>) -> Result<()> {
+    pub fn drain<K: std::hash::Hash + Eq + State, A: Default + State>(
+        &self,
+        combiner: &mut Combiner<K, A>,
+    ) -> Result<()> {
         let partitions = self.files.len();
         let mut grouped: Vec<Vec<u8>> = vec![Vec::new(); partitions];
+        let mut record = Vec::new();
         for e in combiner.drain() {
-            encode(&mut grouped[partition_of_hash(e.hash, partitions)], &e.key, e.acc);
+            record.clear();
+            e.key.encode(&mut record);
+            e.acc.encode(&mut record);
+            let out = &mut grouped[partition_of_hash(e.hash, partitions)];
+            // One record is a key from one input line and its aggregate: far below 4 GiB.
+            out.extend_from_slice(&(record.len() as u32).to_le_bytes());
+            out.extend_from_slice(&record);
         }
+        let dir = self.dir()?;
+        crate::failpoint::failpoint("spill-partitions");
         for (p, bytes) in grouped.into_iter().enumerate() {
             if bytes.is_empty() {
                 continue;
             }
             // A poisoned lock means another task panicked mid-write; its data is unusable.
-            let mut file = self.files[p].lock().map_err(|_| Error::sink("spill", "a spill writer panicked"))?;
-            file.write_all(&bytes).map_err(|e| Error::io(self.dir.path(), e))?;
+            let mut slot = self.files[p].lock().map_err(|_| Error::sink("spill", "a spill writer panicked"))?;
+            if slot.is_none() {
+                let path = dir.path().join(format!("part-{p:05}"));
+                let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+                *slot = Some(BufWriter::with_capacity(self.buffer_bytes, file));
+            }
+            if let Some(file) = slot.as_mut() {
+                file.write_all(&bytes).map_err(|e| Error::io(dir.path(), e))?;
+            }
         }
         Ok(())
     }
 
-    /// Flushes every partition file.
-    pub fn finish(self) -> Result<SpillPartitions> {
+    /// Flushes every partition file; `None` when nothing was spilled.
+    pub fn finish(self) -> Result<Option<SpillPartitions>> {
+        let Some(dir) = self.dir.into_inner() else { return Ok(None) };
         let mut paths = Vec::with_capacity(self.files.len());
         for (p, file) in self.files.into_iter().enumerate() {
-            let mut file = file.into_inner().map_err(|_| Error::sink("spill", "a spill writer panicked"))?;
-            file.flush().map_err(|e| Error::io(self.dir.path(), e))?;
-            paths.push(self.dir.path().join(format!("part-{p:05}")));
+            let path = dir.path().join(format!("part-{p:05}"));
+            let file = file.into_inner().map_err(|_| Error::sink("spill", "a spill writer panicked"))?;
+            if let Some(mut file) = file {
+                file.flush().map_err(|e| Error::io(&path, e))?;
+                paths.push(path);
+            }
         }
-        Ok(SpillPartitions { dir: self.dir, paths })
+        Ok(Some(SpillPartitions { _dir: dir, paths }))
     }
 }
 
 impl SpillPartitions {
-    /// Number of partitions.
+    /// Number of partition files (partitions no task wrote to have none).
     pub fn len(&self) -> usize {
         self.paths.len()
     }
 
-    /// Whether there are no partitions.
+    /// Whether there are no partition files.
     pub fn is_empty(&self) -> bool {
         self.paths.is_empty()
     }
 
-    /// Counts partition `p` in memory, keeps the keys `keep` accepts, and writes them
-    /// sorted to a run file (replacing the partition file, to free its disk space).
-    pub fn reduce_to_run(&self, p: usize, keep: &(dyn Fn(u64) -> bool + Sync)) -> Result<PathBuf> {
+    /// Reads partition file `p` back and merges its records into one entry per key
+    /// with `merge`, then removes the file to free its disk space.
+    pub fn reduce<K, A>(&self, p: usize, merge: impl Fn(&mut A, A)) -> Result<Vec<(K, A)>>
+    where
+        K: std::hash::Hash + Eq + State,
+        A: Default + State,
+    {
         let path = &self.paths[p];
-        let mut merged: Combiner<String, u64> = Combiner::default();
+        let mut merged: Combiner<K, A> = Combiner::default();
         {
-            let mut reader = RecordReader::open(path)?;
-            while let Some((key, count)) = reader.next_record()? {
-                *merged.entry_owned(key) += count;
+            let file = File::open(path).map_err(|e| Error::io(path, e))?;
+            let mut reader = BufReader::with_capacity(256 * 1024, file);
+            let mut record = Vec::new();
+            while read_record(&mut reader, &mut record).map_err(|e| Error::io(path, e))? {
+                let mut bytes = record.as_slice();
+                let key = K::decode(&mut bytes)?;
+                let acc = A::decode(&mut bytes)?;
+                merge(merged.entry_owned(key), acc);
             }
         }
-        let mut entries: Vec<(String, u64)> =
-            merged.into_entries().filter(|e| keep(e.acc)).map(|e| (e.key, e.acc)).collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let run = path.with_extension("run");
-        let mut out = BufWriter::new(File::create(&run).map_err(|e| Error::io(&run, e))?);
-        let mut buf = Vec::new();
-        for (key, count) in &entries {
-            buf.clear();
-            encode(&mut buf, key, *count);
-            out.write_all(&buf).map_err(|e| Error::io(&run, e))?;
-        }
-        out.flush().map_err(|e| Error::io(&run, e))?;
         std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
-        Ok(run)
-    }
-
-    /// Merges sorted runs (keys are disjoint across runs) into one sorted stream.
-    pub fn merge_runs(&self, runs: &[PathBuf]) -> Result<MergedRuns> {
-        let mut readers = Vec::with_capacity(runs.len());
-        let mut heap = BinaryHeap::with_capacity(runs.len());
-        for (i, run) in runs.iter().enumerate() {
-            let mut reader = RecordReader::open(run)?;
-            if let Some((key, count)) = reader.next_record()? {
-                heap.push(Reverse((key, count, i)));
-            }
-            readers.push(reader);
-        }
-        Ok(MergedRuns { _dir: self.dir.clone(), readers, heap })
+        Ok(merged.into_entries().map(|e| (e.key, e.acc)).collect())
     }
 }
 
-/// A sorted stream of (key, count) over all runs; holds the temporary directory alive.
-pub struct MergedRuns {
-    _dir: Arc<TempDir>,
-    readers: Vec<RecordReader>,
-    heap: BinaryHeap<Reverse<(String, u64, usize)>>,
-}
-
-impl Iterator for MergedRuns {
-    type Item = Result<(String, u64)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let Reverse((key, count, i)) = self.heap.pop()?;
-        match self.readers[i].next_record() {
-            Ok(Some((k, c))) => self.heap.push(Reverse((k, c, i))),
-            Ok(None) => {}
-            Err(e) => return Some(Err(e)),
-        }
-        Some(Ok((key, count)))
+/// Reads one length-framed record into `record`; false at the end of the file.
+fn read_record(reader: &mut impl Read, record: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(e) => return Err(e),
     }
-}
-
-/// Record layout: key length (u32 LE), key bytes, count (u64 LE).
-fn encode(buf: &mut Vec<u8>, key: &str, count: u64) {
-    buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
-    buf.extend_from_slice(key.as_bytes());
-    buf.extend_from_slice(&count.to_le_bytes());
-}
-
-struct RecordReader {
-    path: PathBuf,
-    reader: BufReader<File>,
-}
-
-impl RecordReader {
-    fn open(path: &Path) -> Result<RecordReader> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        Ok(RecordReader { path: path.to_path_buf(), reader: BufReader::with_capacity(256 * 1024, file) })
-    }
-
-    fn next_record(&mut self) -> Result<Option<(String, u64)>> {
-        let io = |e| Error::io(&self.path, e);
-        let mut len = [0u8; 4];
-        match self.reader.read_exact(&mut len) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(io(e)),
-        }
-        let mut key = vec![0u8; u32::from_le_bytes(len) as usize];
-        self.reader.read_exact(&mut key).map_err(io)?;
-        let mut count = [0u8; 8];
-        self.reader.read_exact(&mut count).map_err(io)?;
-        // Keys were written from `&str`, so they are valid UTF-8 unless the file was damaged.
-        let key = String::from_utf8(key)
-            .map_err(|_| Error::sink("spill", format!("{}: damaged record", self.path.display())))?;
-        Ok(Some((key, u64::from_le_bytes(count))))
-    }
+    record.clear();
+    record.resize(u32::from_le_bytes(len) as usize, 0);
+    reader.read_exact(record)?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -227,9 +204,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spill_reduce_merge_counts_and_sorts() {
+    fn spilled_partials_merge_into_one_entry_per_key_and_files_are_removed() {
         let parent = tempfile::tempdir().unwrap();
-        let writer = SpillWriter::new(parent.path(), 5).unwrap();
+        let writer = SpillWriter::new(parent.path(), 5, 0);
+        assert!(!writer.spilled());
         for round in 0..3 {
             let mut c: Combiner<String, u64> = Combiner::default();
             for i in 0..100 {
@@ -239,15 +217,37 @@ mod tests {
             }
             writer.drain(&mut c).unwrap();
             assert!(c.is_empty());
+            assert!(c.bytes() == 0, "a drained combiner holds no memory");
         }
-        let parts = writer.finish().unwrap();
-        let runs: Vec<PathBuf> = (0..parts.len()).map(|p| parts.reduce_to_run(p, &|c| c == 2).unwrap()).collect();
-        let merged: Vec<(String, u64)> = parts.merge_runs(&runs).unwrap().map(Result::unwrap).collect();
-        let want: Vec<(String, u64)> = (0..100).filter(|i| i % 2 == 1).map(|i| (format!("u{i:03}"), 2)).collect();
+        let parts = writer.finish().unwrap().unwrap();
+        let mut merged: Vec<(String, u64)> =
+            (0..parts.len()).flat_map(|p| parts.reduce(p, |a: &mut u64, b| *a += b).unwrap()).collect();
+        merged.sort();
+        let want: Vec<(String, u64)> = (0..100).map(|i| (format!("u{i:03}"), if i % 2 == 0 { 3 } else { 2 })).collect();
         assert_eq!(merged, want);
+        let dir = parts.paths[0].parent().unwrap().to_path_buf();
         drop(parts);
-        let dir = runs[0].parent().unwrap().to_path_buf();
-        drop(merged);
         assert!(!dir.exists(), "spill directory was not removed");
+    }
+
+    #[test]
+    fn nothing_spilled_creates_nothing() {
+        let parent = tempfile::tempdir().unwrap();
+        let writer = SpillWriter::new(parent.path(), 64, 0);
+        assert!(writer.finish().unwrap().is_none());
+        assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_damaged_partition_is_an_error() {
+        let parent = tempfile::tempdir().unwrap();
+        let writer = SpillWriter::new(parent.path(), 1, 0);
+        let mut c: Combiner<String, u64> = Combiner::default();
+        *c.entry("key") += 1;
+        writer.drain(&mut c).unwrap();
+        let parts = writer.finish().unwrap().unwrap();
+        let len = std::fs::metadata(&parts.paths[0]).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&parts.paths[0]).unwrap().set_len(len - 3).unwrap();
+        assert!(parts.reduce(0, |a: &mut u64, b| *a += b).map(|_: Vec<(String, u64)>| ()).is_err());
     }
 }

@@ -21,15 +21,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::atomic::StagedWriter;
 use crate::error::{Error, Result};
-
-/// Aborts the process when `MRPIPE_FAILPOINT` names this point: the crash tests kill
-/// a publication exactly between two of its steps, with no destructor run, as a
-/// `kill -9` would. Unset, it costs one environment lookup per publication step.
-pub fn failpoint(name: &str) {
-    if std::env::var_os("MRPIPE_FAILPOINT").is_some_and(|v| v == name) {
-        std::process::abort();
-    }
-}
+use crate::failpoint::failpoint;
 
 /// A generation being written; removed when dropped uncommitted.
 pub struct Generation {

@@ -1,0 +1,392 @@
+//! The engine's last step for a native job: a table's rows, in the order `finish` made
+//! them, in; the same rows in the table's declared order (a total order, text bytewise)
+//! out, cut into batches of [`OUTPUT_BATCH_ROWS`].
+//!
+//! Rows are compared in Arrow's row format (`arrow::row`: each row's sort columns
+//! encoded as bytes that compare like the declared order), sorted in parallel. Under
+//! `--memory-limit`, rows are buffered up to a quarter of the limit; a fuller buffer
+//! is sorted and written as a run (an Arrow IPC stream) to a hidden spill directory,
+//! and the runs are merged, at most [`MAX_FAN_IN`] at a time, as the sink reads the
+//! table. So neither a job's groups nor its output has to fit in memory.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::{SortOptions, interleave_record_batch};
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use arrow::row::{RowConverter, SortField};
+use rayon::prelude::*;
+use tempfile::TempDir;
+
+use crate::error::{Error, Result};
+use crate::shuffle::spill::{max_open_partitions, spill_dir};
+use crate::table::{Batches, OUTPUT_BATCH_ROWS, Rows, Sort, Table, TableSpec};
+
+/// Most runs merged at once: each holds one batch in memory and one open file.
+pub const MAX_FAN_IN: usize = 64;
+
+/// Rows per batch of a run file, so that merging many runs holds little in memory.
+const RUN_BATCH_ROWS: usize = 4096;
+
+/// Sorts `rows` by their table's declared order. With `memory_limit` (bytes), rows
+/// beyond a quarter of it go to sorted runs under `temp_dir`.
+/// Errors: a batch that does not fit the table's schema, or a spill file I/O error.
+pub fn sort_table(rows: Rows<'_>, memory_limit: Option<u64>, temp_dir: &Path) -> Result<Table> {
+    let spec = rows.spec;
+    let order = Order::new(spec)?;
+    let budget = memory_limit.map_or(usize::MAX, |l| usize::try_from(l / 4).unwrap_or(usize::MAX));
+    let mut buffer: Vec<RecordBatch> = Vec::new();
+    let mut buffered = 0usize;
+    let mut runs: Vec<PathBuf> = Vec::new();
+    let mut dir: Option<Arc<TempDir>> = None;
+    for batch in rows.batches {
+        let batch = batch?;
+        if batch.schema().fields() != order.schema.fields() {
+            return Err(Error::sink(spec.name, "a batch does not have the table's columns"));
+        }
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        buffered += batch.get_array_memory_size();
+        buffer.push(batch);
+        if buffered > budget {
+            let dir = match &dir {
+                Some(d) => d.clone(),
+                None => dir.insert(Arc::new(spill_dir(temp_dir)?)).clone(),
+            };
+            let sorted = Sorted::new(&order, std::mem::take(&mut buffer), RUN_BATCH_ROWS)?;
+            runs.push(write_run(&dir, runs.len(), &order.schema, sorted)?);
+            buffered = 0;
+        }
+    }
+    let batches: Batches = match dir {
+        None => Box::new(Sorted::new(&order, buffer, OUTPUT_BATCH_ROWS)?),
+        Some(dir) => {
+            if !buffer.is_empty() {
+                let sorted = Sorted::new(&order, buffer, RUN_BATCH_ROWS)?;
+                runs.push(write_run(&dir, runs.len(), &order.schema, sorted)?);
+            }
+            let fan_in = MAX_FAN_IN.min(max_open_partitions());
+            let mut made = runs.len();
+            // Merge passes until one merge can take every run.
+            while runs.len() > fan_in {
+                let mut next = Vec::with_capacity(runs.len().div_ceil(fan_in));
+                for group in runs.chunks(fan_in) {
+                    let merged = Merge::new(Order::new(spec)?, dir.clone(), group, RUN_BATCH_ROWS)?;
+                    next.push(write_run(&dir, made, &order.schema, merged)?);
+                    made += 1;
+                    for run in group {
+                        std::fs::remove_file(run).map_err(|e| Error::io(run, e))?;
+                    }
+                }
+                runs = next;
+            }
+            Box::new(Merge::new(order, dir, &runs, OUTPUT_BATCH_ROWS)?)
+        }
+    };
+    Ok(Table { name: spec.name, schema: spec.schema(), indexes: spec.indexes, batches })
+}
+
+/// A table's declared order as Arrow sort columns.
+struct Order {
+    schema: SchemaRef,
+    columns: Vec<usize>,
+    converter: RowConverter,
+}
+
+impl Order {
+    fn new(spec: &TableSpec) -> Result<Order> {
+        let schema = spec.schema();
+        let mut columns = Vec::with_capacity(spec.order.len());
+        let mut fields = Vec::with_capacity(spec.order.len());
+        for sort in spec.order {
+            let (name, descending) = match *sort {
+                Sort::Asc(name) => (name, false),
+                Sort::Desc(name) => (name, true),
+            };
+            let i = schema
+                .index_of(name)
+                .map_err(|_| Error::sink(spec.name, format!("the declared order names no column '{name}'")))?;
+            columns.push(i);
+            let options = SortOptions { descending, nulls_first: false };
+            fields.push(SortField::new_with_options(schema.field(i).data_type().clone(), options));
+        }
+        let converter = RowConverter::new(fields).map_err(|e| Error::sink(spec.name, e))?;
+        Ok(Order { schema, columns, converter })
+    }
+
+    fn sort_columns(&self, batch: &RecordBatch) -> Vec<ArrayRef> {
+        self.columns.iter().map(|&i| batch.column(i).clone()).collect()
+    }
+
+    fn keys(&self, batch: &RecordBatch) -> Result<arrow::row::Rows> {
+        self.converter.convert_columns(&self.sort_columns(batch)).map_err(|e| Error::sink("sort", e))
+    }
+}
+
+/// Batches held in memory and the sorted order of their rows, emitted `chunk` rows at a time.
+struct Sorted {
+    batches: Vec<RecordBatch>,
+    /// Global row number at which each batch starts.
+    starts: Vec<usize>,
+    order: Vec<u32>,
+    pos: usize,
+    chunk: usize,
+}
+
+impl Sorted {
+    fn new(order: &Order, batches: Vec<RecordBatch>, chunk: usize) -> Result<Sorted> {
+        let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let total32 = u32::try_from(total)
+            .map_err(|_| Error::sink("sort", "more than 4 billion rows to sort in memory; set --memory-limit"))?;
+        let mut keys = order.converter.empty_rows(total, 0);
+        let mut starts = Vec::with_capacity(batches.len());
+        let mut start = 0;
+        for batch in &batches {
+            starts.push(start);
+            start += batch.num_rows();
+            order.converter.append(&mut keys, &order.sort_columns(batch)).map_err(|e| Error::sink("sort", e))?;
+        }
+        let mut sorted: Vec<u32> = (0..total32).collect();
+        // The declared order is total; ties (identical rows) keep input order, so the
+        // result never depends on how the sort was split across threads.
+        sorted.par_sort_unstable_by(|&a, &b| keys.row(a as usize).cmp(&keys.row(b as usize)).then(a.cmp(&b)));
+        Ok(Sorted { batches, starts, order: sorted, pos: 0, chunk })
+    }
+}
+
+impl Iterator for Sorted {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Result<RecordBatch>> {
+        if self.pos >= self.order.len() {
+            return None;
+        }
+        let end = self.order.len().min(self.pos + self.chunk);
+        let indices: Vec<(usize, usize)> = self.order[self.pos..end]
+            .iter()
+            .map(|&i| {
+                let i = i as usize;
+                // `starts` is ascending from 0, so some batch starts at or before `i`.
+                let b = self.starts.partition_point(|&s| s <= i) - 1;
+                (b, i - self.starts[b])
+            })
+            .collect();
+        self.pos = end;
+        let batches: Vec<&RecordBatch> = self.batches.iter().collect();
+        Some(interleave_record_batch(&batches, &indices).map_err(|e| Error::sink("sort", e)))
+    }
+}
+
+/// Writes sorted batches as run `n` of `dir`.
+fn write_run(
+    dir: &TempDir,
+    n: usize,
+    schema: &SchemaRef,
+    batches: impl Iterator<Item = Result<RecordBatch>>,
+) -> Result<PathBuf> {
+    let path = dir.path().join(format!("run-{n:020}.arrow"));
+    let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+    let ipc = |e| Error::sink("sort", format!("{}: {e}", path.display()));
+    let mut writer = StreamWriter::try_new(BufWriter::with_capacity(256 * 1024, file), schema).map_err(ipc)?;
+    for batch in batches {
+        writer.write(&batch?).map_err(ipc)?;
+    }
+    writer.finish().map_err(ipc)?;
+    crate::failpoint::failpoint("spill-sorted-run");
+    Ok(path)
+}
+
+/// One sorted run being merged: its current batch and position.
+struct Cursor {
+    reader: StreamReader<BufReader<File>>,
+    batch: RecordBatch,
+    keys: arrow::row::Rows,
+    pos: usize,
+    /// Index of `batch` in the merge's sources of the batch being built.
+    source: usize,
+}
+
+impl Cursor {
+    /// The run's next non-empty batch, if any.
+    fn next_batch(
+        reader: &mut StreamReader<BufReader<File>>,
+        order: &Order,
+    ) -> Result<Option<(RecordBatch, arrow::row::Rows)>> {
+        for batch in reader.by_ref() {
+            let batch = batch.map_err(|e| Error::sink("sort", e))?;
+            if batch.num_rows() > 0 {
+                let keys = order.keys(&batch)?;
+                return Ok(Some((batch, keys)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A k-way merge of sorted runs (keys compared in row format), `chunk` rows per batch.
+struct Merge {
+    order: Order,
+    _dir: Arc<TempDir>,
+    cursors: Vec<Cursor>,
+    chunk: usize,
+    failed: bool,
+}
+
+impl Merge {
+    fn new(order: Order, dir: Arc<TempDir>, runs: &[PathBuf], chunk: usize) -> Result<Merge> {
+        let mut cursors = Vec::with_capacity(runs.len());
+        for run in runs {
+            let file = File::open(run).map_err(|e| Error::io(run, e))?;
+            let mut reader = StreamReader::try_new(BufReader::with_capacity(64 * 1024, file), None)
+                .map_err(|e| Error::sink("sort", format!("{}: {e}", run.display())))?;
+            if let Some((batch, keys)) = Cursor::next_batch(&mut reader, &order)? {
+                cursors.push(Cursor { reader, batch, keys, pos: 0, source: 0 });
+            }
+        }
+        Ok(Merge { order, _dir: dir, cursors, chunk, failed: false })
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let mut sources: Vec<RecordBatch> = Vec::with_capacity(self.cursors.len() + 1);
+        for c in &mut self.cursors {
+            c.source = sources.len();
+            sources.push(c.batch.clone());
+        }
+        let mut picks: Vec<(usize, usize)> = Vec::with_capacity(self.chunk);
+        while picks.len() < self.chunk && !self.cursors.is_empty() {
+            // Fan-in is small: a linear scan for the least key; ties go to the earlier run.
+            let mut best = 0;
+            for i in 1..self.cursors.len() {
+                let (a, b) = (&self.cursors[i], &self.cursors[best]);
+                if a.keys.row(a.pos) < b.keys.row(b.pos) {
+                    best = i;
+                }
+            }
+            let c = &mut self.cursors[best];
+            picks.push((c.source, c.pos));
+            c.pos += 1;
+            if c.pos == c.batch.num_rows() {
+                match Cursor::next_batch(&mut c.reader, &self.order)? {
+                    Some((batch, keys)) => {
+                        c.source = sources.len();
+                        sources.push(batch.clone());
+                        (c.batch, c.keys, c.pos) = (batch, keys, 0);
+                    }
+                    None => {
+                        self.cursors.remove(best);
+                    }
+                }
+            }
+        }
+        if picks.is_empty() {
+            return Ok(None);
+        }
+        let sources: Vec<&RecordBatch> = sources.iter().collect();
+        interleave_record_batch(&sources, &picks).map(Some).map_err(|e| Error::sink("sort", e))
+    }
+}
+
+impl Iterator for Merge {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Result<RecordBatch>> {
+        if self.failed {
+            return None;
+        }
+        let next = self.next_batch().transpose();
+        self.failed = matches!(next, Some(Err(_)));
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::Sort::{Asc, Desc};
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::DataType;
+
+    static T: TableSpec = TableSpec {
+        name: "t",
+        columns: &[("month", DataType::Utf8), ("url", DataType::Utf8), ("hits", DataType::Int64)],
+        indexes: &[],
+        order: &[Asc("month"), Desc("hits"), Asc("url")],
+        notify_key: &[],
+    };
+
+    fn rows(n: usize, batch: usize) -> Vec<(String, String, i64)> {
+        // A scrambled but reproducible sequence of rows, some sharing month and hits.
+        (0..n)
+            .map(|i| {
+                let x = (i * 7919 + batch) % n;
+                (format!("2026-{:02}", x % 3 + 1), format!("/p{}", x % 1013), (x % 17) as i64)
+            })
+            .collect()
+    }
+
+    fn unsorted(all: &[(String, String, i64)], batch: usize) -> Rows<'static> {
+        let batches: Vec<Result<RecordBatch>> = all
+            .chunks(batch)
+            .map(|c| {
+                T.batch(vec![
+                    Arc::new(StringArray::from_iter_values(c.iter().map(|r| r.0.as_str()))),
+                    Arc::new(StringArray::from_iter_values(c.iter().map(|r| r.1.as_str()))),
+                    Arc::new(Int64Array::from_iter_values(c.iter().map(|r| r.2))),
+                ])
+            })
+            .collect();
+        Rows { spec: &T, batches: Box::new(batches.into_iter()) }
+    }
+
+    fn collect(table: Table) -> (Vec<(String, String, i64)>, Vec<usize>) {
+        let mut out = Vec::new();
+        let mut sizes = Vec::new();
+        for batch in table.batches {
+            let batch = batch.unwrap();
+            sizes.push(batch.num_rows());
+            let m = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+            let u = batch.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+            let h = batch.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..batch.num_rows() {
+                out.push((m.value(i).to_string(), u.value(i).to_string(), h.value(i)));
+            }
+        }
+        (out, sizes)
+    }
+
+    #[test]
+    fn in_memory_and_external_sorts_give_the_declared_order_in_fixed_batches() {
+        let all = rows(150_000, 3);
+        let mut want = all.clone();
+        want.sort_by(|a, b| a.0.cmp(&b.0).then(b.2.cmp(&a.2)).then(a.1.cmp(&b.1)));
+        let temp = tempfile::tempdir().unwrap();
+        // No limit; a limit that makes a few runs; one so small that runs need two merge passes.
+        for limit in [None, Some(4 << 20), Some(64 << 10)] {
+            let (got, sizes) = collect(sort_table(unsorted(&all, 1000), limit, temp.path()).unwrap());
+            assert!(got == want, "limit {limit:?}: rows out of order");
+            assert!(sizes[..sizes.len() - 1].iter().all(|&s| s == OUTPUT_BATCH_ROWS), "limit {limit:?}: {sizes:?}");
+            assert_eq!(std::fs::read_dir(temp.path()).unwrap().count(), 0, "spill files left behind");
+        }
+    }
+
+    #[test]
+    fn no_rows_is_an_empty_table() {
+        let temp = tempfile::tempdir().unwrap();
+        let (got, _) = collect(sort_table(unsorted(&[], 10), Some(1), temp.path()).unwrap());
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn a_batch_of_other_columns_is_an_error() {
+        let temp = tempfile::tempdir().unwrap();
+        let wrong = RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from(vec![1])) as ArrayRef)]).unwrap();
+        let rows = Rows { spec: &T, batches: Box::new(std::iter::once(Ok(wrong))) };
+        assert!(sort_table(rows, None, temp.path()).is_err());
+    }
+}
