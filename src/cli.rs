@@ -42,6 +42,10 @@ struct CommonArgs {
     /// beyond it they spill to a hidden directory beside the output. Results do not depend on it.
     #[arg(long, value_name = "SIZE", value_parser = params::parse_byte_size)]
     memory_limit: Option<u64>,
+    /// A line longer than this (e.g. 1MiB) is a bad line, its first 1 KiB kept in the rejects
+    /// file and the rest read past without being held in memory.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = params::parse_byte_size)]
+    max_line_bytes: u64,
     /// Rejects file for bad lines (default: DIR/_<job>.rejects.tsv, PATH.<job>.rejects.tsv beside
     /// a file or SQLite database, ./mrpipe-<job>.rejects.tsv for stdout and database servers;
     /// <job>-<period> for one period).
@@ -263,6 +267,7 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
                 output: sink::parse(&common.output)?,
                 threads: common.threads.map(usize::from),
                 memory_limit: common.memory_limit,
+                max_line_bytes: usize::try_from(common.max_line_bytes).unwrap_or(usize::MAX),
                 rejects: common.rejects,
                 budget,
                 log: EventLog::new(common.log_format, name, common.quiet, common.verbose),

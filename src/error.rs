@@ -20,9 +20,9 @@ pub enum Error {
 
     /// The bad-line threshold was exceeded; nothing was published.
     #[error(
-        "{bad} bad lines exceed the budget of {budget} (of {lines} lines read); nothing was published; first bad line: {first}"
+        "too many bad lines: {bad} found, over the budget of {budget} ({read}); nothing was published; first bad line: {first}"
     )]
-    BadLineBudget { bad: u64, budget: String, lines: u64, first: String },
+    BadLineBudget { bad: u64, budget: String, read: String, first: String },
 
     /// Another run of the same job and output holds the lock.
     #[error("another run holds {} ({holder}); try later or use --wait", path.display())]

@@ -19,7 +19,7 @@
 //! batches; [`run`] publishes the job's [`table::Table`]s through a [`sink::Target`]
 //! atomically.
 //!
-//! Layers, each using only those below it: `error`, `failpoint`, `log`, `progress` -> [`read`] ->
+//! Layers, each using only those below it: `error`, `failpoint`, `log`, `progress`, `scratch` -> [`read`] ->
 //! [`table`], [`manifest`] -> [`map`], [`shuffle`], [`reduce`], [`engine`] -> [`job`]
 //! and the jobs -> [`sink`] (one `Target` per kind of output; only `sink::parse`
 //! knows them all) -> [`notify`], [`quarantine`] -> [`run`] -> [`verify`], [`query`]
@@ -44,6 +44,7 @@ pub mod query;
 pub mod read;
 pub mod reduce;
 pub mod run;
+pub mod scratch;
 pub mod shuffle;
 pub mod sink;
 pub mod table;

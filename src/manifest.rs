@@ -40,6 +40,10 @@ pub struct Manifest {
     pub output: String,
     /// The bad-line threshold in force.
     pub bad_line_budget: String,
+    /// `--max-line-bytes` in force: a longer line was a bad line, so it shapes the
+    /// tables and `verify` re-runs with it (64 MiB in manifests that predate it).
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: u64,
     /// Inputs, in the order they were processed.
     pub inputs: Vec<FileDigest>,
     /// Side files (seller maps, incomes, ...).
@@ -54,6 +58,10 @@ pub struct Manifest {
     pub finished: String,
     /// Wall time in seconds.
     pub duration_secs: f64,
+}
+
+fn default_max_line_bytes() -> u64 {
+    crate::read::decode::MAX_LINE_BYTES as u64
 }
 
 fn native() -> String {
@@ -130,6 +138,7 @@ impl Manifest {
             args: None,
             output,
             bad_line_budget: "unlimited".into(),
+            max_line_bytes: default_max_line_bytes(),
             inputs: Vec::new(),
             side_files: Vec::new(),
             lines: Lines { read: 0, good: 0, bad: 0, empty: 0, header: 0 },

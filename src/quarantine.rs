@@ -49,6 +49,15 @@ impl BadLineBudget {
         }
     }
 
+    /// The count past which reading may stop early: a fraction's count is known only
+    /// once every line is read.
+    pub fn stop_after(&self) -> Option<u64> {
+        match *self {
+            BadLineBudget::Count(n) => Some(n),
+            BadLineBudget::Unlimited | BadLineBudget::Fraction(_) => None,
+        }
+    }
+
     /// The threshold as given on the command line (`unlimited`, `100`, `0.1%`).
     pub fn spelling(&self) -> String {
         match *self {
@@ -72,10 +81,15 @@ impl BadLineBudget {
         if bad <= self.allowed(read.stats.lines) {
             return Ok(());
         }
-        let first = read.bad_lines.first().map_or_else(String::new, |b| {
+        let first = read.bad_lines.first()?.map_or_else(String::new, |b| {
             format!("{}:{}: {}", inputs[b.chunk.file as usize].display_name(), b.line, b.reason)
         });
-        Err(Error::BadLineBudget { bad, budget: self.describe(read.stats.lines), lines: read.stats.lines, first })
+        let lines = read.stats.lines;
+        let read_part = match read.stopped {
+            true => format!("reading stopped there, after {lines} lines"),
+            false => format!("of {lines} lines read"),
+        };
+        Err(Error::BadLineBudget { bad, budget: self.describe(lines), read: read_part, first })
     }
 }
 
@@ -91,7 +105,8 @@ pub fn write_rejects(path: &Path, read: &ReadSummary, inputs: &[InputFile]) -> R
     let (staged, _) = write_staged(path, |w| {
         let io = |e| Error::io(path, e);
         w.write_all(b"file\tline\treason\traw\n").map_err(io)?;
-        for bad in &read.bad_lines {
+        for bad in read.bad_lines.iter() {
+            let bad = bad?;
             let file = inputs[bad.chunk.file as usize].display_name();
             // The reason quotes input through `format::quote`, escaped already: written as is.
             // The file's name is escaped already, losslessly (`InputFile::display_name`).

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::read::format::{FORMAT_NAMES, Format};
 use crate::read::input::resolve_inputs;
-use crate::read::read_fold;
+use crate::read::{ReadLimits, Source, read_fold};
 use crate::sink::Target;
 
 /// Input formats a log table can be read as (`--as`).
@@ -117,7 +117,11 @@ pub fn run_query(opts: &QueryOptions) -> Result<QueryResult> {
         let format = log_format(format_name)?;
         let inputs = resolve_inputs(&[PathBuf::from(&table.path)])?;
         let outcome = pool.install(|| {
-            read_fold(&inputs, &format, &Progress::hidden(), Vec::new, |batches: &mut Vec<RecordBatch>, b| {
+            let progress = Progress::hidden();
+            let (limits, scratch) = (ReadLimits::default(), std::env::temp_dir());
+            let source =
+                Source { inputs: &inputs, format: &format, progress: &progress, limits: &limits, scratch: &scratch };
+            read_fold(&source, Vec::new, |batches: &mut Vec<RecordBatch>, b| {
                 batches.push(b);
                 Ok(())
             })

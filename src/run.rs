@@ -21,9 +21,9 @@ use crate::manifest::{self, FileDigest, Manifest};
 use crate::notify::{self, NotifyTarget};
 use crate::progress::Progress;
 use crate::quarantine::{self, BadLineBudget};
-use crate::read::ReadSummary;
 use crate::read::input::{self, Encoding, InputFile};
 use crate::read::{self, ReadStats};
+use crate::read::{ReadLimits, ReadSummary};
 use crate::sink::{Recorded, Slice, Target, Unit, Written};
 use crate::table::{Period, TableSpec};
 
@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub threads: Option<usize>,
     /// `--memory-limit` in bytes: the engine spills beyond it.
     pub memory_limit: Option<u64>,
+    /// `--max-line-bytes`: a longer line is a bad line.
+    pub max_line_bytes: usize,
     /// Rejects file (`None`: the output's default, [`Target::default_rejects`]).
     pub rejects: Option<PathBuf>,
     /// Bad-line threshold.
@@ -157,6 +159,7 @@ fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: 
         progress: Progress::new(read::plain_size(inputs), log.shows_info()),
         temp_dir: opts.output.scratch_dir(),
         memory_limit: opts.memory_limit,
+        read: ReadLimits { max_line_bytes: opts.max_line_bytes, stop_after_bad: opts.budget.stop_after() },
         inputs: inputs.to_vec(),
     };
     let output = match opts.engine {
@@ -266,6 +269,7 @@ fn unchanged_since(
     let same_setup = previous.mrpipe_version == env!("CARGO_PKG_VERSION")
         && previous.params == plan.values().to_json(job.params)
         && previous.output == opts.output.to_string()
+        && previous.max_line_bytes == opts.max_line_bytes as u64
         && previous.inputs.len() == inputs.len()
         && previous.side_files.len() == plan.side_files().len();
     if !same_setup || inputs.iter().any(|f| matches!(f.encoding, Encoding::Stdin | Encoding::Stream)) {
@@ -348,6 +352,7 @@ fn build_manifest(
         args: None,
         output: opts.output.to_string(),
         bad_line_budget: opts.budget.spelling(),
+        max_line_bytes: opts.max_line_bytes as u64,
         inputs: ctx
             .inputs
             .iter()

@@ -97,6 +97,7 @@ pub fn verify(request: &Request) -> Result<Verified> {
         output: output.relocated(dir.path()),
         threads: None,
         memory_limit: None,
+        max_line_bytes: usize::try_from(recorded.max_line_bytes).unwrap_or(usize::MAX),
         rejects: Some(dir.path().join("rejects.tsv")),
         budget: BadLineBudget::Unlimited,
         log: EventLog::silent(&recorded.job),

@@ -3,7 +3,7 @@
 //! = good + bad + empty + header); a line built from valid field values decodes to
 //! exactly those values; timestamps, money and integers parse as the spec says.
 
-use mrpipe::read::decode::{ChunkId, ChunkReport, decode_chunk};
+use mrpipe::read::decode::{Chunk, ChunkId, ChunkReport, DecodeLimits, decode_chunk};
 use mrpipe::read::fields::{format_cents, format_timestamp, parse_int, parse_money, parse_timestamp};
 use mrpipe::read::format::{ACCESS_LOG, Format, SALES, TRANSACTIONS, escape, unescape};
 use proptest::prelude::*;
@@ -32,16 +32,27 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
-    fn every_line_is_counted_once_and_nothing_panics(data in log_bytes(), first in any::<bool>()) {
+    fn every_line_is_counted_once_and_nothing_panics(
+        data in log_bytes(),
+        first in any::<bool>(),
+        max_line in prop_oneof![Just(usize::MAX), 1usize..80],
+        tail in proptest::option::of(0u64..1000),
+    ) {
         for format in formats() {
-            let mut report = ChunkReport::default();
-            let chunk = ChunkId { file: 0, index: if first { 0 } else { 1 } };
+            let mut report = ChunkReport::new(DecodeLimits { max_line_bytes: max_line, ..DecodeLimits::default() });
+            let id = ChunkId { file: 0, index: if first { 0 } else { 1 } };
+            // An overlong last line, read past by the reader, is one more (bad) line.
+            let overlong = tail.map(|len| (&b"x"[..], len + max_line.min(1 << 20) as u64));
             let mut rows = 0u64;
-            decode_chunk(&data, chunk, &format, &mut report, &mut |b| { rows += b.num_rows() as u64; Ok(()) }).unwrap();
+            let chunk = Chunk { id, data: &data, overlong };
+            decode_chunk(chunk, &format, &mut report, &mut |b| { rows += b.num_rows() as u64; Ok(()) }).unwrap();
             let s = report.stats;
             prop_assert_eq!(s.lines, s.good + s.bad + s.empty + s.headers);
             prop_assert_eq!(rows, s.good);
-            prop_assert_eq!(report.bad_lines.len() as u64, s.bad);
+            prop_assert_eq!(report.bad_lines().len() as u64, s.bad);
+            for bad in report.bad_lines() {
+                prop_assert!(bad.raw.len() <= max_line.max(1024), "a kept line is bounded");
+            }
         }
     }
 
@@ -59,7 +70,8 @@ proptest! {
         prop_assert_eq!(parse_int(quantity.to_string().as_bytes()), Some(quantity));
         let line = format!("{ts}\t{id}\tc\t{quantity}\t{money}\ts\tb\n");
         let mut report = ChunkReport::default();
-        decode_chunk(line.as_bytes(), ChunkId { file: 0, index: 1 }, &Format::Tsv(SALES), &mut report, &mut |_| Ok(())).unwrap();
+        let chunk = Chunk { id: ChunkId { file: 0, index: 1 }, data: line.as_bytes(), overlong: None };
+        decode_chunk(chunk, &Format::Tsv(SALES), &mut report, &mut |_| Ok(())).unwrap();
         prop_assert_eq!(report.stats.good, 1, "{}", line);
     }
 

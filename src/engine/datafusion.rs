@@ -27,7 +27,7 @@ use super::{JobOutput, RunContext};
 use crate::error::{Error, Result};
 use crate::read;
 use crate::read::format::Format;
-use crate::shuffle::spill::spill_dir;
+use crate::scratch::scratch_dir;
 use crate::table::{Table, TableSpec};
 
 /// A job's SQL file, `jobs/<job>.sql`: one statement per output table, in output
@@ -87,7 +87,7 @@ impl Session {
         let mut config = SessionConfig::new().with_target_partitions(threads.max(1));
         let mut spill = None;
         if let Some(limit) = memory_limit {
-            let dir = spill_dir(temp_dir)?;
+            let dir = scratch_dir(temp_dir)?;
             let disk = DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![dir.path().into()]));
             spill = Some(dir);
             env = env
@@ -133,11 +133,15 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
 
     ctx.progress.set_message("read");
     let (name, format) = &twin.input;
-    let outcome = read::read_fold(&ctx.inputs, format, &ctx.progress, Vec::new, |batches, batch| {
+    let outcome = read::read_fold(&ctx.source(format), Vec::new, |batches, batch| {
         batches.push(batch);
         Ok(())
     })?;
     let (partitions, read) = outcome.split();
+    if read.stopped {
+        // Over the bad-line budget: the run fails on it; no query on a partial read.
+        return Ok(JobOutput { tables: Vec::new(), read, warnings: twin.warnings });
+    }
 
     ctx.progress.set_message("sql");
     let session = Session::new(rayon::current_num_threads(), ctx.memory_limit, &ctx.temp_dir)?;

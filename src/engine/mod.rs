@@ -12,8 +12,9 @@ pub mod sort;
 use std::path::PathBuf;
 
 use crate::progress::Progress;
-use crate::read::ReadSummary;
+use crate::read::format::Format;
 use crate::read::input::InputFile;
+use crate::read::{ReadLimits, ReadSummary, Source};
 use crate::table::Table;
 
 /// Stack of every worker thread (rayon's and DataFusion's): planning and evaluating a
@@ -51,6 +52,15 @@ pub struct RunContext {
     /// Memory bound (bytes) of the engine's groups and sorts, which spill to
     /// `temp_dir` beyond it (`--memory-limit`); no bound when `None`.
     pub memory_limit: Option<u64>,
+    /// Line length and bad-line bounds of the read.
+    pub read: ReadLimits,
+}
+
+impl RunContext {
+    /// The read of the inputs as `format`, under this context's bounds.
+    pub fn source<'a>(&'a self, format: &'a Format) -> Source<'a> {
+        Source { inputs: &self.inputs, format, progress: &self.progress, limits: &self.read, scratch: &self.temp_dir }
+    }
 }
 
 /// What a plan produced.

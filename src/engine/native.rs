@@ -34,6 +34,10 @@ pub fn run<J: MapReduce>(job: &J, format: &Format, ctx: &RunContext) -> Result<(
         }
         Some(limit) => map_spilling(job, format, ctx, limit)?,
     };
+    if summary.stopped {
+        // Over the bad-line budget: the run fails on it; nothing to finish.
+        return Ok((Vec::new(), summary));
+    }
     ctx.progress.set_message("reduce");
     let outputs = job.finish(groups)?;
     let tables = outputs
@@ -54,7 +58,7 @@ fn read_groups<J: MapReduce>(
     ctx: &RunContext,
     spill: Option<(&SpillWriter, usize)>,
 ) -> Result<(Vec<TaskGroups<J>>, ReadSummary)> {
-    let outcome = read::read_fold(&ctx.inputs, format, &ctx.progress, Combiner::default, |groups, batch| {
+    let outcome = read::read_fold(&ctx.source(format), Combiner::default, |groups, batch| {
         job.update(&batch, groups)?;
         if let Some((spill, budget)) = spill
             && groups.bytes() > budget

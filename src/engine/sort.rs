@@ -24,7 +24,8 @@ use rayon::prelude::*;
 use tempfile::TempDir;
 
 use crate::error::{Error, Result};
-use crate::shuffle::spill::{max_open_partitions, spill_dir};
+use crate::scratch::scratch_dir;
+use crate::shuffle::spill::max_open_partitions;
 use crate::table::{Batches, OUTPUT_BATCH_ROWS, Rows, Sort, Table, TableSpec};
 
 /// Most runs merged at once: each holds one batch in memory and one open file.
@@ -57,7 +58,7 @@ pub fn sort_table(rows: Rows<'_>, memory_limit: Option<u64>, temp_dir: &Path) ->
         if buffered > budget {
             let dir = match &dir {
                 Some(d) => d.clone(),
-                None => dir.insert(Arc::new(spill_dir(temp_dir)?)).clone(),
+                None => dir.insert(Arc::new(scratch_dir(temp_dir)?)).clone(),
             };
             let sorted = Sorted::new(&order, std::mem::take(&mut buffer), RUN_BATCH_ROWS)?;
             runs.push(write_run(&dir, runs.len(), &order.schema, sorted)?);

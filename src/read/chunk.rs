@@ -30,7 +30,10 @@ pub fn plan_chunks<E>(
     let mut starts = Vec::with_capacity(blocks as usize + 1);
     starts.push(0);
     for k in 1..blocks {
-        let start = next_line_start(k * block)?.unwrap_or(len).max(*starts.last().unwrap_or(&0));
+        let previous = *starts.last().unwrap_or(&0);
+        // A block inside a long line that started before it starts where that line
+        // ends: found once, not probed again per block (a 1 GiB line is scanned once).
+        let start = if previous >= k * block { previous } else { next_line_start(k * block)?.unwrap_or(len) };
         starts.push(start);
     }
     starts.push(len);

@@ -11,6 +11,7 @@ use arrow::array::{
 };
 use arrow::datatypes::SchemaRef;
 
+use super::bad::{FLUSH_BYTES, Segment, Spool};
 use super::format::{Format, Kind, MAX_COLUMNS, Value};
 use crate::error::Result;
 
@@ -52,38 +53,102 @@ impl ReadStats {
     }
 }
 
-/// A quarantined line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BadLine {
-    /// Where it came from.
-    pub chunk: ChunkId,
-    /// 1-based line number (relative to the chunk until the reader fixes it up).
-    pub line: u64,
-    /// Why it is bad.
-    pub reason: String,
-    /// The line's bytes, without its line end.
-    pub raw: Vec<u8>,
+pub use super::bad::BadLine;
+
+/// Longest line decoded by default (`--max-line-bytes`): 64 MiB.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// Bytes of a line longer than `--max-line-bytes` kept in the rejects file.
+pub const OVERLONG_KEPT_BYTES: usize = 1024;
+
+/// One decoding task's view of the read: the spool its bad lines go to and the
+/// longest line it decodes.
+#[derive(Clone)]
+pub struct DecodeLimits {
+    /// Where bad lines go (and how many may be found before reading stops).
+    pub spool: Arc<Spool>,
+    /// A longer line is a bad line, read past without being held whole.
+    pub max_line_bytes: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits { spool: Arc::new(Spool::new(&std::env::temp_dir(), None)), max_line_bytes: MAX_LINE_BYTES }
+    }
 }
 
 /// What decoding one or more chunks found, besides the rows.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ChunkReport {
     /// Counts.
     pub stats: ReadStats,
-    /// Bad lines, in chunk-relative numbering.
-    pub bad_lines: Vec<BadLine>,
-    /// How many lines each decoded chunk held.
-    pub chunk_lines: Vec<(ChunkId, u64)>,
+    /// Segments of bad lines (chunk-relative numbering), keyed by chunk and number.
+    pub segments: Vec<((ChunkId, u32), Segment)>,
+    /// How many lines each decoded chunk held, and whether it was decoded to its end.
+    pub chunk_lines: Vec<(ChunkId, u64, bool)>,
     /// BLAKE3 pieces of the plain-file blocks read (see `read::hash`).
     pub hash_pieces: Vec<(ChunkId, [u8; 32])>,
+    /// The spool and line bound.
+    pub limits: DecodeLimits,
+    /// The current chunk's bad lines not yet stored as a segment, and their bytes.
+    pending: Vec<BadLine>,
+    pending_bytes: usize,
+    /// Segments the current chunk stored so far.
+    segment_no: u32,
 }
 
 impl ChunkReport {
-    /// Counts and keeps one bad line.
-    pub fn quarantine(&mut self, bad: BadLine) {
-        self.stats.bad += 1;
-        self.bad_lines.push(bad);
+    /// An empty report of a task that decodes under `limits`.
+    pub fn new(limits: DecodeLimits) -> ChunkReport {
+        ChunkReport { limits, ..ChunkReport::default() }
     }
+
+    /// Counts and keeps one bad line; true when the read's bad-line budget is exceeded.
+    pub fn quarantine(&mut self, bad: BadLine) -> Result<bool> {
+        self.stats.bad += 1;
+        self.pending_bytes += bad.raw.len() + bad.reason.len();
+        let chunk = bad.chunk;
+        self.pending.push(bad);
+        if self.pending_bytes > FLUSH_BYTES {
+            self.store(chunk)?;
+        }
+        Ok(self.limits.spool.count())
+    }
+
+    /// Stores the current chunk's pending bad lines as its next segment.
+    fn store(&mut self, chunk: ChunkId) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let segment = self.limits.spool.store(std::mem::take(&mut self.pending))?;
+        self.segments.push(((chunk, self.segment_no), segment));
+        self.segment_no += 1;
+        self.pending_bytes = 0;
+        Ok(())
+    }
+
+    /// The bad lines kept so far, for tests of a decoder (segments held in memory only).
+    pub fn bad_lines(&self) -> Vec<&BadLine> {
+        self.segments
+            .iter()
+            .flat_map(|(_, s)| match s {
+                Segment::Memory(lines) => lines.iter().collect(),
+                Segment::Spooled { .. } => Vec::new(),
+            })
+            .chain(&self.pending)
+            .collect()
+    }
+}
+
+/// One line-aligned range of an input to decode.
+pub struct Chunk<'a> {
+    /// Which input and which of its chunks.
+    pub id: ChunkId,
+    /// Whole lines: starts at a line start, ends at a line end or the end of the input.
+    pub data: &'a [u8],
+    /// A line after `data` longer than `--max-line-bytes`, not read whole: its first
+    /// bytes and its length (without its line end).
+    pub overlong: Option<(&'a [u8], u64)>,
 }
 
 /// Accumulates typed rows into Arrow arrays of one format's schema.
@@ -182,32 +247,41 @@ pub fn strip_bom(data: &[u8]) -> &[u8] {
 pub const BATCH_ROWS: usize = 16 * 1024;
 
 /// Decodes the lines of one chunk, calling `on_batch` for each full batch and once
-/// for the rest. `data` starts at a line start and ends at a line end or end of file.
+/// for the rest. Stops early, with the chunk marked unfinished, once the read's
+/// bad-line budget is exceeded.
 pub fn decode_chunk(
-    data: &[u8],
-    chunk: ChunkId,
+    chunk: Chunk<'_>,
     format: &Format,
     report: &mut ChunkReport,
     on_batch: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<()> {
+    let id = chunk.id;
     let mut builder = BatchBuilder::new(format, BATCH_ROWS);
     let mut values = [Value::Null; MAX_COLUMNS];
     let mut line_no = 0u64;
-    report.stats.bytes += data.len() as u64;
+    let max_line = report.limits.max_line_bytes;
+    report.segment_no = 0;
+    report.stats.bytes += chunk.data.len() as u64;
     // A file's first chunk starts at its first byte (after decompression), where a BOM may be.
-    let data = if chunk.index == 0 { strip_bom(data) } else { data };
+    let data = if id.index == 0 { strip_bom(chunk.data) } else { chunk.data };
     // PostgreSQL text cannot hold a NUL: a line with one is bad for every format and
     // output alike, rather than failing one sink's whole load. One scan per chunk; lines
     // are looked at only in the rare chunk that has one.
     let has_nul = memchr::memchr(0, data).is_some();
+    let mut stopped = false;
     let mut start = 0usize;
-    while start < data.len() {
+    while start < data.len() && !stopped {
         let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
         let mut line = &data[start..end];
         start = end + 1;
         line_no += 1;
         if let [rest @ .., b'\r'] = line {
             line = rest;
+        }
+        let bad = |reason: String, raw: &[u8]| BadLine { chunk: id, line: line_no, reason, raw: raw.to_vec() };
+        if line.len() > max_line {
+            stopped = report.quarantine(overlong(id, line_no, line, line.len() as u64, max_line))?;
+            continue;
         }
         if format.is_empty_line(line) {
             report.stats.empty += 1;
@@ -216,17 +290,16 @@ pub fn decode_chunk(
         let text = match std::str::from_utf8(line) {
             Ok(text) => text,
             Err(e) => {
-                let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1);
-                report.quarantine(BadLine { chunk, line: line_no, reason, raw: line.to_vec() });
+                stopped = report.quarantine(bad(format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1), line))?;
                 continue;
             }
         };
         if has_nul && let Some(at) = memchr::memchr(0, line) {
             let reason = format!("NUL byte at byte {} (no SQL output can store it)", at + 1);
-            report.quarantine(BadLine { chunk, line: line_no, reason, raw: line.to_vec() });
+            stopped = report.quarantine(bad(reason, line))?;
             continue;
         }
-        if line_no == 1 && chunk.index == 0 && format.is_header(text) {
+        if line_no == 1 && id.index == 0 && format.is_header(text) {
             report.stats.headers += 1;
             continue;
         }
@@ -238,15 +311,38 @@ pub fn decode_chunk(
                     on_batch(builder.finish())?;
                 }
             }
-            Err(reason) => report.quarantine(BadLine { chunk, line: line_no, reason, raw: line.to_vec() }),
+            Err(reason) => stopped = report.quarantine(bad(reason, line))?,
         }
     }
+    if let Some((prefix, len)) = chunk.overlong
+        && !stopped
+    {
+        line_no += 1;
+        report.stats.bytes += len;
+        let prefix = if id.index == 0 && line_no == 1 { strip_bom(prefix) } else { prefix };
+        stopped = report.quarantine(overlong(id, line_no, prefix, len, max_line))?;
+    }
     report.stats.lines += line_no;
-    report.chunk_lines.push((chunk, line_no));
+    report.chunk_lines.push((id, line_no, !stopped));
+    report.store(id)?;
     if !builder.is_empty() {
         on_batch(builder.finish())?;
     }
     Ok(())
+}
+
+/// The bad line of a line of `len` bytes longer than `max` whose first bytes are `prefix`.
+fn overlong(chunk: ChunkId, line: u64, prefix: &[u8], len: u64, max: usize) -> BadLine {
+    let kept = &prefix[..prefix.len().min(OVERLONG_KEPT_BYTES)];
+    BadLine {
+        chunk,
+        line,
+        reason: format!(
+            "line of {len} bytes is longer than --max-line-bytes ({max}); its first {} bytes are kept",
+            kept.len()
+        ),
+        raw: kept.to_vec(),
+    }
 }
 
 #[cfg(test)]
@@ -256,11 +352,15 @@ mod tests {
 
     const TWO: &[Column] = &[col("id", Kind::Text), col("n", Kind::Int)];
 
+    fn chunk(id: ChunkId, data: &[u8]) -> Chunk<'_> {
+        Chunk { id, data, overlong: None }
+    }
+
     fn decode(data: &[u8], index: u32) -> (Vec<RecordBatch>, ChunkReport) {
         let mut batches = Vec::new();
         let mut report = ChunkReport::default();
         let chunk = ChunkId { file: 0, index };
-        decode_chunk(data, chunk, &Format::Tsv(TWO), &mut report, &mut |b| {
+        decode_chunk(Chunk { id: chunk, data, overlong: None }, &Format::Tsv(TWO), &mut report, &mut |b| {
             batches.push(b);
             Ok(())
         })
@@ -275,7 +375,7 @@ mod tests {
         assert_eq!((s.lines, s.good, s.bad, s.empty, s.headers), (8, 3, 2, 2, 1));
         assert_eq!(s.lines, s.good + s.bad + s.empty + s.headers);
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 3);
-        let bad: Vec<(u64, &str)> = report.bad_lines.iter().map(|b| (b.line, b.reason.as_str())).collect();
+        let bad: Vec<(u64, &str)> = report.bad_lines().iter().map(|b| (b.line, b.reason.as_str())).collect();
         assert_eq!(bad, vec![(6, "expected 2 fields, found 1"), (7, "invalid UTF-8 at byte 1")]);
     }
 
@@ -286,16 +386,18 @@ mod tests {
         let line = "2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t1\n";
         let first = ChunkId { file: 0, index: 0 };
         let mut report = ChunkReport::default();
-        decode_chunk(format!("{header}\u{feff}{line}").as_bytes(), first, &format, &mut report, &mut |_| Ok(()))
+        decode_chunk(chunk(first, format!("{header}\u{feff}{line}").as_bytes()), &format, &mut report, &mut |_| Ok(()))
             .unwrap();
         let s = report.stats;
         assert_eq!((s.lines, s.good, s.bad, s.headers), (2, 0, 1, 1), "a BOM inside the file is data");
         let mut report = ChunkReport::default();
-        decode_chunk(format!("\u{feff}{line}").as_bytes(), first, &format, &mut report, &mut |_| Ok(())).unwrap();
+        decode_chunk(chunk(first, format!("\u{feff}{line}").as_bytes()), &format, &mut report, &mut |_| Ok(()))
+            .unwrap();
         assert_eq!(report.stats.good, 1, "the first record after a BOM parses");
         let later = ChunkId { file: 0, index: 1 };
         let mut report = ChunkReport::default();
-        decode_chunk(format!("\u{feff}{line}").as_bytes(), later, &format, &mut report, &mut |_| Ok(())).unwrap();
+        decode_chunk(chunk(later, format!("\u{feff}{line}").as_bytes()), &format, &mut report, &mut |_| Ok(()))
+            .unwrap();
         assert_eq!(report.stats.bad, 1, "a later chunk does not start the file");
     }
 
@@ -304,5 +406,36 @@ mod tests {
         let (_, report) = decode(b"id\tn\n", 1);
         assert_eq!(report.stats.bad, 1);
         assert_eq!(report.stats.headers, 0);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_bound_is_a_bad_line_with_its_first_bytes_kept() {
+        let limits = DecodeLimits { max_line_bytes: 2000, ..DecodeLimits::default() };
+        let mut report = ChunkReport::new(limits);
+        let long = format!("a\t{}", "9".repeat(5000));
+        let data = format!("a\t1\n{long}\nb\t2\n");
+        let first = ChunkId { file: 0, index: 0 };
+        let tail = b"c\t3333";
+        let chunk = Chunk { id: first, data: data.as_bytes(), overlong: Some((tail, 7_000_000)) };
+        decode_chunk(chunk, &Format::Tsv(TWO), &mut report, &mut |_| Ok(())).unwrap();
+        let s = report.stats;
+        assert_eq!((s.lines, s.good, s.bad), (4, 2, 2));
+        let bad: Vec<(u64, usize, bool)> =
+            report.bad_lines().iter().map(|b| (b.line, b.raw.len(), b.reason.contains("longer than"))).collect();
+        assert_eq!(bad, vec![(2, OVERLONG_KEPT_BYTES, true), (4, tail.len(), true)]);
+        assert!(report.bad_lines()[1].reason.starts_with("line of 7000000 bytes"), "{:?}", report.bad_lines()[1]);
+    }
+
+    #[test]
+    fn decoding_stops_once_the_bad_line_budget_is_exceeded() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Arc::new(Spool::new(dir.path(), Some(2)));
+        let mut report = ChunkReport::new(DecodeLimits { spool, max_line_bytes: MAX_LINE_BYTES });
+        let data = b"x\ny\nz\nw\na\t1\n";
+        decode_chunk(chunk(ChunkId { file: 0, index: 1 }, data), &Format::Tsv(TWO), &mut report, &mut |_| Ok(()))
+            .unwrap();
+        assert_eq!(report.stats.bad, 3, "stops at the third bad line");
+        assert_eq!(report.stats.good, 0);
+        assert_eq!(report.chunk_lines, vec![(ChunkId { file: 0, index: 1 }, 3, false)]);
     }
 }

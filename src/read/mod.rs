@@ -7,7 +7,12 @@
 //! caller-given state (the map stage's combiner) and its [`ChunkReport`]; when all
 //! are done, chunk-relative line numbers of bad lines become file line numbers and
 //! block hashes become each input's BLAKE3 hash.
+//!
+//! Memory is bounded whatever the input: bad lines go to a [`bad::Spool`] (memory,
+//! then disk), a line longer than `--max-line-bytes` is read past without being held
+//! whole, and a count budget of bad lines stops the read as soon as it is exceeded.
 
+pub mod bad;
 pub mod chunk;
 pub mod clf;
 pub mod decode;
@@ -22,12 +27,16 @@ use std::fs::File;
 use std::io::Read;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc::sync_channel;
 
 use arrow::array::RecordBatch;
 use rayon::prelude::*;
 
+pub use bad::BadLines;
 pub use decode::{BadLine, ChunkId, ChunkReport, ReadStats};
+use decode::{Chunk, DecodeLimits};
 use format::Format;
 use input::{Encoding, InputFile};
 
@@ -48,9 +57,11 @@ pub struct ReadOutcome<S> {
     /// Line counts over all inputs.
     pub stats: ReadStats,
     /// Bad lines with file line numbers, in (file, line) order.
-    pub bad_lines: Vec<BadLine>,
-    /// Size and content hash of each input, in input order.
+    pub bad_lines: BadLines,
+    /// Size and content hash of each input, in input order (empty when `stopped`).
     pub digests: Vec<InputDigest>,
+    /// Whether reading stopped early, at the bad line that exceeded the budget.
+    pub stopped: bool,
 }
 
 /// What reading the inputs found, besides rows.
@@ -59,16 +70,19 @@ pub struct ReadSummary {
     /// Line counts.
     pub stats: ReadStats,
     /// Quarantined lines, in (file, line) order.
-    pub bad_lines: Vec<BadLine>,
-    /// Size and BLAKE3 of each input, in input order.
+    pub bad_lines: BadLines,
+    /// Size and BLAKE3 of each input, in input order (empty when `stopped`).
     pub digests: Vec<InputDigest>,
+    /// Whether reading stopped early, at the bad line that exceeded the budget: the
+    /// counts are then those of the part read.
+    pub stopped: bool,
 }
 
 impl<S> ReadOutcome<S> {
     /// Splits the outcome into the per-task states and the summary.
     pub fn split(self) -> (Vec<S>, ReadSummary) {
-        let ReadOutcome { states, stats, bad_lines, digests } = self;
-        (states, ReadSummary { stats, bad_lines, digests })
+        let ReadOutcome { states, stats, bad_lines, digests, stopped } = self;
+        (states, ReadSummary { stats, bad_lines, digests, stopped })
     }
 }
 
@@ -81,76 +95,134 @@ pub struct InputDigest {
     pub blake3: String,
 }
 
+/// Bounds of a read, from the command line.
+#[derive(Clone, Debug)]
+pub struct ReadLimits {
+    /// A longer line is a bad line (`--max-line-bytes`, default 64 MiB).
+    pub max_line_bytes: usize,
+    /// Reading stops when more bad lines than this are found (a count budget:
+    /// `--max-bad-lines N`, `--strict`); `None` reads everything.
+    pub stop_after_bad: Option<u64>,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits { max_line_bytes: decode::MAX_LINE_BYTES, stop_after_bad: None }
+    }
+}
+
+/// What a read goes over and how.
+pub struct Source<'a> {
+    /// The inputs, in input order.
+    pub inputs: &'a [InputFile],
+    /// How their lines are decoded.
+    pub format: &'a Format,
+    /// Where progress is shown.
+    pub progress: &'a Progress,
+    /// Line length and bad-line bounds.
+    pub limits: &'a ReadLimits,
+    /// Where bad lines beyond the in-memory bound are spooled.
+    pub scratch: &'a Path,
+}
+
 /// Reads every input, folding each decoded batch into a per-task state made by `init`.
 ///
 /// Must run inside the rayon pool that sets the thread count.
-pub fn read_fold<S, I, F>(
-    inputs: &[InputFile],
-    format: &Format,
-    progress: &Progress,
-    init: I,
-    fold: F,
-) -> Result<ReadOutcome<S>>
+pub fn read_fold<S, I, F>(source: &Source<'_>, init: I, fold: F) -> Result<ReadOutcome<S>>
 where
     S: Send,
     I: Fn() -> S + Sync + Send,
     F: Fn(&mut S, RecordBatch) -> Result<()> + Sync + Send,
 {
-    let mut outcome =
-        ReadOutcome { states: Vec::new(), stats: ReadStats::default(), bad_lines: Vec::new(), digests: Vec::new() };
+    let Source { inputs, format, progress, limits, scratch } = *source;
+    let spool = Arc::new(bad::Spool::new(scratch, limits.stop_after_bad));
+    let decode_limits = DecodeLimits { spool: spool.clone(), max_line_bytes: limits.max_line_bytes.max(1) };
+    let mut states = Vec::new();
+    let mut stats = ReadStats::default();
+    let mut segments = Vec::new();
     let mut chunk_lines = Vec::new();
     let mut pieces: Vec<(ChunkId, [u8; 32])> = Vec::new();
     let mut stream_digests: HashMap<usize, InputDigest> = HashMap::new();
     let mut absorb = |results: Vec<Result<(S, ChunkReport)>>| -> Result<()> {
         for result in results {
             let (state, report) = result?;
-            outcome.states.push(state);
-            outcome.stats.add(&report.stats);
-            outcome.bad_lines.extend(report.bad_lines);
+            states.push(state);
+            stats.add(&report.stats);
+            segments.extend(report.segments);
             chunk_lines.extend(report.chunk_lines);
             pieces.extend(report.hash_pieces);
         }
         Ok(())
     };
-    let fold_chunk = |acc: Result<(S, ChunkReport)>, id: ChunkId, data: &[u8]| -> Result<(S, ChunkReport)> {
+    let fold_chunk = |acc: Result<(S, ChunkReport)>, chunk: Chunk<'_>| -> Result<(S, ChunkReport)> {
         let (mut state, mut report) = acc?;
-        decode::decode_chunk(data, id, format, &mut report, &mut |batch| fold(&mut state, batch))?;
-        progress.add(data.len() as u64);
+        let bytes = chunk.data.len() as u64;
+        decode::decode_chunk(chunk, format, &mut report, &mut |batch| fold(&mut state, batch))?;
+        progress.add(bytes);
         Ok((state, report))
     };
-    let start = || Ok((init(), ChunkReport::default()));
+    let start = || Ok((init(), ChunkReport::new(decode_limits.clone())));
+    let max_line = decode_limits.max_line_bytes as u64;
 
     let plan = plan_plain_chunks(inputs)?;
     let results: Vec<Result<(S, ChunkReport)>> = plan
         .chunks
         .into_par_iter()
         .fold(start, |acc, chunk| {
+            if spool.stopped() {
+                return acc; // over the budget: the rest is not read
+            }
             let (state, mut report) = acc?;
             let path = &inputs[chunk.id.file as usize].path;
             let planned = &chunk.planned;
+            // A block inside a line that started before it only needs hashing; and when
+            // the last line starting in the block runs past it further than any line
+            // may, only the block is read, which holds that line's first bytes.
+            let has_lines = planned.decode_from < planned.block_end;
+            let overlong = has_lines && planned.read.end - planned.block_end > max_line;
+            let read =
+                if has_lines && !overlong { planned.read.clone() } else { planned.read.start..planned.block_end };
             let mut data = Vec::new();
-            read_range(path, planned.read.clone(), &mut data).map_err(|e| Error::io(path, e))?;
+            read_range(path, read, &mut data).map_err(|e| Error::io(path, e))?;
             let block = &data[..data.len().min((planned.block_end - planned.read.start) as usize)];
             report.hash_pieces.push((chunk.id, hash::block_piece(block, planned.read.start, chunk.file_len)));
             let lines = &data[((planned.decode_from - planned.read.start) as usize).min(data.len())..];
-            fold_chunk(Ok((state, report)), chunk.id, lines)
+            let chunk = if overlong {
+                let cut = memchr::memrchr(b'\n', lines).map_or(0, |i| i + 1);
+                let (whole, tail) = lines.split_at(cut);
+                let tail_start = planned.read.start + (data.len() - tail.len()) as u64;
+                // The line runs to the next line start, or to the end of the file without a line end.
+                let mut last = [0u8; 1];
+                File::open(path)
+                    .and_then(|f| f.read_exact_at(&mut last, planned.read.end - 1))
+                    .map_err(|e| Error::io(path, e))?;
+                let len = planned.read.end - tail_start - u64::from(last[0] == b'\n');
+                Chunk { id: chunk.id, data: whole, overlong: Some((tail, len)) }
+            } else {
+                Chunk { id: chunk.id, data: lines, overlong: None }
+            };
+            fold_chunk(Ok((state, report)), chunk)
         })
         .collect();
     absorb(results)?;
 
     for (file_index, input) in inputs.iter().enumerate() {
-        if input.encoding == Encoding::Plain {
+        if input.encoding == Encoding::Plain || spool.stopped() {
             continue;
         }
         let (results, digest) = std::thread::scope(|scope| {
-            let (tx, rx) = sync_channel::<Result<(ChunkId, Vec<u8>)>>(rayon::current_num_threads() * 2);
-            let producer = scope.spawn(move || stream_blocks(input, file_index as u32, &tx));
+            let (tx, rx) = sync_channel::<Result<StreamBlock>>(rayon::current_num_threads() * 2);
+            let stream =
+                Stream { input, file: file_index as u32, max_line: decode_limits.max_line_bytes, spool: &spool };
+            let producer = scope.spawn(move || stream_blocks(&stream, &tx));
             let results = rx
                 .into_iter()
                 .par_bridge()
                 .fold(start, |acc, block| {
-                    let (id, data) = block?;
-                    fold_chunk(acc, id, &data)
+                    let block = block?;
+                    let overlong = block.overlong.map(|len| (block.data.as_slice(), len));
+                    let data = if overlong.is_some() { &[][..] } else { block.data.as_slice() };
+                    fold_chunk(acc, Chunk { id: block.id, data, overlong })
                 })
                 .collect::<Vec<_>>();
             (results, producer.join().ok().flatten())
@@ -161,21 +233,31 @@ where
         }
     }
 
-    pieces.sort_unstable_by_key(|(id, _)| *id);
-    for (file_index, input) in inputs.iter().enumerate() {
-        let digest = match input.encoding {
-            Encoding::Plain => {
-                let len = plan.sizes[file_index];
-                let file_pieces: Vec<[u8; 32]> =
-                    pieces.iter().filter(|(id, _)| id.file as usize == file_index).map(|(_, p)| *p).collect();
-                InputDigest { size: len, blake3: hash::root_hash(&file_pieces, plan.block, len).to_hex().to_string() }
-            }
-            _ => stream_digests.remove(&file_index).unwrap_or(InputDigest { size: 0, blake3: String::new() }),
-        };
-        outcome.digests.push(digest);
+    let stopped = spool.stopped();
+    let mut digests = Vec::with_capacity(inputs.len());
+    // A stopped read has not seen every block: it has no hashes (and the run fails).
+    if !stopped {
+        pieces.sort_unstable_by_key(|(id, _)| *id);
+        for (file_index, input) in inputs.iter().enumerate() {
+            let digest = match input.encoding {
+                Encoding::Plain => {
+                    let len = plan.sizes[file_index];
+                    let file_pieces: Vec<[u8; 32]> =
+                        pieces.iter().filter(|(id, _)| id.file as usize == file_index).map(|(_, p)| *p).collect();
+                    InputDigest {
+                        size: len,
+                        blake3: hash::root_hash(&file_pieces, plan.block, len).to_hex().to_string(),
+                    }
+                }
+                _ => stream_digests.remove(&file_index).unwrap_or(InputDigest { size: 0, blake3: String::new() }),
+            };
+            digests.push(digest);
+        }
     }
-    number_bad_lines(&mut outcome.bad_lines, &mut chunk_lines);
-    Ok(outcome)
+    drop(decode_limits);
+    let spool = Arc::try_unwrap(spool).map_err(|_| Error::sink("rejects", "the bad-line spool is still shared"))?;
+    let bad_lines = spool.finish(segments, chunk_lines)?;
+    Ok(ReadOutcome { states, stats, bad_lines, digests, stopped })
 }
 
 /// Total bytes of the plain inputs, for progress; `None` when a stream is among them.
@@ -277,13 +359,28 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// One streamed input being cut into blocks.
+struct Stream<'a> {
+    input: &'a InputFile,
+    file: u32,
+    max_line: usize,
+    spool: &'a bad::Spool,
+}
+
+/// A block of a streamed input: whole lines, or the first bytes of one line longer
+/// than `--max-line-bytes` (`overlong` is then its length).
+struct StreamBlock {
+    id: ChunkId,
+    data: Vec<u8>,
+    overlong: Option<u64>,
+}
+
 /// Reads a compressed file or stdin as line-aligned blocks and sends them in order;
 /// returns the stored bytes' size and hash when the input was read to its end.
-fn stream_blocks(
-    input: &InputFile,
-    file: u32,
-    tx: &std::sync::mpsc::SyncSender<Result<(ChunkId, Vec<u8>)>>,
-) -> Option<InputDigest> {
+/// Holds at most a block plus `--max-line-bytes`: a longer line is sent as its first
+/// bytes and its length, the rest read past. Stops early when the spool says so.
+fn stream_blocks(stream: &Stream<'_>, tx: &std::sync::mpsc::SyncSender<Result<StreamBlock>>) -> Option<InputDigest> {
+    let input = stream.input;
     let fail = |e: std::io::Error| {
         let _ = tx.send(Err(Error::io(&input.path, e)));
         None
@@ -308,11 +405,21 @@ fn stream_blocks(
     };
     let mut carry: Vec<u8> = Vec::new();
     let mut index = 0u32;
+    let mut send = |data: Vec<u8>, overlong: Option<u64>| {
+        let id = ChunkId { file: stream.file, index };
+        index += 1;
+        tx.send(Ok(StreamBlock { id, data, overlong })).is_ok()
+    };
     loop {
+        if stream.spool.stopped() {
+            return None; // over the bad-line budget: the run fails, unhashed
+        }
         let mut block = std::mem::take(&mut carry);
         block.reserve(STREAM_BLOCK);
         let mut eof = false;
-        // Read until the block is big enough and holds a line end (a line may be longer than a block).
+        let mut overlong_from = None;
+        // Read until the block is big enough and holds a line end (a line may be longer
+        // than a block), unless its last line grows past the bound.
         while block.len() < STREAM_BLOCK || memchr::memrchr(b'\n', &block).is_none() {
             match (&mut reader).take(STREAM_BLOCK as u64).read_to_end(&mut block) {
                 Ok(0) => {
@@ -322,17 +429,47 @@ fn stream_blocks(
                 Ok(_) => {}
                 Err(e) => return fail(e),
             }
-        }
-        if !eof {
-            // Keep the partial last line for the next block; the loop above ensured a line end.
-            if let Some(last_nl) = memchr::memrchr(b'\n', &block) {
-                carry = block.split_off(last_nl + 1);
+            let line_start = memchr::memrchr(b'\n', &block).map_or(0, |i| i + 1);
+            if block.len() - line_start > stream.max_line {
+                overlong_from = Some(line_start);
+                break;
             }
         }
-        if !block.is_empty() {
-            let id = ChunkId { file, index };
-            index += 1;
-            if tx.send(Ok((id, block))).is_err() {
+        if let Some(line_start) = overlong_from {
+            let mut prefix = block.split_off(line_start);
+            let mut len = prefix.len() as u64;
+            prefix.truncate(decode::OVERLONG_KEPT_BYTES);
+            // Read past the rest of the line, a block at a time.
+            let mut piece = Vec::with_capacity(STREAM_BLOCK);
+            loop {
+                piece.clear();
+                match (&mut reader).take(STREAM_BLOCK as u64).read_to_end(&mut piece) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => match memchr::memchr(b'\n', &piece) {
+                        Some(at) => {
+                            len += at as u64;
+                            carry = piece.split_off(at + 1);
+                            break;
+                        }
+                        None => len += n as u64,
+                    },
+                    Err(e) => return fail(e),
+                }
+            }
+            if (!block.is_empty() && !send(block, None)) || !send(prefix, Some(len)) {
+                return None; // the consumer stopped on an error
+            }
+        } else {
+            if !eof {
+                // Keep the partial last line for the next block; the loop above ensured a line end.
+                if let Some(last_nl) = memchr::memrchr(b'\n', &block) {
+                    carry = block.split_off(last_nl + 1);
+                }
+            }
+            if !block.is_empty() && !send(block, None) {
                 return None; // the consumer stopped on an error
             }
         }
@@ -356,25 +493,6 @@ impl<R: Read> Read for SharedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.0.borrow_mut().read(buf)
     }
-}
-
-/// Turns chunk-relative line numbers into file line numbers and sorts the bad lines.
-fn number_bad_lines(bad_lines: &mut [BadLine], chunk_lines: &mut [(ChunkId, u64)]) {
-    chunk_lines.sort_unstable();
-    let mut offsets = HashMap::with_capacity(chunk_lines.len());
-    let mut running: Option<(u32, u64)> = None;
-    for &(id, lines) in chunk_lines.iter() {
-        let before = match running {
-            Some((file, sum)) if file == id.file => sum,
-            _ => 0,
-        };
-        offsets.insert(id, before);
-        running = Some((id.file, before + lines));
-    }
-    for bad in bad_lines.iter_mut() {
-        bad.line += offsets.get(&bad.chunk).copied().unwrap_or(0);
-    }
-    bad_lines.sort_unstable_by_key(|b| (b.chunk.file, b.line));
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use tempfile::TempDir;
 use super::partition_of_hash;
 use crate::error::{Error, Result};
 use crate::map::{Combiner, State};
+use crate::scratch::scratch_dir;
 
 /// Partition files being appended to by map tasks; nothing is created before the first spill.
 pub struct SpillWriter {
@@ -60,16 +61,6 @@ pub fn max_open_partitions() -> usize {
     usize::try_from(soft.saturating_sub(OTHER_OPEN_FILES).max(2)).unwrap_or(usize::MAX)
 }
 
-/// A new spill directory in `parent`, removed when dropped. Its name carries the pid,
-/// so the next run can remove it if this process is killed (see `lock`).
-pub fn spill_dir(parent: &Path) -> Result<tempfile::TempDir> {
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    tempfile::Builder::new()
-        .prefix(&format!(".mrpipe-spill-{}-", std::process::id()))
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(parent, e))
-}
-
 impl SpillWriter {
     /// A writer of `partitions` partition files under `parent`, each buffered with
     /// `buffer_bytes` (4 KiB to 64 KiB) once it exists.
@@ -91,7 +82,7 @@ impl SpillWriter {
         if let Some(dir) = self.dir.get() {
             return Ok(dir);
         }
-        let made = Arc::new(spill_dir(&self.parent)?);
+        let made = Arc::new(scratch_dir(&self.parent)?);
         // Two tasks may race here; the loser's directory is dropped (removed) unused.
         Ok(self.dir.get_or_init(|| made))
     }

@@ -88,7 +88,7 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<()> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        if let Some(rest) = name.strip_prefix(".mrpipe-spill-") {
+        if let Some(rest) = name.strip_prefix(crate::scratch::PREFIX) {
             if owner_is_gone(rest.split('-').next().unwrap_or("")) {
                 std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
             }

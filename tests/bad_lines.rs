@@ -1,0 +1,154 @@
+//! End-to-end tests of the reader's memory bounds: bad lines stream to disk past a
+//! small in-memory bound, a count budget stops the read at the bad line past it, and a
+//! line longer than `--max-line-bytes` is a bad line read past in constant memory,
+//! from plain files and from compressed streams alike. Peak memory is the child's own
+//! (`wait4`), so other tests running beside do not count.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// Runs mrpipe with `args` in `cwd`; its exit code, stderr, and peak RSS in MiB.
+fn run_measured(cwd: &Path, args: &[&str]) -> (Option<i32>, String, u64) {
+    // Reaped by `wait4` below, which also gives its peak memory.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stderr = child.stderr.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it and the status for this child only.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (code, text, usage.ru_maxrss as u64 / 1024)
+}
+
+fn zstd_file(path: &Path, write: impl FnOnce(&mut dyn Write)) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut encoder = zstd::stream::write::Encoder::new(file, 3).unwrap();
+    write(&mut encoder);
+    encoder.finish().unwrap();
+}
+
+#[test]
+fn four_million_bad_lines_from_a_small_zst_stay_in_bounded_memory_and_all_reach_the_rejects_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bad.txt.zst");
+    zstd_file(&input, |w| {
+        let chunk = "x\n".repeat(1 << 20);
+        for _ in 0..4 {
+            w.write_all(chunk.as_bytes()).unwrap();
+        }
+    });
+    assert!(std::fs::metadata(&input).unwrap().len() < 100_000);
+    let rejects = dir.path().join("rejects.tsv");
+    let (code, err, rss) = run_measured(
+        dir.path(),
+        &["run", "hit-counts", input.to_str().unwrap(), "-o", "out", "--rejects", rejects.to_str().unwrap(), "-v"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("4194304 bad"), "{err}");
+    // 4M bad lines held in memory took over 400 MiB; the spool holds 16 MiB of them.
+    assert!(rss < 200, "peak RSS {rss} MiB");
+    let text = std::fs::read_to_string(&rejects).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("file\tline\treason\traw"));
+    // Every bad line, in line order: the spooled ones came back in place.
+    let mut count = 0u64;
+    for (i, line) in lines.enumerate() {
+        let number: u64 = line.split('\t').nth(1).unwrap().parse().unwrap();
+        assert_eq!(number, i as u64 + 1, "{line}");
+        count += 1;
+    }
+    assert_eq!(count, 4 << 20);
+    assert!(entries(&dir.path().join("out")).iter().all(|n| !n.contains("spill")), "the spool is removed");
+}
+
+#[test]
+fn a_count_budget_stops_the_read_at_the_bad_line_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, compressed) in [("bad.txt", false), ("bad.txt.zst", true)] {
+        let input = dir.path().join(name);
+        let text = "not a url line\tbut\ttabs\n".repeat(2_000_000);
+        if compressed {
+            zstd_file(&input, |w| w.write_all(text.as_bytes()).unwrap());
+        } else {
+            std::fs::write(&input, &text).unwrap();
+        }
+        let (code, err, _) = run_measured(
+            dir.path(),
+            &["run", "hit-counts", input.to_str().unwrap(), "-o", "out", "--max-bad-lines", "10"],
+        );
+        assert_eq!(code, Some(3), "{err}");
+        assert!(err.contains("reading stopped there"), "{err}");
+        let read: u64 = err.split("after ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        assert!(read < 1_000_000, "{name}: read {read} of 2000000 lines before stopping: {err}");
+        // The rejects file holds the bad lines found whose file line number is known
+        // (those of chunks after one that stopped midway are not), in line order.
+        let rejects = std::fs::read_to_string(dir.path().join("out/_hit-counts.rejects.tsv")).unwrap_or_default();
+        let numbers: Vec<u64> =
+            rejects.lines().skip(1).map(|l| l.split('\t').nth(1).unwrap().parse().unwrap()).collect();
+        assert!(numbers.windows(2).all(|w| w[0] < w[1]) && numbers.len() <= 22, "{rejects}");
+    }
+}
+
+#[test]
+fn a_line_longer_than_max_line_bytes_is_a_bad_line_read_past_in_constant_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = "2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t5\n";
+    let write = |w: &mut dyn Write| {
+        w.write_all(good.as_bytes()).unwrap();
+        // 300 MiB without a line end, then two good lines.
+        let block = vec![b'a'; 1 << 20];
+        for _ in 0..300 {
+            w.write_all(&block).unwrap();
+        }
+        w.write_all(b"\n").unwrap();
+        w.write_all(good.as_bytes()).unwrap();
+        w.write_all(good.as_bytes()).unwrap();
+    };
+    let plain = dir.path().join("long.tsv");
+    write(&mut std::fs::File::create(&plain).unwrap());
+    let compressed = dir.path().join("long.tsv.zst");
+    zstd_file(&compressed, write);
+    for input in [&plain, &compressed] {
+        let rejects = dir.path().join("rejects.tsv");
+        let (code, err, rss) = run_measured(
+            dir.path(),
+            &[
+                "run",
+                "hit-counts",
+                input.to_str().unwrap(),
+                "-o",
+                "-",
+                "--max-line-bytes",
+                "1MiB",
+                "--rejects",
+                rejects.to_str().unwrap(),
+                "-v",
+            ],
+        );
+        assert_eq!(code, Some(0), "{err}");
+        assert!(err.contains("4 lines read (3 good, 1 bad"), "{err}");
+        // A whole 300 MiB line in memory would take more than 300 MiB.
+        assert!(rss < 200, "{}: peak RSS {rss} MiB", input.display());
+        let text = std::fs::read_to_string(&rejects).unwrap();
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split('\t').collect();
+        assert_eq!(row[1], "2", "{text}");
+        assert!(row[2].starts_with("line of 314572800 bytes is longer than --max-line-bytes (1048576)"), "{text}");
+        assert_eq!(row[3].len(), 1024);
+    }
+}
