@@ -12,8 +12,8 @@
 
 use rayon::prelude::*;
 
+use super::RunContext;
 use crate::error::Result;
-use crate::job::RunContext;
 use crate::map::{Combiner, Groups, MapReduce};
 use crate::read::input::{Encoding, InputFile};
 use crate::read::{self, ReadSummary, format::Format};

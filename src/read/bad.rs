@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use tempfile::TempDir;
 
-use super::decode::ChunkId;
+use super::chunk::ChunkId;
 use crate::error::{Error, Result};
 use crate::scratch::scratch_dir;
 

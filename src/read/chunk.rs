@@ -8,6 +8,15 @@
 
 use std::ops::Range;
 
+/// Which chunk of which input a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChunkId {
+    /// Index of the input file in the run's sorted input list.
+    pub file: u32,
+    /// Index of the chunk within its file, in file order.
+    pub index: u32,
+}
+
 /// One unit of parallel reading.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedChunk {

@@ -5,8 +5,7 @@
 //! `bytes` may be `-` (null), `\"` may appear inside the request, and the request
 //! must be `METHOD URL` or `METHOD URL PROTOCOL` separated by single spaces.
 
-use super::fields::{MICROS_PER_SEC, in_years, parse_int, parse_timestamp};
-use super::format::{MAX_COLUMNS, Value, quote};
+use super::fields::{MAX_COLUMNS, MICROS_PER_SEC, Value, in_years, parse_int, parse_timestamp, quote};
 
 const MONTHS: [&[u8; 3]; 12] =
     [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];

@@ -15,14 +15,7 @@ use super::bad::{FLUSH_BYTES, Segment, Spool};
 use super::format::{Format, Kind, MAX_COLUMNS, Value};
 use crate::error::Result;
 
-/// Which chunk of which input a line came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ChunkId {
-    /// Index of the input file in the run's sorted input list.
-    pub file: u32,
-    /// Index of the chunk within its file, in file order.
-    pub index: u32,
-}
+pub use super::chunk::ChunkId;
 
 /// Line counts of a read; `lines == good + bad + empty + headers`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

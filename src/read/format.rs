@@ -9,9 +9,8 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use super::fields::{parse_int, parse_money, parse_timestamp};
-
-/// The most columns any format has; values of one line live in a stack array this big.
-pub const MAX_COLUMNS: usize = 8;
+// Values and their quoting are shared with the CLF decoder, so they live below both.
+pub use super::fields::{MAX_COLUMNS, Value, escape, quote, unescape};
 
 /// The type of an input column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,21 +39,6 @@ pub struct Column {
 /// Shorthand for declaring a column in a job file.
 pub const fn col(name: &'static str, kind: Kind) -> Column {
     Column { name, kind }
-}
-
-/// One typed field value of a line; text borrows from the line.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Value<'a> {
-    /// No value (only CLF `bytes` of `-`).
-    Null,
-    /// Text field.
-    Text(&'a str),
-    /// UTC microseconds.
-    Timestamp(i64),
-    /// Integer.
-    Int(i64),
-    /// Cents.
-    Money(i64),
 }
 
 /// How lines of an input are split into fields.
@@ -203,84 +187,6 @@ pub fn parse_field(column: Column, field: &str) -> Result<Value<'_>, String> {
         Kind::Money => parse_money(bytes).map(Value::Money),
     };
     value.ok_or_else(|| format!("bad {} {}", column.name, quote(field)))
-}
-
-/// Quotes a value for a message, cut to a readable length.
-pub fn quote(s: &str) -> String {
-    const MAX: usize = 60;
-    if s.chars().count() <= MAX {
-        format!("'{}'", escape(s.as_bytes()))
-    } else {
-        let cut: String = s.chars().take(MAX).collect();
-        format!("'{}...'", escape(cut.as_bytes()))
-    }
-}
-
-/// Whether a character is invisible or moves the cursor: C0 and C1 controls, DEL, the
-/// byte-order mark, zero-width and bidirectional formatting characters (Unicode `Cf`
-/// characters that text tools hide or act on).
-fn invisible(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{ad}' | '\u{feff}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}')
-}
-
-/// Input text made safe for a terminal and for one TSV field, so a log line can neither
-/// drive the terminal through a message nor break the rejects file: `\t`, `\r`, `\n`,
-/// `\\`, other control bytes and invalid UTF-8 as `\xNN`, invisible characters as
-/// `\u{...}`. Everything else is kept as it is.
-pub fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                '\n' => out.push_str("\\n"),
-                '\\' => out.push_str("\\\\"),
-                c if u32::from(c) < 0x80 && invisible(c) => out.push_str(&format!("\\x{:02x}", u32::from(c))),
-                c if invisible(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
-}
-
-/// The bytes [`escape`] stood for: its escapes decoded, everything else kept (an
-/// escape it never writes is kept as written).
-pub fn unescape(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('\\') {
-        out.extend_from_slice(&rest.as_bytes()[..at]);
-        let tail = &rest[at..];
-        let hex = |s: &str| u32::from_str_radix(s, 16).ok();
-        let (bytes, used): (Vec<u8>, usize) = match tail.as_bytes().get(1) {
-            Some(b't') => (vec![b'\t'], 2),
-            Some(b'r') => (vec![b'\r'], 2),
-            Some(b'n') => (vec![b'\n'], 2),
-            Some(b'\\') => (vec![b'\\'], 2),
-            Some(b'x') => match tail.get(2..4).and_then(hex) {
-                Some(b) => (vec![b as u8], 4),
-                None => (vec![b'\\'], 1),
-            },
-            Some(b'u') => match tail.get(2..).and_then(|t| t.strip_prefix('{')?.split_once('}')) {
-                Some((digits, _)) => match hex(digits).and_then(char::from_u32) {
-                    Some(c) => (c.to_string().into_bytes(), 4 + digits.len()),
-                    None => (vec![b'\\'], 1),
-                },
-                None => (vec![b'\\'], 1),
-            },
-            _ => (vec![b'\\'], 1),
-        };
-        out.extend_from_slice(&bytes);
-        rest = &tail[used..];
-    }
-    out.extend_from_slice(rest.as_bytes());
-    out
 }
 
 #[cfg(test)]

@@ -21,10 +21,8 @@ use super::{Recorded, Unit};
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, digest_file};
 use crate::table::Period;
-
-/// The hidden directory beside file outputs that holds their generations
-/// ([`super::generation`]).
-pub const STORE: &str = ".mrpipe";
+// The store's layout and path rules belong to the generations kept in it.
+pub use super::generation::{STORE, canonical_dir, parent_dir};
 
 /// Where a file output's parts go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,17 +43,6 @@ pub fn beside(path: &Path, suffix: &str) -> PathBuf {
 pub fn lock_beside(path: &Path, job: &str) -> Result<PathBuf> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     Ok(canonical_dir(&parent_dir(path))?.join(format!(".{name}.{job}.lock")))
-}
-
-/// `dir`, created if missing, as a canonical path (symlinks and `..` resolved).
-pub fn canonical_dir(dir: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))
-}
-
-/// The directory holding `path` (`.` for a bare file name).
-pub fn parent_dir(path: &Path) -> PathBuf {
-    path.parent().filter(|d| !d.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// Takes the lock at `path`, then removes what dead runs left in `dir`.

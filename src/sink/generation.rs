@@ -23,6 +23,20 @@ use super::atomic::StagedWriter;
 use crate::error::{Error, Result};
 use crate::failpoint::failpoint;
 
+/// The hidden directory beside file outputs that holds their generations.
+pub const STORE: &str = ".mrpipe";
+
+/// `dir`, created if missing, as a canonical path (symlinks and `..` resolved).
+pub fn canonical_dir(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> PathBuf {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
 /// A generation being written; removed when dropped uncommitted.
 pub struct Generation {
     store: PathBuf,
@@ -55,7 +69,7 @@ fn link(path: &Path, target: &Path) -> Result<()> {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
         std::fs::remove_dir_all(path).map_err(io(path))?;
     }
-    let dir = super::files::parent_dir(path);
+    let dir = parent_dir(path);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.mrpipe-tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
@@ -112,7 +126,7 @@ impl Generation {
         let current = store.join("current");
         let mut dirs: Vec<PathBuf> = Vec::new();
         for (visible, name) in &self.links {
-            let dir = super::files::canonical_dir(&super::files::parent_dir(visible))?;
+            let dir = canonical_dir(&parent_dir(visible))?;
             link(visible, &relative(&dir, &current.join(name)))?;
             if !dirs.contains(&dir) {
                 dirs.push(dir);
@@ -160,7 +174,7 @@ fn remove_old_generations(store: &Path) {
 /// The name of the job store a path lies in: the component after `.mrpipe`.
 fn job_store_name(path: &Path) -> Option<std::ffi::OsString> {
     let mut parts = path.components().map(|c| c.as_os_str());
-    parts.find(|c| *c == super::files::STORE)?;
+    parts.find(|c| *c == STORE)?;
     parts.next().map(std::ffi::OsStr::to_os_string)
 }
 
@@ -233,7 +247,7 @@ mod tests {
     fn a_generation_appears_whole_and_replaces_the_previous_one() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let store = out.join(super::super::files::STORE).join("job");
+        let store = out.join(super::STORE).join("job");
         for (round, text) in [(1, "old"), (2, "new")] {
             let mut g = Generation::start(store.clone()).unwrap();
             for name in ["a.tsv", "b.tsv"] {
