@@ -17,7 +17,7 @@ use crate::engine::native;
 use crate::error::Result;
 use crate::job::spec::{Kind, ParamSpec, Values};
 use crate::job::{Job, JobInfo, JobOutput, Plan, RunContext, SqlFile, Twin};
-use crate::map::{Combiner, Groups, MapReduce, columns};
+use crate::map::{Combiner, Groups, MapReduce, columns, rows_from_groups};
 use crate::read::format::Format;
 use crate::table::Sort::Asc;
 use crate::table::{self, Rows, TableSpec};
@@ -118,7 +118,7 @@ impl MapReduce for CountUrls {
 
     fn finish<'a>(&'a self, groups: Groups<'a, String, u64>) -> Result<Vec<Rows<'a>>> {
         let kept = groups.filter(|g| g.as_ref().map_or(true, |(_, count)| self.mode == Mode::Distinct || *count == 1));
-        let rows = Rows::streamed(&URLS, kept, |urls: &[(String, u64)]| {
+        let rows = rows_from_groups(&URLS, kept, |urls: &[(String, u64)]| {
             Ok(vec![
                 table::text(urls.iter().map(|(url, _)| url.as_str())),
                 table::bigint("occurrences", urls.iter().map(|(_, count)| i128::from(*count)))?,

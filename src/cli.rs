@@ -194,6 +194,13 @@ pub fn command(extra: &[&'static dyn Job]) -> Command {
                         .long("job")
                         .value_name("JOB")
                         .help("With an output instead of a manifest: the job whose newest run to verify"),
+                )
+                .arg(
+                    Arg::new("memory-limit")
+                        .long("memory-limit")
+                        .value_name("SIZE")
+                        .value_parser(params::parse_byte_size)
+                        .help("Bound the re-run's memory as `mrpipe run --memory-limit` does (it is not recorded)"),
                 ),
         )
         .subcommand(
@@ -215,8 +222,8 @@ pub enum Action {
     Run(Box<RunOptions>),
     /// `mrpipe jobs`.
     Jobs,
-    /// `mrpipe verify MANIFEST | OUTPUT --job JOB`.
-    Verify(Request),
+    /// `mrpipe verify MANIFEST | OUTPUT --job JOB [--memory-limit SIZE]`.
+    Verify(Request, Option<u64>),
     /// `mrpipe query SQL ...`.
     Query(crate::query::QueryOptions),
     /// `mrpipe completions SHELL`.
@@ -293,9 +300,10 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
         Some(("verify", v)) => {
             let what = v.get_one::<String>("manifest").cloned().unwrap_or_default();
             let job = v.get_one::<String>("job").cloned();
+            let limit = v.get_one::<u64>("memory-limit").copied();
             match job {
                 // The job is found from its manifest (a SQL job's records its file).
-                Some(job) => Ok(Action::Verify(Request::Output { output: sink::parse(&what)?, job })),
+                Some(job) => Ok(Action::Verify(Request::Output { output: sink::parse(&what)?, job }, limit)),
                 // Without --job the argument is a manifest file; an output URL needs the job.
                 None if what.contains("://") && !std::path::Path::new(&what).exists() => {
                     let output = sink::parse(&what)?;
@@ -303,7 +311,7 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
                         "verifying {output} needs --job JOB (the job whose newest run to verify)"
                     )))
                 }
-                None => Ok(Action::Verify(Request::File(PathBuf::from(what)))),
+                None => Ok(Action::Verify(Request::File(PathBuf::from(what)), limit)),
             }
         }
         Some(("show", show)) => {

@@ -52,7 +52,7 @@ fn run_main() -> ExitCode {
         }
         Action::Query(options) => query(&options),
         Action::Man => cli::man_page(&extra, &mut std::io::stdout().lock()).map_err(Error::stdout),
-        Action::Verify(target) => mrpipe::verify::verify(&target).map(|v| {
+        Action::Verify(target, memory_limit) => mrpipe::verify::verify(&target, memory_limit).map(|v| {
             println!("verified: {} tables, {} rows identical to {target}", v.tables, v.rows);
         }),
         Action::Show(files) => show(&files),

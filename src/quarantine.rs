@@ -76,19 +76,24 @@ impl BadLineBudget {
     }
 
     /// Fails when the read's bad lines exceed the budget, naming the first bad line.
+    /// A read stopped at a count budget of N reports the N+1 bad lines up to the one
+    /// that broke it, the same whatever the thread count.
     pub fn check(&self, read: &ReadSummary, inputs: &[InputFile]) -> Result<()> {
-        let bad = read.stats.bad;
-        if bad <= self.allowed(read.stats.lines) {
-            return Ok(());
-        }
+        let lines = read.stats.lines;
+        let (bad, read_part) = match (read.stopped, self.stop_after()) {
+            (true, Some(n)) => {
+                let last = read.bad_lines.iter().last().transpose()?;
+                let at = last.map_or_else(String::new, |b| {
+                    format!(", {}:{}", inputs[b.chunk.file as usize].display_name(), b.line)
+                });
+                (n + 1, format!("reading stopped at bad line {}{at}", n + 1))
+            }
+            _ if read.stats.bad <= self.allowed(lines) => return Ok(()),
+            _ => (read.stats.bad, format!("of {lines} lines read")),
+        };
         let first = read.bad_lines.first()?.map_or_else(String::new, |b| {
             format!("{}:{}: {}", inputs[b.chunk.file as usize].display_name(), b.line, b.reason)
         });
-        let lines = read.stats.lines;
-        let read_part = match read.stopped {
-            true => format!("reading stopped there, after {lines} lines"),
-            false => format!("of {lines} lines read"),
-        };
         Err(Error::BadLineBudget { bad, budget: self.describe(lines), read: read_part, first })
     }
 }

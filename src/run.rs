@@ -270,6 +270,8 @@ fn unchanged_since(
         && previous.params == plan.values().to_json(job.params)
         && previous.output == opts.output.to_string()
         && previous.max_line_bytes == opts.max_line_bytes as u64
+        // Its bad lines must pass this run's budget, or skipping would hide a failure.
+        && previous.lines.bad <= opts.budget.allowed(previous.lines.read)
         && previous.inputs.len() == inputs.len()
         && previous.side_files.len() == plan.side_files().len();
     if !same_setup || inputs.iter().any(|f| matches!(f.encoding, Encoding::Stdin | Encoding::Stream)) {

@@ -43,31 +43,6 @@ impl<'a> Rows<'a> {
         let batch = spec.batch(columns)?;
         Ok(Rows { spec, batches: Box::new(std::iter::once(Ok(batch))) })
     }
-
-    /// Rows made as `items` stream in (a job's groups, possibly from disk): `columns`
-    /// builds one batch's columns from up to [`OUTPUT_BATCH_ROWS`] items at a time.
-    pub fn streamed<T: Send + 'a>(
-        spec: &'static TableSpec,
-        items: impl Iterator<Item = Result<T>> + Send + 'a,
-        columns: impl Fn(&[T]) -> Result<Vec<ArrayRef>> + Send + 'a,
-    ) -> Rows<'a> {
-        let mut items = items.fuse();
-        let mut chunk = Vec::with_capacity(OUTPUT_BATCH_ROWS);
-        let batches = std::iter::from_fn(move || {
-            chunk.clear();
-            for item in items.by_ref() {
-                match item {
-                    Ok(item) => chunk.push(item),
-                    Err(e) => return Some(Err(e)),
-                }
-                if chunk.len() == OUTPUT_BATCH_ROWS {
-                    break;
-                }
-            }
-            (!chunk.is_empty()).then(|| columns(&chunk).and_then(|c| spec.batch(c)))
-        });
-        Rows { spec, batches: Box::new(batches) }
-    }
 }
 
 /// An output table's layout as the spec gives it: what every engine must produce.

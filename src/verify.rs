@@ -51,7 +51,8 @@ pub struct Verified {
 }
 
 /// Re-runs the manifest's job and compares; a difference is `Error::Verify`.
-pub fn verify(request: &Request) -> Result<Verified> {
+/// `memory_limit` (bytes) bounds the re-run as `--memory-limit` bounds a run.
+pub fn verify(request: &Request, memory_limit: Option<u64>) -> Result<Verified> {
     let parsed;
     let (recorded, output): (Manifest, &dyn Target) = match request {
         Request::File(path) => {
@@ -96,7 +97,7 @@ pub fn verify(request: &Request) -> Result<Verified> {
         inputs: recorded.inputs.iter().map(|f| text_path(&f.path)).collect(),
         output: output.relocated(dir.path()),
         threads: None,
-        memory_limit: None,
+        memory_limit,
         max_line_bytes: usize::try_from(recorded.max_line_bytes).unwrap_or(usize::MAX),
         rejects: Some(dir.path().join("rejects.tsv")),
         budget: BadLineBudget::Unlimited,

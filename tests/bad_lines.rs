@@ -80,28 +80,31 @@ fn four_million_bad_lines_from_a_small_zst_stay_in_bounded_memory_and_all_reach_
 #[test]
 fn a_count_budget_stops_the_read_at_the_bad_line_past_it() {
     let dir = tempfile::tempdir().unwrap();
+    let text = "not a url line\tbut\ttabs\n".repeat(2_000_000);
     for (name, compressed) in [("bad.txt", false), ("bad.txt.zst", true)] {
         let input = dir.path().join(name);
-        let text = "not a url line\tbut\ttabs\n".repeat(2_000_000);
         if compressed {
-            zstd_file(&input, |w| w.write_all(text.as_bytes()).unwrap());
+            // 480 MB of text whose compressed stream is cut short: reading it to the end
+            // would fail (exit 1), so exit 3 proves the read stopped early.
+            zstd_file(&input, |w| (0..10).for_each(|_| w.write_all(text.as_bytes()).unwrap()));
+            let len = std::fs::metadata(&input).unwrap().len();
+            std::fs::OpenOptions::new().write(true).open(&input).unwrap().set_len(len - 8).unwrap();
         } else {
             std::fs::write(&input, &text).unwrap();
         }
         let (code, err, _) = run_measured(
             dir.path(),
-            &["run", "hit-counts", input.to_str().unwrap(), "-o", "out", "--max-bad-lines", "10"],
+            &["run", "hit-counts", input.to_str().unwrap(), "-o", "out", "--max-bad-lines", "10", "-j", "4"],
         );
         assert_eq!(code, Some(3), "{err}");
-        assert!(err.contains("reading stopped there"), "{err}");
-        let read: u64 = err.split("after ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-        assert!(read < 1_000_000, "{name}: read {read} of 2000000 lines before stopping: {err}");
-        // The rejects file holds the bad lines found whose file line number is known
-        // (those of chunks after one that stopped midway are not), in line order.
-        let rejects = std::fs::read_to_string(dir.path().join("out/_hit-counts.rejects.tsv")).unwrap_or_default();
+        // The 11th bad line in file order is line 11: every line is bad.
+        assert!(err.contains("11 found, over the budget of 10 (reading stopped at bad line 11, "), "{err}");
+        assert!(err.contains(&format!("{name}:11)")), "{err}");
+        // The rejects file holds exactly the first 11, at any thread count.
+        let rejects = std::fs::read_to_string(dir.path().join("out/_hit-counts.rejects.tsv")).unwrap();
         let numbers: Vec<u64> =
             rejects.lines().skip(1).map(|l| l.split('\t').nth(1).unwrap().parse().unwrap()).collect();
-        assert!(numbers.windows(2).all(|w| w[0] < w[1]) && numbers.len() <= 22, "{rejects}");
+        assert_eq!(numbers, (1..=11).collect::<Vec<u64>>(), "{name}");
     }
 }
 
@@ -151,4 +154,21 @@ fn a_line_longer_than_max_line_bytes_is_a_bad_line_read_past_in_constant_memory(
         assert!(row[2].starts_with("line of 314572800 bytes is longer than --max-line-bytes (1048576)"), "{text}");
         assert_eq!(row[3].len(), 1024);
     }
+}
+
+#[test]
+fn a_run_skipped_as_unchanged_still_answers_to_a_stricter_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("out").display().to_string();
+    let input = sample("sales");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "sales-rank", &input, "--as-of", "2026-11-22", "-o", &o, "--skip-unchanged", "-v"];
+        args.extend(extra);
+        mrpipe(&args)
+    };
+    assert!(run(&[]).status.success());
+    let same = run(&["--max-bad-lines", "10"]);
+    assert!(String::from_utf8_lossy(&same.stderr).contains("skipped"), "7 bad lines pass a budget of 10");
+    let strict = run(&["--strict"]);
+    assert_eq!(strict.status.code(), Some(3), "{}", String::from_utf8_lossy(&strict.stderr));
 }

@@ -98,3 +98,43 @@ fn a_memory_limit_is_not_a_job_parameter_so_a_manifest_verifies_without_it() {
     let verified = mrpipe(&["verify", &path.display().to_string()]);
     assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
 }
+
+#[test]
+fn a_killed_stdout_runs_scratch_in_the_temp_directory_goes_with_the_next_stdout_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let t = tmp.display().to_string();
+    let urls = sample("urls");
+    let args = ["run", "url-dedup", &urls, "-o", "-", "--memory-limit", "1KiB"];
+    let killed = mrpipe_env(dir.path(), &args, &[("TMPDIR", &t), ("MRPIPE_FAILPOINT", "spill-partitions")]);
+    assert_eq!(killed.status.code(), None, "the run must be killed while spilling");
+    assert!(entries(&tmp).iter().any(|n| n.starts_with(".mrpipe-spill-")), "{:?}", entries(&tmp));
+    let again = mrpipe_env(dir.path(), &args, &[("TMPDIR", &t)]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(entries(&tmp), Vec::<String>::new(), "the dead run's scratch must be removed");
+}
+
+#[test]
+fn verify_takes_a_memory_limit_for_its_re_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = out.display().to_string();
+    run_ok(&["run", "url-dedup", &sample("urls"), "--memory-limit", "1KiB", "-o", &o]);
+    let m = out.join("_url-dedup.manifest.json").display().to_string();
+    // The failpoint proves the re-run spills: it is killed there.
+    let killed =
+        mrpipe_env(dir.path(), &["verify", &m, "--memory-limit", "1KiB"], &[("MRPIPE_FAILPOINT", "spill-partitions")]);
+    assert_eq!(killed.status.code(), None, "{}", String::from_utf8_lossy(&killed.stderr));
+    let verified = mrpipe(&["verify", &m, "--memory-limit", "1KiB"]);
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+}
+
+#[test]
+fn a_memory_limit_too_small_for_datafusion_says_so_in_our_terms() {
+    let res =
+        mrpipe(&["run", "url-dedup", &sample("urls"), "--engine", "datafusion", "--memory-limit", "1", "-o", "-"]);
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(2), "{err}");
+    assert!(err.contains("--memory-limit 1 bytes is too small for DataFusion"), "{err}");
+}

@@ -69,7 +69,7 @@ pub struct Session {
     /// Tables, functions and configuration.
     pub ctx: SessionContext,
     /// Where operators spill, when memory is limited.
-    _spill: Option<tempfile::TempDir>,
+    _spill: Option<crate::scratch::Scratch>,
 }
 
 impl Session {
@@ -164,7 +164,21 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
                 let schema = frame.schema().as_arrow().clone();
                 Ok::<_, datafusion::error::DataFusionError>((schema, frame.collect().await?))
             })
-            .map_err(|e| sql_error(&format!("{}: {e}", spec.name)))?;
+            .map_err(|e| match ctx.memory_limit {
+                // DataFusion names its own setting; the user set ours. Under a tiny pool
+                // some operators fail with an internal error instead.
+                Some(limit)
+                    if matches!(e.find_root(), datafusion::error::DataFusionError::ResourcesExhausted(_))
+                        || (limit < 8 << 20 && e.to_string().contains("Internal error")) =>
+                {
+                    Error::Usage(format!(
+                        "{}: --memory-limit {limit} bytes is too small for DataFusion's working memory \
+                     (it needs several MiB per operator); raise it, or use --engine native ({e})",
+                        spec.name
+                    ))
+                }
+                _ => sql_error(&format!("{}: {e}", spec.name)),
+            })?;
         let batch = conform(spec, &schema, &batches).map_err(|e| sql_error(&format!("{}: {e}", spec.name)))?;
         session.register(spec.name, batch.schema(), vec![vec![batch.clone()]])?;
         let batch = match &twin.published_rows {

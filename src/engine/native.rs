@@ -88,7 +88,8 @@ fn map_spilling<'a, J: MapReduce>(
     limit: u64,
 ) -> Result<(JobGroups<'a, J>, ReadSummary)> {
     let threads = rayon::current_num_threads() as u64;
-    let partitions = ((estimated_input_bytes(&ctx.inputs, limit) * 2 * threads)
+    let partitions = (estimated_input_bytes(&ctx.inputs, limit)
+        .saturating_mul(2 * threads)
         .div_ceil(limit.max(1))
         .clamp(threads.max(2), 4096) as usize)
         .min(max_open_partitions());
@@ -116,8 +117,8 @@ fn estimated_input_bytes(inputs: &[InputFile], limit: u64) -> u64 {
         .iter()
         .map(|f| match f.encoding {
             Encoding::Plain => std::fs::metadata(&f.path).map_or(0, |m| m.len()),
-            Encoding::Gzip | Encoding::Zstd => std::fs::metadata(&f.path).map_or(0, |m| m.len() * 8),
+            Encoding::Gzip | Encoding::Zstd => std::fs::metadata(&f.path).map_or(0, |m| m.len().saturating_mul(8)),
             Encoding::Stdin | Encoding::Stream => limit.saturating_mul(16),
         })
-        .sum()
+        .fold(0, u64::saturating_add)
 }

@@ -21,18 +21,25 @@ use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow::row::{RowConverter, SortField};
 use rayon::prelude::*;
-use tempfile::TempDir;
 
 use crate::error::{Error, Result};
-use crate::scratch::scratch_dir;
+use crate::scratch::{Scratch, scratch_dir};
 use crate::shuffle::spill::max_open_partitions;
 use crate::table::{Batches, OUTPUT_BATCH_ROWS, Rows, Sort, Table, TableSpec};
 
 /// Most runs merged at once: each holds one batch in memory and one open file.
 pub const MAX_FAN_IN: usize = 64;
 
-/// Rows per batch of a run file, so that merging many runs holds little in memory.
+/// Most rows, and about the most bytes, per batch of a run file: merging holds one
+/// batch per run, so wide rows make shorter batches.
 const RUN_BATCH_ROWS: usize = 4096;
+const RUN_BATCH_BYTES: usize = 256 << 10;
+
+/// Rows per run batch for batches holding `bytes` in `rows` rows.
+fn run_batch_rows(bytes: usize, rows: usize) -> usize {
+    let per_row = (bytes / rows.max(1)).max(1);
+    (RUN_BATCH_BYTES / per_row).clamp(1, RUN_BATCH_ROWS)
+}
 
 /// Sorts `rows` by their table's declared order. With `memory_limit` (bytes), rows
 /// beyond a quarter of it go to sorted runs under `temp_dir`.
@@ -44,7 +51,9 @@ pub fn sort_table(rows: Rows<'_>, memory_limit: Option<u64>, temp_dir: &Path) ->
     let mut buffer: Vec<RecordBatch> = Vec::new();
     let mut buffered = 0usize;
     let mut runs: Vec<PathBuf> = Vec::new();
-    let mut dir: Option<Arc<TempDir>> = None;
+    // Rows per run batch: the fewest any run needed, so merges stay small too.
+    let mut run_rows = RUN_BATCH_ROWS;
+    let mut dir: Option<Arc<Scratch>> = None;
     for batch in rows.batches {
         let batch = batch?;
         if batch.schema().fields() != order.schema.fields() {
@@ -60,7 +69,8 @@ pub fn sort_table(rows: Rows<'_>, memory_limit: Option<u64>, temp_dir: &Path) ->
                 Some(d) => d.clone(),
                 None => dir.insert(Arc::new(scratch_dir(temp_dir)?)).clone(),
             };
-            let sorted = Sorted::new(&order, std::mem::take(&mut buffer), RUN_BATCH_ROWS)?;
+            run_rows = run_rows.min(run_batch_rows(buffered, buffer.iter().map(RecordBatch::num_rows).sum()));
+            let sorted = Sorted::new(&order, std::mem::take(&mut buffer), run_rows)?;
             runs.push(write_run(&dir, runs.len(), &order.schema, sorted)?);
             buffered = 0;
         }
@@ -69,7 +79,8 @@ pub fn sort_table(rows: Rows<'_>, memory_limit: Option<u64>, temp_dir: &Path) ->
         None => Box::new(Sorted::new(&order, buffer, OUTPUT_BATCH_ROWS)?),
         Some(dir) => {
             if !buffer.is_empty() {
-                let sorted = Sorted::new(&order, buffer, RUN_BATCH_ROWS)?;
+                run_rows = run_rows.min(run_batch_rows(buffered, buffer.iter().map(RecordBatch::num_rows).sum()));
+                let sorted = Sorted::new(&order, buffer, run_rows)?;
                 runs.push(write_run(&dir, runs.len(), &order.schema, sorted)?);
             }
             let fan_in = MAX_FAN_IN.min(max_open_partitions());
@@ -78,7 +89,7 @@ pub fn sort_table(rows: Rows<'_>, memory_limit: Option<u64>, temp_dir: &Path) ->
             while runs.len() > fan_in {
                 let mut next = Vec::with_capacity(runs.len().div_ceil(fan_in));
                 for group in runs.chunks(fan_in) {
-                    let merged = Merge::new(Order::new(spec)?, dir.clone(), group, RUN_BATCH_ROWS)?;
+                    let merged = Merge::new(Order::new(spec)?, dir.clone(), group, run_rows)?;
                     next.push(write_run(&dir, made, &order.schema, merged)?);
                     made += 1;
                     for run in group {
@@ -186,7 +197,7 @@ impl Iterator for Sorted {
 
 /// Writes sorted batches as run `n` of `dir`.
 fn write_run(
-    dir: &TempDir,
+    dir: &Scratch,
     n: usize,
     schema: &SchemaRef,
     batches: impl Iterator<Item = Result<RecordBatch>>,
@@ -233,14 +244,14 @@ impl Cursor {
 /// A k-way merge of sorted runs (keys compared in row format), `chunk` rows per batch.
 struct Merge {
     order: Order,
-    _dir: Arc<TempDir>,
+    _dir: Arc<Scratch>,
     cursors: Vec<Cursor>,
     chunk: usize,
     failed: bool,
 }
 
 impl Merge {
-    fn new(order: Order, dir: Arc<TempDir>, runs: &[PathBuf], chunk: usize) -> Result<Merge> {
+    fn new(order: Order, dir: Arc<Scratch>, runs: &[PathBuf], chunk: usize) -> Result<Merge> {
         let mut cursors = Vec::with_capacity(runs.len());
         for run in runs {
             let file = File::open(run).map_err(|e| Error::io(run, e))?;

@@ -19,8 +19,10 @@ use std::hash::Hash;
 use arrow::array::RecordBatch;
 use hashbrown::HashTable;
 
+use arrow::array::ArrayRef;
+
 use crate::error::Result;
-use crate::table::Rows;
+use crate::table::{OUTPUT_BATCH_ROWS, Rows, TableSpec};
 pub use state::State;
 
 /// A native job's computation: how batches become keyed partial aggregates, how two
@@ -46,6 +48,44 @@ pub trait MapReduce: Sync + Sized {
 
 /// Every key of a run with its final aggregate, each key once, in no particular order.
 pub type Groups<'a, K, A> = Box<dyn Iterator<Item = Result<(K, A)>> + Send + 'a>;
+
+/// Most bytes of keys and partials behind one batch of [`rows_from_groups`]: wide rows
+/// (2 KB URLs) make smaller batches, so memory stays bounded by bytes, not rows.
+pub const GROUP_BATCH_BYTES: usize = 4 << 20;
+
+/// A table's rows made from the groups as they stream in, without collecting them:
+/// `columns` builds one batch's columns from up to [`OUTPUT_BATCH_ROWS`] groups or
+/// about [`GROUP_BATCH_BYTES`] of them, whichever comes first.
+pub fn rows_from_groups<'a, K, A>(
+    spec: &'static TableSpec,
+    groups: impl Iterator<Item = Result<(K, A)>> + Send + 'a,
+    columns: impl Fn(&[(K, A)]) -> Result<Vec<ArrayRef>> + Send + 'a,
+) -> Rows<'a>
+where
+    K: State + Send + 'a,
+    A: State + Send + 'a,
+{
+    let mut groups = groups.fuse();
+    let mut chunk = Vec::new();
+    let batches = std::iter::from_fn(move || {
+        chunk.clear();
+        let mut bytes = 0;
+        for group in groups.by_ref() {
+            match group {
+                Ok(group) => {
+                    bytes += size_of::<(K, A)>() + group.0.heap_bytes() + group.1.heap_bytes();
+                    chunk.push(group);
+                }
+                Err(e) => return Some(Err(e)),
+            }
+            if chunk.len() == OUTPUT_BATCH_ROWS || bytes >= GROUP_BATCH_BYTES {
+                break;
+            }
+        }
+        (!chunk.is_empty()).then(|| columns(&chunk).and_then(|c| spec.batch(c)))
+    });
+    Rows { spec, batches: Box::new(batches) }
+}
 
 /// A key, its partial aggregate, and the key's hash, computed once when the key is
 /// first seen and reused by every later stage (table growth, shuffle, reduce).

@@ -9,21 +9,23 @@
 //! (chunk, number) restores file order; line numbers, relative to the chunk while
 //! decoding, become file line numbers once every chunk has reported its line count.
 //!
-//! The spool also counts bad lines as they are found, so that a run whose budget is
-//! a count (`--max-bad-lines N`, `--strict`) stops reading at the (N+1)th.
+//! Under a count budget (`--max-bad-lines N`, `--strict`) the read stops early, yet
+//! deterministically: the run fails on the (N+1)th bad line in (file, line) order,
+//! whichever tasks ran first. A task stops its chunk once the chunk alone holds N+1
+//! bad lines, and a chunk is not read at all once the finished chunks before it hold
+//! N+1; so every chunk up to the one holding the (N+1)th bad line is read, and the
+//! rejects file holds exactly the first N+1.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-
-use tempfile::TempDir;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::chunk::ChunkId;
 use crate::error::{Error, Result};
-use crate::scratch::scratch_dir;
+use crate::scratch::{Scratch, scratch_dir};
 
 /// A task's buffered bad lines become a segment past this many bytes.
 pub const FLUSH_BYTES: usize = 256 << 10;
@@ -59,13 +61,14 @@ pub struct Spool {
     file: Mutex<Option<SpoolFile>>,
     in_memory: AtomicUsize,
     found: AtomicU64,
-    /// Reading stops when more than this many bad lines were found.
+    /// The count budget: the read fails past this many bad lines.
     stop_after: Option<u64>,
-    stopped: AtomicBool,
+    /// Bad lines of each finished chunk, kept under a count budget to decide skips.
+    finished: Mutex<BTreeMap<ChunkId, u64>>,
 }
 
 struct SpoolFile {
-    _dir: TempDir,
+    _dir: Scratch,
     path: PathBuf,
     writer: BufWriter<File>,
     len: u64,
@@ -89,22 +92,41 @@ impl Spool {
             in_memory: AtomicUsize::new(0),
             found: AtomicU64::new(0),
             stop_after,
-            stopped: AtomicBool::new(false),
+            finished: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// Counts one bad line found; true when reading must stop.
-    pub fn count(&self) -> bool {
-        let found = self.found.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.stop_after.is_some_and(|n| found > n) {
-            self.stopped.store(true, Ordering::Relaxed);
-        }
-        self.stopped()
+    /// Counts one bad line found.
+    pub fn count(&self) {
+        self.found.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Whether the bad-line budget was exceeded and reading stopped.
+    /// Whether a chunk holding `bad` bad lines so far may stop: the budget's
+    /// (N+1)th bad line is then at or before its last one.
+    pub fn chunk_is_over(&self, bad: u64) -> bool {
+        self.stop_after.is_some_and(|n| bad > n)
+    }
+
+    /// Records that `chunk` was decoded (to its end or to its stop) with `bad` bad lines.
+    pub fn chunk_done(&self, chunk: ChunkId, bad: u64) {
+        if self.stop_after.is_some()
+            && let Ok(mut finished) = self.finished.lock()
+        {
+            finished.insert(chunk, bad);
+        }
+    }
+
+    /// Whether `chunk` need not be read: the finished chunks before it already hold
+    /// more bad lines than the budget allows.
+    pub fn skips(&self, chunk: ChunkId) -> bool {
+        let Some(n) = self.stop_after else { return false };
+        self.finished.lock().is_ok_and(|f| f.range(..chunk).map(|(_, bad)| bad).sum::<u64>() > n)
+    }
+
+    /// Whether the read found more bad lines than the count budget allows (so it may
+    /// have stopped early). The same for every thread count: a skipped chunk implies it.
     pub fn stopped(&self) -> bool {
-        self.stopped.load(Ordering::Relaxed)
+        self.stop_after.is_some_and(|n| self.found.load(Ordering::Relaxed) > n)
     }
 
     /// Stores a chunk's buffered bad lines as one segment.
@@ -142,6 +164,9 @@ impl Spool {
         segments: Vec<((ChunkId, u32), Segment)>,
         chunk_lines: Vec<(ChunkId, u64, bool)>,
     ) -> Result<BadLines> {
+        // Past the budget, the first N+1 in file order are the run's verdict; the rest
+        // depend on which tasks ran first.
+        let keep = if self.stopped() { self.stop_after.map(|n| n + 1) } else { None };
         let file = match self.file.into_inner().map_err(|_| Error::sink("rejects", "a task panicked while spooling"))? {
             Some(mut spool) => {
                 spool.writer.flush().map_err(|e| Error::io(&spool.path, e))?;
@@ -179,7 +204,7 @@ impl Spool {
         let mut segments = segments;
         segments.sort_unstable_by_key(|(key, _)| *key);
         segments.retain(|((chunk, _), _)| offsets.contains_key(chunk));
-        Ok(BadLines { segments, offsets, spool: file.map(|f| (f._dir, f.path)) })
+        Ok(BadLines { segments, offsets, spool: file.map(|f| (f._dir, f.path)), keep })
     }
 }
 
@@ -189,7 +214,9 @@ pub struct BadLines {
     segments: Vec<((ChunkId, u32), Segment)>,
     /// Lines in the file before each chunk.
     offsets: HashMap<ChunkId, u64>,
-    spool: Option<(TempDir, PathBuf)>,
+    spool: Option<(Scratch, PathBuf)>,
+    /// How many of them count, when the read stopped at the budget.
+    keep: Option<u64>,
 }
 
 impl BadLines {
@@ -207,22 +234,26 @@ impl BadLines {
     /// file could not be read back.
     pub fn iter(&self) -> impl Iterator<Item = Result<BadLine>> + '_ {
         let mut reader: Option<File> = None;
-        self.segments.iter().flat_map(move |((chunk, _), segment)| {
-            let offset = self.offsets.get(chunk).copied().unwrap_or(0);
-            let lines: Vec<Result<BadLine>> = match segment {
-                Segment::Memory(lines) => lines.iter().cloned().map(Ok).collect(),
-                Segment::Spooled { offset: at, len } => match self.read_segment(&mut reader, *at, *len) {
-                    Ok(lines) => lines.into_iter().map(Ok).collect(),
-                    Err(e) => vec![Err(e)],
-                },
-            };
-            lines.into_iter().map(move |l| {
-                l.map(|mut l| {
-                    l.line += offset;
-                    l
+        let keep = self.keep.and_then(|k| usize::try_from(k).ok()).unwrap_or(usize::MAX);
+        self.segments
+            .iter()
+            .flat_map(move |((chunk, _), segment)| {
+                let offset = self.offsets.get(chunk).copied().unwrap_or(0);
+                let lines: Vec<Result<BadLine>> = match segment {
+                    Segment::Memory(lines) => lines.iter().cloned().map(Ok).collect(),
+                    Segment::Spooled { offset: at, len } => match self.read_segment(&mut reader, *at, *len) {
+                        Ok(lines) => lines.into_iter().map(Ok).collect(),
+                        Err(e) => vec![Err(e)],
+                    },
+                };
+                lines.into_iter().map(move |l| {
+                    l.map(|mut l| {
+                        l.line += offset;
+                        l
+                    })
                 })
             })
-        })
+            .take(keep)
     }
 
     fn read_segment(&self, reader: &mut Option<File>, offset: u64, len: u64) -> Result<Vec<BadLine>> {
@@ -310,8 +341,16 @@ mod tests {
     fn chunks_after_a_gap_or_an_unfinished_chunk_are_left_out() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(dir.path(), Some(2));
-        assert!(!spool.count() && !spool.count());
-        assert!(spool.count(), "the third bad line exceeds a budget of 2");
+        for _ in 0..3 {
+            spool.count();
+        }
+        assert!(spool.stopped(), "the third bad line exceeds a budget of 2");
+        assert!(!spool.chunk_is_over(2) && spool.chunk_is_over(3));
+        spool.chunk_done(ChunkId { file: 0, index: 0 }, 2);
+        assert!(!spool.skips(ChunkId { file: 0, index: 1 }));
+        spool.chunk_done(ChunkId { file: 0, index: 1 }, 1);
+        assert!(spool.skips(ChunkId { file: 0, index: 2 }) && spool.skips(ChunkId { file: 1, index: 0 }));
+        assert!(!spool.skips(ChunkId { file: 0, index: 1 }), "only chunks after those count");
         let c = |index| ChunkId { file: 0, index };
         let segments = vec![
             ((c(0), 0), Segment::Memory(vec![bad(0, 0, 2, "a")])),

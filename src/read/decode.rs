@@ -88,6 +88,8 @@ pub struct ChunkReport {
     pending_bytes: usize,
     /// Segments the current chunk stored so far.
     segment_no: u32,
+    /// Bad lines of the current chunk so far.
+    chunk_bad: u64,
 }
 
 impl ChunkReport {
@@ -96,16 +98,19 @@ impl ChunkReport {
         ChunkReport { limits, ..ChunkReport::default() }
     }
 
-    /// Counts and keeps one bad line; true when the read's bad-line budget is exceeded.
+    /// Counts and keeps one bad line; true when the chunk may stop (it alone holds
+    /// more bad lines than the read's count budget allows).
     pub fn quarantine(&mut self, bad: BadLine) -> Result<bool> {
         self.stats.bad += 1;
+        self.chunk_bad += 1;
         self.pending_bytes += bad.raw.len() + bad.reason.len();
         let chunk = bad.chunk;
         self.pending.push(bad);
         if self.pending_bytes > FLUSH_BYTES {
             self.store(chunk)?;
         }
-        Ok(self.limits.spool.count())
+        self.limits.spool.count();
+        Ok(self.limits.spool.chunk_is_over(self.chunk_bad))
     }
 
     /// Stores the current chunk's pending bad lines as its next segment.
@@ -240,8 +245,8 @@ pub fn strip_bom(data: &[u8]) -> &[u8] {
 pub const BATCH_ROWS: usize = 16 * 1024;
 
 /// Decodes the lines of one chunk, calling `on_batch` for each full batch and once
-/// for the rest. Stops early, with the chunk marked unfinished, once the read's
-/// bad-line budget is exceeded.
+/// for the rest. Stops early, with the chunk marked unfinished, once the chunk alone
+/// holds more bad lines than the read's count budget allows.
 pub fn decode_chunk(
     chunk: Chunk<'_>,
     format: &Format,
@@ -254,6 +259,7 @@ pub fn decode_chunk(
     let mut line_no = 0u64;
     let max_line = report.limits.max_line_bytes;
     report.segment_no = 0;
+    report.chunk_bad = 0;
     report.stats.bytes += chunk.data.len() as u64;
     // A file's first chunk starts at its first byte (after decompression), where a BOM may be.
     let data = if id.index == 0 { strip_bom(chunk.data) } else { chunk.data };
@@ -318,6 +324,7 @@ pub fn decode_chunk(
     report.stats.lines += line_no;
     report.chunk_lines.push((id, line_no, !stopped));
     report.store(id)?;
+    report.limits.spool.chunk_done(id, report.chunk_bad);
     if !builder.is_empty() {
         on_batch(builder.finish())?;
     }
@@ -427,7 +434,7 @@ mod tests {
         let data = b"x\ny\nz\nw\na\t1\n";
         decode_chunk(chunk(ChunkId { file: 0, index: 1 }, data), &Format::Tsv(TWO), &mut report, &mut |_| Ok(()))
             .unwrap();
-        assert_eq!(report.stats.bad, 3, "stops at the third bad line");
+        assert_eq!(report.stats.bad, 3, "stops at the chunk's third bad line");
         assert_eq!(report.stats.good, 0);
         assert_eq!(report.chunk_lines, vec![(ChunkId { file: 0, index: 1 }, 3, false)]);
     }

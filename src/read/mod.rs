@@ -169,8 +169,8 @@ where
         .chunks
         .into_par_iter()
         .fold(start, |acc, chunk| {
-            if spool.stopped() {
-                return acc; // over the budget: the rest is not read
+            if spool.skips(chunk.id) {
+                return acc; // the chunks before hold more bad lines than the budget allows
             }
             let (state, mut report) = acc?;
             let path = &inputs[chunk.id.file as usize].path;
@@ -207,7 +207,7 @@ where
     absorb(results)?;
 
     for (file_index, input) in inputs.iter().enumerate() {
-        if input.encoding == Encoding::Plain || spool.stopped() {
+        if input.encoding == Encoding::Plain || spool.skips(ChunkId { file: file_index as u32, index: 0 }) {
             continue;
         }
         let (results, digest) = std::thread::scope(|scope| {
@@ -404,15 +404,15 @@ fn stream_blocks(stream: &Stream<'_>, tx: &std::sync::mpsc::SyncSender<Result<St
         Encoding::Stdin | Encoding::Plain | Encoding::Stream => Box::new(shared),
     };
     let mut carry: Vec<u8> = Vec::new();
-    let mut index = 0u32;
-    let mut send = |data: Vec<u8>, overlong: Option<u64>| {
-        let id = ChunkId { file: stream.file, index };
-        index += 1;
+    let index = std::cell::Cell::new(0u32);
+    let send = |data: Vec<u8>, overlong: Option<u64>| {
+        let id = ChunkId { file: stream.file, index: index.get() };
+        index.set(index.get() + 1);
         tx.send(Ok(StreamBlock { id, data, overlong })).is_ok()
     };
     loop {
-        if stream.spool.stopped() {
-            return None; // over the bad-line budget: the run fails, unhashed
+        if stream.spool.skips(ChunkId { file: stream.file, index: index.get() }) {
+            return None; // over the bad-line budget before here: the run fails, unhashed
         }
         let mut block = std::mem::take(&mut carry);
         block.reserve(STREAM_BLOCK);

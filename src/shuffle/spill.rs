@@ -14,24 +14,22 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tempfile::TempDir;
-
 use super::partition_of_hash;
 use crate::error::{Error, Result};
 use crate::map::{Combiner, State};
-use crate::scratch::scratch_dir;
+use crate::scratch::{Scratch, scratch_dir};
 
 /// Partition files being appended to by map tasks; nothing is created before the first spill.
 pub struct SpillWriter {
     parent: PathBuf,
-    dir: OnceLock<Arc<TempDir>>,
+    dir: OnceLock<Arc<Scratch>>,
     files: Vec<Mutex<Option<BufWriter<File>>>>,
     buffer_bytes: usize,
 }
 
 /// Finished partition files.
 pub struct SpillPartitions {
-    _dir: Arc<TempDir>,
+    _dir: Arc<Scratch>,
     paths: Vec<PathBuf>,
 }
 
@@ -78,7 +76,7 @@ impl SpillWriter {
         self.dir.get().is_some()
     }
 
-    fn dir(&self) -> Result<&Arc<TempDir>> {
+    fn dir(&self) -> Result<&Arc<Scratch>> {
         if let Some(dir) = self.dir.get() {
             return Ok(dir);
         }

@@ -88,10 +88,8 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<()> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        if let Some(rest) = name.strip_prefix(crate::scratch::PREFIX) {
-            if owner_is_gone(rest.split('-').next().unwrap_or("")) {
-                std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
-            }
+        if name.starts_with(crate::scratch::PREFIX) {
+            crate::scratch::remove_if_stale(&path);
         } else if let Some((_, pid)) = name.rsplit_once(".mrpipe-tmp-") {
             if name.starts_with('.') && owner_is_gone(pid) {
                 std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
@@ -151,7 +149,9 @@ mod tests {
         std::fs::write(d.join("t.parquet"), "x").unwrap();
         std::fs::write(d.join(format!(".t.parquet.mrpipe-tmp-{dead}")), "x").unwrap();
         std::fs::write(d.join(format!(".u.parquet.mrpipe-tmp-{alive}")), "x").unwrap();
+        // A scratch directory whose owner lock nobody holds.
         std::fs::create_dir(d.join(format!(".mrpipe-spill-{dead}-abc"))).unwrap();
+        std::fs::write(d.join(format!(".mrpipe-spill-{dead}-abc/.owner")), "").unwrap();
         std::fs::create_dir_all(d.join("t")).unwrap();
         std::fs::write(d.join(format!("t/.t-2026-11.parquet.mrpipe-tmp-{dead}")), "x").unwrap();
         std::fs::write(d.join("t/t-2026-11.parquet"), "x").unwrap();
