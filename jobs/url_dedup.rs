@@ -210,9 +210,12 @@ pub fn normalize_into(url: &str, out: &mut String) {
         _ => None,
     };
     if let Some(port) = default_port
-        && host.ends_with(port)
+        && let Some(bare) = host.strip_suffix(port)
+        // Only a `host:port` authority has a port to drop: `h:443:443` is kept whole,
+        // so that the normal form is its own normal form (found by fuzzing).
+        && (!bare.contains(':') || (bare.starts_with('[') && bare.ends_with(']')))
     {
-        host.truncate(host.len() - port.len());
+        host.truncate(bare.len());
     }
     if let Some(hash) = tail.find('#') {
         tail = &tail[..hash];
@@ -254,5 +257,21 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(norm(input), want, "input {input:?}");
         }
+    }
+
+    #[test]
+    fn normalizing_is_idempotent_even_for_a_malformed_authority() {
+        for url in ["https://h:443:443/x", "http://[::1]:80/", "https://[::1]:443", "HTTP://Host:80:80#f"] {
+            let mut once = String::new();
+            normalize_into(url, &mut once);
+            let mut twice = String::new();
+            normalize_into(&once, &mut twice);
+            assert_eq!(once, twice, "{url}");
+        }
+        let mut out = String::new();
+        normalize_into("http://[::1]:80/a", &mut out);
+        assert_eq!(out, "http://[::1]/a");
+        normalize_into("https://h:443:443/x", &mut out);
+        assert_eq!(out, "https://h:443:443/x");
     }
 }
