@@ -120,7 +120,17 @@ pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
         print_dry_run(&opts, &inputs).map_err(Error::stdout)?;
         return Ok(Vec::new());
     }
-    let _lock = opts.output.lock(job, opts.wait)?;
+    // Tried once first, so that a run that has to wait says so (and whom it waits for).
+    let _lock = match (opts.wait, opts.output.lock(job, None)) {
+        (Some(wait), Err(Error::Locked { holder, .. })) => {
+            let secs = wait.as_secs();
+            opts.log.info("waiting", json!({ "holder": holder, "wait_secs": secs }), || {
+                format!("mrpipe {job}: waiting up to {secs}s for the lock held by {holder}")
+            });
+            opts.output.lock(job, Some(wait))?
+        }
+        (_, taken) => taken?,
+    };
     let mut builder = rayon::ThreadPoolBuilder::new().stack_size(engine::WORKER_STACK_BYTES);
     if let Some(n) = opts.threads {
         builder = builder.num_threads(n);

@@ -4,7 +4,6 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 
@@ -30,16 +29,28 @@ fn overlapping_runs_are_refused_or_wait() {
     run_ok(&["run", "url-dedup", &sample("urls"), "-o", &out]);
     run_ok(&["run", "hit-counts", &sample("access/tsv"), "-o", &dir.path().join("other").display().to_string()]);
 
-    // A waiting run proceeds once the holder finishes.
-    let waiter = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
-        .args(["run", "hit-counts", &sample("access/tsv"), "-o", &out, "--wait", "60s"])
+    // A waiting run says so, then proceeds once the holder finishes: the holder is let
+    // go only after the waiter reported that it waits.
+    let mut waiter = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(["run", "hit-counts", &sample("access/tsv"), "-o", &out, "--wait", "60s", "-v"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut stderr = std::io::BufReader::new(waiter.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("waiting up to 60s for the lock held by pid") {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
+            "the waiter never said it waits: {said}"
+        );
+        said.push_str(&line);
+    }
     finish_stdin_run(holder);
-    let waited = waiter.wait_with_output().unwrap();
-    assert!(waited.status.success(), "{}", String::from_utf8_lossy(&waited.stderr));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let waited = waiter.wait().unwrap();
+    assert!(waited.success(), "{said}{rest}");
     assert_same("after waiting", &expected("hit_counts.tsv"), &run_ok(&["show", &format!("{out}/hit_counts.parquet")]));
 }
 
