@@ -84,7 +84,7 @@ pub fn remove_if_stale(path: &Path) {
     let stale = match File::open(path.join(OWNER)) {
         Ok(owner) => try_lock(&owner),
         // Made by an older mrpipe, or being created: judged by age and pid.
-        Err(_) => older_than(path, GRACE) && pid_is_gone(path),
+        Err(_) => older_than(path, GRACE) && named_pid_is_gone(path),
     };
     if stale {
         let _ = std::fs::remove_dir_all(path);
@@ -102,10 +102,15 @@ fn older_than(path: &Path, age: Duration) -> bool {
         .is_ok_and(|t| SystemTime::now().duration_since(t).is_ok_and(|d| d > age))
 }
 
-/// Whether the pid in the directory's name is no live process here.
-fn pid_is_gone(path: &Path) -> bool {
+/// Whether the pid in a scratch directory's name is no live process here.
+fn named_pid_is_gone(path: &Path) -> bool {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let pid = name.strip_prefix(PREFIX).and_then(|rest| rest.split('-').next()).unwrap_or("");
+    pid_is_gone(name.strip_prefix(PREFIX).and_then(|rest| rest.split('-').next()).unwrap_or(""))
+}
+
+/// Whether `pid` (as text) is no live process here. Unknown (no `/proc`, or text that
+/// is not a pid) counts as alive, so nothing is removed by mistake.
+pub fn pid_is_gone(pid: &str) -> bool {
     let Ok(pid) = pid.parse::<u32>() else { return false };
     pid != std::process::id() && Path::new("/proc/self").exists() && !PathBuf::from(format!("/proc/{pid}")).exists()
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray};
 use arrow::compute::{SortOptions, interleave_record_batch};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow::row::{RowConverter, SortField};
@@ -162,7 +162,12 @@ impl Sorted {
         // The usual sort keys (text, integers, money, without nulls) are compared as
         // they are: no copy into row format, and short keys compare faster than their
         // row encoding (text is padded to 32-byte blocks there).
-        if let Ok(one) = arrow::compute::concat_batches(&order.schema, &batches)
+        let typed = order.columns.iter().all(|&i| {
+            matches!(order.schema.field(i).data_type(), DataType::Utf8 | DataType::Int64 | DataType::Decimal128(..))
+                && batches.iter().all(|b| b.column(i).null_count() == 0)
+        });
+        if typed
+            && let Ok(one) = arrow::compute::concat_batches(&order.schema, &batches)
             && let Some(keys) = typed_keys(order, &one)
         {
             let mut sorted: Vec<u32> = (0..total32).collect();

@@ -68,7 +68,7 @@ pub struct Spool {
 }
 
 struct SpoolFile {
-    _dir: Scratch,
+    dir: Scratch,
     path: PathBuf,
     writer: BufWriter<File>,
     len: u64,
@@ -146,7 +146,7 @@ impl Spool {
             let dir = scratch_dir(&self.parent)?;
             let path = dir.path().join("bad-lines");
             let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-            *slot = Some(SpoolFile { _dir: dir, path, writer: BufWriter::with_capacity(1 << 20, file), len: 0 });
+            *slot = Some(SpoolFile { dir, path, writer: BufWriter::with_capacity(1 << 20, file), len: 0 });
         }
         let Some(spool) = slot.as_mut() else { unreachable!("the spool file was just made") };
         spool.writer.write_all(&encoded).map_err(|e| Error::io(&spool.path, e))?;
@@ -204,7 +204,7 @@ impl Spool {
         let mut segments = segments;
         segments.sort_unstable_by_key(|(key, _)| *key);
         segments.retain(|((chunk, _), _)| offsets.contains_key(chunk));
-        Ok(BadLines { segments, offsets, spool: file.map(|f| (f._dir, f.path)), keep })
+        Ok(BadLines { segments, offsets, spool: file.map(|f| (f.dir, f.path)), keep })
     }
 }
 

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::scratch::pid_is_gone as owner_is_gone;
 
 /// A held run lock; released when dropped (or when the process ends).
 pub struct RunLock {
@@ -115,13 +116,6 @@ fn remove_stale_in(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether the process that owns a temporary has exited. Unknown (no `/proc`, or a
-/// name that is not a pid) counts as alive, so nothing is removed by mistake.
-fn owner_is_gone(pid: &str) -> bool {
-    let Ok(pid) = pid.parse::<u32>() else { return false };
-    pid != std::process::id() && Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[cfg(test)]
