@@ -23,6 +23,8 @@ use crate::scratch::{Scratch, scratch_dir};
 pub struct SpillWriter {
     parent: PathBuf,
     dir: OnceLock<Arc<Scratch>>,
+    /// Held while the directory is made, so only one task makes it.
+    making: Mutex<()>,
     files: Vec<Mutex<Option<BufWriter<File>>>>,
     buffer_bytes: usize,
 }
@@ -66,6 +68,7 @@ impl SpillWriter {
         SpillWriter {
             parent: parent.to_path_buf(),
             dir: OnceLock::new(),
+            making: Mutex::new(()),
             files: (0..partitions).map(|_| Mutex::new(None)).collect(),
             buffer_bytes: buffer_bytes.clamp(4 << 10, 64 << 10),
         }
@@ -80,8 +83,14 @@ impl SpillWriter {
         if let Some(dir) = self.dir.get() {
             return Ok(dir);
         }
+        // One task makes it while the others wait: a second directory made in a race
+        // and dropped unused could be caught half made (no owner lock yet) by a kill,
+        // and then outlive the run until the sweep's grace period ends.
+        let _making = self.making.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(dir) = self.dir.get() {
+            return Ok(dir);
+        }
         let made = Arc::new(scratch_dir(&self.parent)?);
-        // Two tasks may race here; the loser's directory is dropped (removed) unused.
         Ok(self.dir.get_or_init(|| made))
     }
 
