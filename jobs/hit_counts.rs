@@ -14,7 +14,7 @@ use crate::job::spec::{Kind, MONTH_PARAMS, ParamSpec, Values};
 use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
 use crate::map::{Combiner, Groups, MapReduce, columns, rows_from_groups};
 use crate::params;
-use crate::read::fields::year_month;
+use crate::read::fields::{push_year_month, year_month};
 use crate::read::format::{ACCESS_LOG, Format};
 use crate::table::Sort::{Asc, Desc};
 use crate::table::{self, Rows, TableSpec};
@@ -100,8 +100,11 @@ impl MapReduce for CountHits {
     type Key = String;
     type Acc = u64;
 
+    fn input_columns(&self) -> Option<&'static [&'static str]> {
+        Some(&["timestamp", "url"])
+    }
+
     fn update(&self, batch: &RecordBatch, groups: &mut Combiner<String, u64>) -> Result<()> {
-        use std::fmt::Write;
         let ts = columns::timestamp(batch, "timestamp")?;
         let url = columns::text(batch, "url")?;
         let mut key = String::with_capacity(96);
@@ -115,7 +118,8 @@ impl MapReduce for CountHits {
                 u = u.split_once('?').map_or(u, |(path, _)| path);
             }
             key.clear();
-            let _ = write!(key, "{y:04}-{m:02}\t");
+            push_year_month(&mut key, y, m);
+            key.push('\t');
             key.push_str(u);
             *groups.entry(key.as_str()) += 1;
         }

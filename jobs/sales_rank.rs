@@ -144,6 +144,10 @@ impl MapReduce for SumSales {
     type Key = String;
     type Acc = Sold;
 
+    fn input_columns(&self) -> Option<&'static [&'static str]> {
+        Some(&["timestamp", "product_id", "category_id", "quantity", "total_price"])
+    }
+
     fn update(&self, batch: &arrow::array::RecordBatch, groups: &mut Combiner<String, Sold>) -> Result<()> {
         let ts = columns::timestamp(batch, "timestamp")?;
         let product = columns::text(batch, "product_id")?;

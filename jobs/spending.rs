@@ -19,7 +19,7 @@ use crate::job::spec::{Kind, MONTH_PARAMS, ParamSpec, Values};
 use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
 use crate::map::{Combiner, Groups, MapReduce, columns};
 use crate::params;
-use crate::read::fields::{parse_money, year_month};
+use crate::read::fields::{parse_money, push_year_month, year_month};
 use crate::read::format::{Format, TRANSACTIONS, quote};
 use crate::read::side::{SideRow, parse_side, read_side_file};
 use crate::table::Sort::Asc;
@@ -266,7 +266,7 @@ impl MapReduce for SumSpending<'_> {
             key.clear();
             key.push_str(user.value(i));
             key.push('\t');
-            push_month(&mut key, y, m);
+            push_year_month(&mut key, y, m);
             key.push('\t');
             key.push_str(self.categorizer.category(seller.value(i)));
             *groups.entry(key.as_str()) += amount.value(i);
@@ -329,11 +329,6 @@ impl MapReduce for SumSpending<'_> {
         }
         Ok(tables)
     }
-}
-
-fn push_month(key: &mut String, y: i64, m: i64) {
-    use std::fmt::Write;
-    let _ = write!(key, "{y:04}-{m:02}");
 }
 
 /// A row of `monthly_spending`.

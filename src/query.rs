@@ -119,8 +119,14 @@ pub fn run_query(opts: &QueryOptions) -> Result<QueryResult> {
         let outcome = pool.install(|| {
             let progress = Progress::hidden();
             let (limits, scratch) = (ReadLimits::default(), std::env::temp_dir());
-            let source =
-                Source { inputs: &inputs, format: &format, progress: &progress, limits: &limits, scratch: &scratch };
+            let source = Source {
+                inputs: &inputs,
+                format: &format,
+                progress: &progress,
+                limits: &limits,
+                scratch: &scratch,
+                columns: None,
+            };
             read_fold(&source, Vec::new, |batches: &mut Vec<RecordBatch>, b| {
                 batches.push(b);
                 Ok(())

@@ -59,7 +59,14 @@ pub struct RunContext {
 impl RunContext {
     /// The read of the inputs as `format`, under this context's bounds.
     pub fn source<'a>(&'a self, format: &'a Format) -> Source<'a> {
-        Source { inputs: &self.inputs, format, progress: &self.progress, limits: &self.read, scratch: &self.temp_dir }
+        Source {
+            inputs: &self.inputs,
+            format,
+            progress: &self.progress,
+            limits: &self.read,
+            scratch: &self.temp_dir,
+            columns: None,
+        }
     }
 }
 

@@ -58,7 +58,8 @@ fn read_groups<J: MapReduce>(
     ctx: &RunContext,
     spill: Option<(&SpillWriter, usize)>,
 ) -> Result<(Vec<TaskGroups<J>>, ReadSummary)> {
-    let outcome = read::read_fold(&ctx.source(format), Combiner::default, |groups, batch| {
+    let source = read::Source { columns: job.input_columns(), ..ctx.source(format) };
+    let outcome = read::read_fold(&source, Combiner::default, |groups, batch| {
         job.update(&batch, groups)?;
         if let Some((spill, budget)) = spill
             && groups.bytes() > budget

@@ -33,7 +33,14 @@ pub trait MapReduce: Sync + Sized {
     /// The partial aggregate of a key (e.g. a sum).
     type Acc: Default + Send + State;
 
-    /// Folds one batch into the task's groups.
+    /// The input columns `update` reads, by name, or `None` for all of them. The reader
+    /// builds Arrow arrays of these only; it still parses and checks every column of
+    /// every line, so which lines are bad does not depend on it.
+    fn input_columns(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    /// Folds one batch (of [`MapReduce::input_columns`]) into the task's groups.
     fn update(&self, batch: &RecordBatch, groups: &mut Combiner<Self::Key, Self::Acc>) -> Result<()>;
 
     /// Adds `other` into `into`; both are partial aggregates of the same key.

@@ -12,7 +12,7 @@ use arrow::array::{
 use arrow::datatypes::SchemaRef;
 
 use super::bad::{FLUSH_BYTES, Segment, Spool};
-use super::format::{Format, Kind, MAX_COLUMNS, Value};
+use super::format::{Format, Kind, MAX_COLUMNS, Projection, Value};
 use crate::error::Result;
 
 pub use super::chunk::ChunkId;
@@ -149,10 +149,11 @@ pub struct Chunk<'a> {
     pub overlong: Option<(&'a [u8], u64)>,
 }
 
-/// Accumulates typed rows into Arrow arrays of one format's schema.
+/// Accumulates typed rows into Arrow arrays of one format's projected schema.
 pub struct BatchBuilder {
     schema: SchemaRef,
-    columns: Vec<ColumnBuilder>,
+    /// The builder of each projected column, with that column's index in the format.
+    columns: Vec<(usize, ColumnBuilder)>,
     rows: usize,
 }
 
@@ -164,25 +165,32 @@ enum ColumnBuilder {
 }
 
 impl BatchBuilder {
-    /// An empty builder for `format` with room for `capacity` rows.
-    pub fn new(format: &Format, capacity: usize) -> Self {
+    /// An empty builder of `projection`'s columns of `format`, with room for `capacity` rows.
+    pub fn new(format: &Format, projection: Projection, capacity: usize) -> Self {
         let columns = format
             .columns()
             .iter()
-            .map(|c| match c.kind {
-                Kind::Text => ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 16)),
-                Kind::Timestamp => {
-                    ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"))
-                }
-                Kind::Int | Kind::PositiveInt => ColumnBuilder::Int(Int64Builder::with_capacity(capacity)),
-                Kind::Money => ColumnBuilder::Money(
-                    Decimal128Builder::with_capacity(capacity)
-                        .with_precision_and_scale(18, 2)
-                        .expect("18,2 is a valid decimal precision and scale"),
-                ),
+            .enumerate()
+            .filter(|(i, _)| projection.contains(*i))
+            .map(|(i, c)| {
+                (
+                    i,
+                    match c.kind {
+                        Kind::Text => ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 16)),
+                        Kind::Timestamp => ColumnBuilder::Timestamp(
+                            TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
+                        ),
+                        Kind::Int | Kind::PositiveInt => ColumnBuilder::Int(Int64Builder::with_capacity(capacity)),
+                        Kind::Money => ColumnBuilder::Money(
+                            Decimal128Builder::with_capacity(capacity)
+                                .with_precision_and_scale(18, 2)
+                                .expect("18,2 is a valid decimal precision and scale"),
+                        ),
+                    },
+                )
             })
             .collect();
-        BatchBuilder { schema: format.schema(), columns, rows: 0 }
+        BatchBuilder { schema: format.projected_schema(projection), columns, rows: 0 }
     }
 
     /// Rows appended since the last `finish`.
@@ -195,10 +203,10 @@ impl BatchBuilder {
         self.rows == 0
     }
 
-    /// Appends one row; `values` holds one value of the right kind per column.
+    /// Appends one row; `values` holds one value of the right kind per format column.
     pub fn append(&mut self, values: &[Value<'_>]) {
-        for (builder, value) in self.columns.iter_mut().zip(values) {
-            match (builder, *value) {
+        for (i, builder) in &mut self.columns {
+            match (builder, values[*i]) {
                 (ColumnBuilder::Text(b), Value::Text(s)) => b.append_value(s),
                 (ColumnBuilder::Timestamp(b), Value::Timestamp(t)) => b.append_value(t),
                 (ColumnBuilder::Int(b), Value::Int(i)) => b.append_value(i),
@@ -216,7 +224,7 @@ impl BatchBuilder {
         let arrays: Vec<ArrayRef> = self
             .columns
             .iter_mut()
-            .map(|c| -> ArrayRef {
+            .map(|(_, c)| -> ArrayRef {
                 match c {
                     ColumnBuilder::Text(b) => Arc::new(b.finish()),
                     ColumnBuilder::Timestamp(b) => Arc::new(b.finish()),
@@ -244,17 +252,19 @@ pub fn strip_bom(data: &[u8]) -> &[u8] {
 /// Rows per record batch handed to the map stage.
 pub const BATCH_ROWS: usize = 16 * 1024;
 
-/// Decodes the lines of one chunk, calling `on_batch` for each full batch and once
-/// for the rest. Stops early, with the chunk marked unfinished, once the chunk alone
-/// holds more bad lines than the read's count budget allows.
+/// Decodes the lines of one chunk, calling `on_batch` for each full batch (of
+/// `projection`'s columns) and once for the rest. Stops early, with the chunk marked
+/// unfinished, once the chunk alone holds more bad lines than the read's count budget
+/// allows.
 pub fn decode_chunk(
     chunk: Chunk<'_>,
     format: &Format,
+    projection: Projection,
     report: &mut ChunkReport,
     on_batch: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<()> {
     let id = chunk.id;
-    let mut builder = BatchBuilder::new(format, BATCH_ROWS);
+    let mut builder = BatchBuilder::new(format, projection, BATCH_ROWS);
     let mut values = [Value::Null; MAX_COLUMNS];
     let mut line_no = 0u64;
     let max_line = report.limits.max_line_bytes;
@@ -267,16 +277,20 @@ pub fn decode_chunk(
     // output alike, rather than failing one sink's whole load. One scan per chunk; lines
     // are looked at only in the rare chunk that has one.
     let has_nul = memchr::memchr(0, data).is_some();
+    // One SIMD UTF-8 check of the whole chunk instead of one per line; only a chunk
+    // with invalid bytes somewhere checks its lines one by one, to find them.
+    let chunk_text = simdutf8::basic::from_utf8(data).ok();
     let mut stopped = false;
     let mut start = 0usize;
     while start < data.len() && !stopped {
-        let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
-        let mut line = &data[start..end];
+        let line_start = start;
+        let mut end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
         start = end + 1;
         line_no += 1;
-        if let [rest @ .., b'\r'] = line {
-            line = rest;
+        if end > line_start && data[end - 1] == b'\r' {
+            end -= 1;
         }
+        let line = &data[line_start..end];
         let bad = |reason: String, raw: &[u8]| BadLine { chunk: id, line: line_no, reason, raw: raw.to_vec() };
         if line.len() > max_line {
             stopped = report.quarantine(overlong(id, line_no, line, line.len() as u64, max_line))?;
@@ -286,7 +300,8 @@ pub fn decode_chunk(
             report.stats.empty += 1;
             continue;
         }
-        let text = match std::str::from_utf8(line) {
+        // A line end is ASCII, so a line of a valid chunk is itself valid.
+        let text = match chunk_text.map_or_else(|| std::str::from_utf8(line), |t| Ok(&t[line_start..end])) {
             Ok(text) => text,
             Err(e) => {
                 stopped = report.quarantine(bad(format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1), line))?;
@@ -360,10 +375,16 @@ mod tests {
         let mut batches = Vec::new();
         let mut report = ChunkReport::default();
         let chunk = ChunkId { file: 0, index };
-        decode_chunk(Chunk { id: chunk, data, overlong: None }, &Format::Tsv(TWO), &mut report, &mut |b| {
-            batches.push(b);
-            Ok(())
-        })
+        decode_chunk(
+            Chunk { id: chunk, data, overlong: None },
+            &Format::Tsv(TWO),
+            Format::Tsv(TWO).all_columns(),
+            &mut report,
+            &mut |b| {
+                batches.push(b);
+                Ok(())
+            },
+        )
         .unwrap();
         (batches, report)
     }
@@ -386,18 +407,36 @@ mod tests {
         let line = "2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t1\n";
         let first = ChunkId { file: 0, index: 0 };
         let mut report = ChunkReport::default();
-        decode_chunk(chunk(first, format!("{header}\u{feff}{line}").as_bytes()), &format, &mut report, &mut |_| Ok(()))
-            .unwrap();
+        decode_chunk(
+            chunk(first, format!("{header}\u{feff}{line}").as_bytes()),
+            &format,
+            format.all_columns(),
+            &mut report,
+            &mut |_| Ok(()),
+        )
+        .unwrap();
         let s = report.stats;
         assert_eq!((s.lines, s.good, s.bad, s.headers), (2, 0, 1, 1), "a BOM inside the file is data");
         let mut report = ChunkReport::default();
-        decode_chunk(chunk(first, format!("\u{feff}{line}").as_bytes()), &format, &mut report, &mut |_| Ok(()))
-            .unwrap();
+        decode_chunk(
+            chunk(first, format!("\u{feff}{line}").as_bytes()),
+            &format,
+            format.all_columns(),
+            &mut report,
+            &mut |_| Ok(()),
+        )
+        .unwrap();
         assert_eq!(report.stats.good, 1, "the first record after a BOM parses");
         let later = ChunkId { file: 0, index: 1 };
         let mut report = ChunkReport::default();
-        decode_chunk(chunk(later, format!("\u{feff}{line}").as_bytes()), &format, &mut report, &mut |_| Ok(()))
-            .unwrap();
+        decode_chunk(
+            chunk(later, format!("\u{feff}{line}").as_bytes()),
+            &format,
+            format.all_columns(),
+            &mut report,
+            &mut |_| Ok(()),
+        )
+        .unwrap();
         assert_eq!(report.stats.bad, 1, "a later chunk does not start the file");
     }
 
@@ -417,7 +456,7 @@ mod tests {
         let first = ChunkId { file: 0, index: 0 };
         let tail = b"c\t3333";
         let chunk = Chunk { id: first, data: data.as_bytes(), overlong: Some((tail, 7_000_000)) };
-        decode_chunk(chunk, &Format::Tsv(TWO), &mut report, &mut |_| Ok(())).unwrap();
+        decode_chunk(chunk, &Format::Tsv(TWO), Format::Tsv(TWO).all_columns(), &mut report, &mut |_| Ok(())).unwrap();
         let s = report.stats;
         assert_eq!((s.lines, s.good, s.bad), (4, 2, 2));
         let bad: Vec<(u64, usize, bool)> =
@@ -432,10 +471,35 @@ mod tests {
         let spool = Arc::new(Spool::new(dir.path(), Some(2)));
         let mut report = ChunkReport::new(DecodeLimits { spool, max_line_bytes: MAX_LINE_BYTES });
         let data = b"x\ny\nz\nw\na\t1\n";
-        decode_chunk(chunk(ChunkId { file: 0, index: 1 }, data), &Format::Tsv(TWO), &mut report, &mut |_| Ok(()))
-            .unwrap();
+        decode_chunk(
+            chunk(ChunkId { file: 0, index: 1 }, data),
+            &Format::Tsv(TWO),
+            Format::Tsv(TWO).all_columns(),
+            &mut report,
+            &mut |_| Ok(()),
+        )
+        .unwrap();
         assert_eq!(report.stats.bad, 3, "stops at the chunk's third bad line");
         assert_eq!(report.stats.good, 0);
         assert_eq!(report.chunk_lines, vec![(ChunkId { file: 0, index: 1 }, 3, false)]);
+    }
+
+    #[test]
+    fn a_projection_builds_some_columns_and_still_checks_the_others() {
+        let format = Format::Tsv(TWO);
+        let ids = format.projection(Some(&["id"])).unwrap();
+        let mut batches = Vec::new();
+        let mut report = ChunkReport::default();
+        let chunk = chunk(ChunkId { file: 0, index: 1 }, b"a\t1\nb\tx\nc\t3\n");
+        decode_chunk(chunk, &format, ids, &mut report, &mut |b| {
+            batches.push(b);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((report.stats.good, report.stats.bad), (2, 1), "the unbuilt column is still checked");
+        let names: Vec<String> = batches[0].schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["id"]);
+        assert_eq!(batches[0].num_rows(), 2);
+        assert!(format.projection(Some(&["nope"])).unwrap_err().contains("no input column 'nope'"));
     }
 }

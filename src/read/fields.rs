@@ -148,6 +148,14 @@ pub fn year_month(micros: i64) -> (i64, i64) {
     (y, m)
 }
 
+/// Appends `YYYY-MM` for a year in 0..=9999 (every timestamp's, see [`in_years`]) and
+/// a month in 1..=12, without going through `fmt` (it runs once per input row).
+pub fn push_year_month(out: &mut String, year: i64, month: i64) {
+    let (y, m) = (year.clamp(0, 9999) as u32, month.clamp(0, 99) as u32);
+    let digit = |d: u32| char::from(b'0' + (d % 10) as u8);
+    out.extend([digit(y / 1000), digit(y / 100), digit(y / 10), digit(y), '-', digit(m / 10), digit(m)]);
+}
+
 fn split_sign(s: &[u8]) -> (bool, &[u8]) {
     match s.first() {
         Some(b'-') => (true, &s[1..]),
@@ -407,5 +415,10 @@ mod tests {
         assert_eq!(format_cents(-310), "-3.10");
         assert_eq!(format_cents(5), "0.05");
         assert_eq!(year_month(parse_timestamp(b"2026-12-31T23:59:59-01:00").unwrap()), (2027, 1));
+        for (y, m, want) in [(2026, 11, "2026-11"), (0, 1, "0000-01"), (9999, 12, "9999-12"), (802, 7, "0802-07")] {
+            let mut out = String::from("x");
+            push_year_month(&mut out, y, m);
+            assert_eq!(out, format!("x{want}"));
+        }
     }
 }

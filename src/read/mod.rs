@@ -123,6 +123,9 @@ pub struct Source<'a> {
     pub limits: &'a ReadLimits,
     /// Where bad lines beyond the in-memory bound are spooled.
     pub scratch: &'a Path,
+    /// The columns built into the batches (by name), or `None` for all of them; the
+    /// others are parsed and checked all the same (see [`format::Projection`]).
+    pub columns: Option<&'a [&'a str]>,
 }
 
 /// Reads every input, folding each decoded batch into a per-task state made by `init`.
@@ -134,7 +137,8 @@ where
     I: Fn() -> S + Sync + Send,
     F: Fn(&mut S, RecordBatch) -> Result<()> + Sync + Send,
 {
-    let Source { inputs, format, progress, limits, scratch } = *source;
+    let Source { inputs, format, progress, limits, scratch, columns } = *source;
+    let projection = format.projection(columns).map_err(|message| Error::Job { job: "read", message })?;
     let spool = Arc::new(bad::Spool::new(scratch, limits.stop_after_bad));
     let decode_limits = DecodeLimits { spool: spool.clone(), max_line_bytes: limits.max_line_bytes.max(1) };
     let mut states = Vec::new();
@@ -157,7 +161,7 @@ where
     let fold_chunk = |acc: Result<(S, ChunkReport)>, chunk: Chunk<'_>| -> Result<(S, ChunkReport)> {
         let (mut state, mut report) = acc?;
         let bytes = chunk.data.len() as u64;
-        decode::decode_chunk(chunk, format, &mut report, &mut |batch| fold(&mut state, batch))?;
+        decode::decode_chunk(chunk, format, projection, &mut report, &mut |batch| fold(&mut state, batch))?;
         progress.add(bytes);
         Ok((state, report))
     };
