@@ -243,3 +243,38 @@ fn a_closed_stdout_and_stderr_end_a_run_quietly() {
     let status = std::process::Command::new("bash").args(["-c", &cmd]).status().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn the_input_streams_into_the_query_and_is_read_whole_whatever_the_query_scans() {
+    // 200k lines: many more batches than the channel into the query holds.
+    let dir = tempfile::tempdir().unwrap();
+    let urls = generate(dir.path(), "urls", 200_000, &["--seed", "5", "--bad-rate", "0.001"]);
+    let run = |name: &str, text: &str| {
+        let res = mrpipe(&["run", &job_file(dir.path(), name, text), &urls, "-o", "-", "--rejects", "/dev/null", "-v"]);
+        assert!(res.status.success(), "{name}: {}", String::from_utf8_lossy(&res.stderr));
+        (String::from_utf8_lossy(&res.stdout).into_owned(), counts(&res.stderr))
+    };
+    // Streamed into the only statement that reads it.
+    let (all, streamed) =
+        run("count", "-- job: count\n-- input: u urls\n-- output: t ORDER BY n\nSELECT COUNT(*) AS n FROM u;\n");
+    // A plan that never scans its input (planned away) must not leave the reader waiting,
+    // and the read still counts every line.
+    let (none, unscanned) =
+        run("none", "-- job: none\n-- input: u urls\n-- output: t ORDER BY url\nSELECT url FROM u WHERE false;\n");
+    // Two statements scan the input: it is read into memory once and scanned by both.
+    let (both, twice) = run(
+        "both",
+        "-- job: both\n-- input: u urls\n-- output: a ORDER BY n\n-- output: b ORDER BY n\n\
+         SELECT COUNT(*) AS n FROM u;\nSELECT COUNT(DISTINCT url) + (SELECT COUNT(*) FROM a) - (SELECT COUNT(*) FROM a) AS n FROM u;\n",
+    );
+    assert_eq!(streamed.lines, 200_001, "every line and the header");
+    assert!(streamed.bad > 0);
+    assert_eq!(unscanned, streamed);
+    assert_eq!(twice, streamed);
+    let n = all.lines().nth(1).unwrap();
+    assert_eq!(n.parse::<u64>().unwrap(), streamed.good);
+    assert_eq!(none, "url\n");
+    let mut both = both.lines().filter(|l| l.parse::<u64>().is_ok());
+    assert_eq!(both.next(), Some(n), "{all}");
+    assert!(both.next().unwrap().parse::<u64>().unwrap() < streamed.good, "distinct urls are fewer");
+}

@@ -1,10 +1,15 @@
 //! The DataFusion engine: runs a plan's SQL twin ([`Twin`]) instead of its map/reduce.
 //!
-//! read (mrpipe's reader: same batches, same quarantine) -> register the batches, the
+//! read (mrpipe's reader: same batches, same quarantine) -> register the input, the
 //! side tables and the job's functions -> plan each statement of `jobs/<job>.sql`
 //! with its parameters bound -> execute -> conform the result to the spec's table
 //! (same names, types, non-null) so that the sinks write the same bytes as for the
 //! native engine. The statements' ORDER BY gives the output order.
+//!
+//! When only the first statement reads the input (every built-in twin), the input is
+//! a stream: the reader feeds its batches through a bounded channel into the running
+//! query, so memory holds a few batches of input, not all of it. Otherwise the input
+//! is read whole into memory first, since several statements scan it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,15 +17,20 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, RecordBatch, new_empty_array};
 use arrow::compute::{CastOptions, cast_with_options, concat};
 use arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::ParamValues;
 use datafusion::datasource::MemTable;
+use datafusion::execution::TaskContext;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::ScalarUDF;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchReceiverStream;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
-use datafusion::sql::parser::DFParser;
+use datafusion::sql::parser::{DFParser, Statement};
 use tokio::runtime::Runtime;
 
 use super::{JobOutput, RunContext};
@@ -130,31 +140,17 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
     if statements.len() < twin.outputs.len() {
         return Err(sql_error(&format!("{} statements for {} tables", statements.len(), twin.outputs.len())));
     }
-
-    ctx.progress.set_message("read");
     let (name, format) = &twin.input;
-    let outcome = read::read_fold(&ctx.source(format), Vec::new, |batches, batch| {
-        batches.push(batch);
-        Ok(())
-    })?;
-    let (partitions, read) = outcome.split();
-    if read.stopped {
-        // Over the bad-line budget: the run fails on it; no query on a partial read.
-        return Ok(JobOutput { tables: Vec::new(), read, warnings: twin.warnings });
+    let threads = rayon::current_num_threads();
+    let session = Session::new(threads, ctx.memory_limit, &ctx.temp_dir)?;
+    for (name, batch) in &twin.tables {
+        session.register(name, batch.schema(), vec![vec![batch.clone()]])?;
     }
-
-    ctx.progress.set_message("sql");
-    let session = Session::new(rayon::current_num_threads(), ctx.memory_limit, &ctx.temp_dir)?;
-    session.register(name, format.schema(), partitions)?;
-    for (name, batch) in twin.tables {
-        session.register(name, batch.schema(), vec![vec![batch]])?;
+    for function in &twin.functions {
+        session.ctx.register_udf(function.clone());
     }
-    for function in twin.functions {
-        session.ctx.register_udf(function);
-    }
-    let params = ParamValues::from(twin.params);
-    let mut tables = Vec::with_capacity(twin.outputs.len());
-    for (spec, statement) in twin.outputs.iter().zip(statements) {
+    let params = ParamValues::from(twin.params.clone());
+    let execute = |spec: &TableSpec, statement: Statement| -> Result<RecordBatch> {
         let state = session.ctx.state();
         let (schema, batches) = session
             .runtime
@@ -164,22 +160,79 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
                 let schema = frame.schema().as_arrow().clone();
                 Ok::<_, datafusion::error::DataFusionError>((schema, frame.collect().await?))
             })
-            .map_err(|e| match ctx.memory_limit {
-                // DataFusion names its own setting; the user set ours. Under a tiny pool
-                // some operators fail with an internal error instead.
-                Some(limit)
-                    if matches!(e.find_root(), datafusion::error::DataFusionError::ResourcesExhausted(_))
-                        || (limit < 8 << 20 && e.to_string().contains("Internal error")) =>
-                {
-                    Error::Usage(format!(
-                        "{}: --memory-limit {limit} bytes is too small for DataFusion's working memory \
-                     (it needs several MiB per operator); raise it, or use --engine native ({e})",
-                        spec.name
-                    ))
-                }
-                _ => sql_error(&format!("{}: {e}", spec.name)),
+            .map_err(|e| {
+                memory_error(ctx.memory_limit, spec, &e).unwrap_or_else(|| sql_error(&format!("{}: {e}", spec.name)))
             })?;
-        let batch = conform(spec, &schema, &batches).map_err(|e| sql_error(&format!("{}: {e}", spec.name)))?;
+        conform(spec, &schema, &batches).map_err(|e| sql_error(&format!("{}: {e}", spec.name)))
+    };
+
+    let reads_input = |statement: &Statement| {
+        let refs = session.ctx.state().resolve_table_references(statement);
+        refs.map_or(true, |refs| refs.iter().any(|r| r.table() == *name))
+    };
+    let streamed = !twin.outputs.is_empty() && statements.iter().skip(1).all(|s| !reads_input(s));
+    let mut statements = statements.into_iter();
+    let mut results = Vec::with_capacity(twin.outputs.len());
+    let read = if streamed {
+        ctx.progress.set_message("read + sql");
+        let input = Arc::new(InputStream::new(format.schema(), 2 * threads));
+        let table = StreamingTable::try_new(format.schema(), vec![input.clone()]).map_err(|e| Error::sink(*name, e))?;
+        session.ctx.register_table(*name, Arc::new(table)).map_err(|e| Error::sink(*name, e))?;
+        let first = statements.next().expect("at least one statement");
+        let tx = input.sender().expect("the sender is taken once");
+        let (outcome, first) = std::thread::scope(|scope| {
+            // Planning recurses once per term, as in the runtime's workers (deep ORs).
+            let query = std::thread::Builder::new().stack_size(super::WORKER_STACK_BYTES).spawn_scoped(scope, || {
+                let result = execute(twin.outputs[0], first);
+                // A plan that never scanned the input must not leave the reader blocked.
+                input.close();
+                result
+            });
+            if query.is_err() {
+                input.close(); // no query to feed: the read below only counts and hashes
+            }
+            let outcome = read::read_fold(
+                &ctx.source(format),
+                || (),
+                |(), batch| {
+                    // A query that stopped reading (done, or failed) only drops the rest:
+                    // the read goes on, for the counts, the rejects and the hashes.
+                    let _ = tx.blocking_send(Ok(batch));
+                    Ok(())
+                },
+            );
+            drop(tx);
+            (outcome, query.map(|q| q.join()))
+        });
+        let (_, read) = outcome?.split();
+        if read.stopped {
+            // Over the bad-line budget: the run fails on it; the query saw a partial read.
+            return Ok(JobOutput { tables: Vec::new(), read, warnings: twin.warnings });
+        }
+        let first = first.map_err(|e| sql_error(&format!("cannot start the query thread: {e}")))?;
+        results.push(first.map_err(|_| sql_error(&"the query thread panicked"))??);
+        read
+    } else {
+        ctx.progress.set_message("read");
+        let outcome = read::read_fold(&ctx.source(format), Vec::new, |batches, batch| {
+            batches.push(batch);
+            Ok(())
+        })?;
+        let (partitions, read) = outcome.split();
+        if read.stopped {
+            // Over the bad-line budget: the run fails on it; no query on a partial read.
+            return Ok(JobOutput { tables: Vec::new(), read, warnings: twin.warnings });
+        }
+        ctx.progress.set_message("sql");
+        session.register(name, format.schema(), partitions)?;
+        read
+    };
+    let mut tables = Vec::with_capacity(twin.outputs.len());
+    for (i, spec) in twin.outputs.iter().enumerate() {
+        let batch = match results.get(i) {
+            Some(batch) => batch.clone(),
+            None => execute(spec, statements.next().expect("a statement per output"))?,
+        };
         session.register(spec.name, batch.schema(), vec![vec![batch.clone()]])?;
         let batch = match &twin.published_rows {
             Some((column, value)) => {
@@ -190,6 +243,76 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
         tables.push(Table::from_batch(spec, batch));
     }
     Ok(JobOutput { tables, read, warnings: twin.warnings })
+}
+
+/// DataFusion's running out of its memory pool, as a usage error naming our setting
+/// (DataFusion names its own); under a tiny pool some operators fail with an internal
+/// error instead. `None` for every other error.
+fn memory_error(limit: Option<u64>, spec: &TableSpec, e: &datafusion::error::DataFusionError) -> Option<Error> {
+    let limit = limit?;
+    let exhausted = matches!(e.find_root(), datafusion::error::DataFusionError::ResourcesExhausted(_))
+        || (limit < 8 << 20 && e.to_string().contains("Internal error"));
+    exhausted.then(|| {
+        Error::Usage(format!(
+            "{}: --memory-limit {limit} bytes is too small for DataFusion's working memory \
+             (it needs several MiB per operator); raise it, or use --engine native ({e})",
+            spec.name
+        ))
+    })
+}
+
+type BatchSender = tokio::sync::mpsc::Sender<datafusion::error::Result<RecordBatch>>;
+
+/// The input as one partition that DataFusion scans once, fed by the reader through
+/// a channel of a few batches (so the reader waits while the query is busy).
+struct InputStream {
+    schema: SchemaRef,
+    /// Taken by the reader: the stream ends when the reader drops it.
+    sender: std::sync::Mutex<Option<BatchSender>>,
+    /// Taken by the scan; dropped by [`InputStream::close`] if no scan took it.
+    stream: std::sync::Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl std::fmt::Debug for InputStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InputStream")
+    }
+}
+
+impl InputStream {
+    fn new(schema: SchemaRef, batches: usize) -> InputStream {
+        let builder = RecordBatchReceiverStream::builder(schema.clone(), batches.max(1));
+        let sender = std::sync::Mutex::new(Some(builder.tx()));
+        InputStream { schema, sender, stream: std::sync::Mutex::new(Some(builder.build())) }
+    }
+
+    /// The reader's end of the channel, once.
+    fn sender(&self) -> Option<BatchSender> {
+        self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    /// Drops the receiving end if no scan took it, so that sending fails instead of waiting.
+    fn close(&self) {
+        let stream = self.stream.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        drop(stream);
+    }
+}
+
+impl PartitionStream for InputStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self.stream.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        taken.unwrap_or_else(|| {
+            // A second scan of a stream read once: an error, not silently no rows.
+            let builder = RecordBatchReceiverStream::builder(self.schema.clone(), 1);
+            let error = datafusion::error::DataFusionError::Execution("the input stream was scanned twice".into());
+            let _ = builder.tx().try_send(Err(error));
+            builder.build()
+        })
+    }
 }
 
 /// The rows of `batch` whose text `column` holds `value` (all rows without such a column).

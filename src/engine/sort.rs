@@ -171,14 +171,20 @@ impl Sorted {
             && let Ok(one) = arrow::compute::concat_batches(&order.schema, &batches)
             && let Some(keys) = typed_keys(order, &one)
         {
-            let (prefixes, exact) = prefixes(&keys, total);
+            let (prefixes, packing) = prefixes(&keys, total);
             let mut sorted: Vec<(u64, u32)> = prefixes.into_iter().zip(0..total32).collect();
-            sorted.par_sort_unstable_by(|a, b| {
-                a.0.cmp(&b.0).then_with(|| {
-                    let rest = if exact { Ordering::Equal } else { compare_typed(&keys, a.1 as usize, b.1 as usize) };
-                    rest.then(a.1.cmp(&b.1))
-                })
-            });
+            match packing {
+                Packing::TextCut { key, at } => sort_by_digits(&mut sorted, &keys, key, at),
+                Packing::Exact | Packing::Partial => sorted.par_sort_unstable_by(|a, b| {
+                    a.0.cmp(&b.0).then_with(|| {
+                        let rest = match packing {
+                            Packing::Exact => Ordering::Equal,
+                            _ => compare_typed(&keys, a.1 as usize, b.1 as usize),
+                        };
+                        rest.then(a.1.cmp(&b.1))
+                    })
+                }),
+            }
             let order = sorted.into_iter().map(|(_, i)| i).collect();
             return Ok(Sorted { batches: vec![one], starts: vec![0], order, pos: 0, chunk });
         }
@@ -265,15 +271,15 @@ fn typed_keys<'a>(order: &Order, batch: &'a RecordBatch) -> Option<Vec<TypedKey<
 /// padded (`2026-10`/`2026-11` take 1 byte). Packing goes on to the next column only
 /// when a column fit whole (and, for text, holds no NUL byte, which padding could not
 /// be told from); the first column that does not fit fills the rest and ends it.
-fn prefixes(keys: &[TypedKey<'_>], rows: usize) -> (Vec<u64>, bool) {
+fn prefixes(keys: &[TypedKey<'_>], rows: usize) -> (Vec<u64>, Packing) {
     let mut prefixes = vec![0u64; rows];
     if rows == 0 {
-        return (prefixes, true);
+        return (prefixes, Packing::Exact);
     }
     let mut free = 8usize; // bytes of the prefix not yet used
-    for key in keys {
+    for (k, key) in keys.iter().enumerate() {
         if free == 0 {
-            return (prefixes, false);
+            return (prefixes, Packing::Partial);
         }
         let (width, whole) = match *key {
             TypedKey::Text(c, desc) => {
@@ -289,13 +295,11 @@ fn prefixes(keys: &[TypedKey<'_>], rows: usize) -> (Vec<u64>, bool) {
                 let width = (longest - shared).min(free);
                 let whole = longest - shared <= free && memchr::memchr(0, c.value_data()).is_none();
                 for (i, p) in prefixes.iter_mut().enumerate() {
-                    let v = &values(i)[shared..];
-                    let mut bytes = 0u64;
-                    for k in 0..width {
-                        let b = v.get(k).copied().unwrap_or(0);
-                        bytes = bytes << 8 | u64::from(if desc { !b } else { b });
-                    }
-                    *p = shift(*p, width) | bytes;
+                    *p = shift(*p, width) | text_bytes(values(i), shared, width, desc);
+                }
+                if longest - shared > free {
+                    // The text goes on past the prefix: ties are sorted by its next bytes.
+                    return (prefixes, Packing::TextCut { key: k, at: shared + width });
                 }
                 (width, whole)
             }
@@ -307,13 +311,64 @@ fn prefixes(keys: &[TypedKey<'_>], rows: usize) -> (Vec<u64>, bool) {
             for p in &mut prefixes {
                 *p = shift(*p, free);
             }
-            return (prefixes, false);
+            return (prefixes, Packing::Partial);
         }
     }
     for p in &mut prefixes {
         *p = shift(*p, free);
     }
-    (prefixes, true)
+    (prefixes, Packing::Exact)
+}
+
+/// What the prefixes of [`prefixes`] hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Packing {
+    /// Every sort column whole: equal prefixes are equal rows.
+    Exact,
+    /// Equal prefixes must be compared in full.
+    Partial,
+    /// The last bytes are text column `key`'s up to byte `at`, which some values go past.
+    TextCut { key: usize, at: usize },
+}
+
+/// `width` bytes of `v` from byte `from`, zero padded, big-endian (inverted when descending).
+fn text_bytes(v: &[u8], from: usize, width: usize, desc: bool) -> u64 {
+    let mut bytes = 0u64;
+    for k in 0..width {
+        let b = v.get(from + k).copied().unwrap_or(0);
+        bytes = bytes << 8 | u64::from(if desc { !b } else { b });
+    }
+    bytes
+}
+
+/// Below this many rows, a run of equal prefixes is sorted by full comparison.
+const REFINE_MIN_ROWS: usize = 16;
+/// Past this byte of a text, runs of equal prefixes are sorted by full comparison
+/// (long identical texts would otherwise take one level per 8 bytes).
+const REFINE_MAX_BYTES: usize = 4096;
+
+/// Sorts `rows` (prefix, row) whose prefixes end inside text column `key` at byte
+/// `at`, as a radix sort by 8-byte digits: by prefix, then each run of equal prefixes
+/// by the text's next 8 bytes, and so on. Each level reads each row's text once, in
+/// turn, instead of every comparison reading two texts from the start at random
+/// places in memory (url-dedup's 5M URLs share long prefixes). Runs whose texts end
+/// within their digit, or that are small, are finished by full comparison.
+fn sort_by_digits(rows: &mut [(u64, u32)], keys: &[TypedKey<'_>], key: usize, at: usize) {
+    let by_rows = |rows: &mut [(u64, u32)]| {
+        rows.sort_unstable_by(|a, b| compare_typed(keys, a.1 as usize, b.1 as usize).then(a.1.cmp(&b.1)));
+    };
+    rows.par_sort_unstable_by_key(|e| e.0);
+    rows.par_chunk_by_mut(|a, b| a.0 == b.0).for_each(|run| {
+        let TypedKey::Text(text, desc) = keys[key] else { return by_rows(run) };
+        let longer = || run.iter().any(|e| text.value(e.1 as usize).len() > at);
+        if run.len() < REFINE_MIN_ROWS || at > REFINE_MAX_BYTES || !longer() {
+            return by_rows(run);
+        }
+        for e in run.iter_mut() {
+            e.0 = text_bytes(text.value(e.1 as usize).as_bytes(), at, 8, desc);
+        }
+        sort_by_digits(run, keys, key, at + 8);
+    });
 }
 
 /// `p` moved up by `bytes` bytes (0 for 8: a full shift is not a shift in Rust).
@@ -593,11 +648,16 @@ mod tests {
 
     #[test]
     fn prefix_sort_agrees_with_a_full_comparison_wherever_the_prefix_ends() {
-        let cases: [&[&str]; 4] = [
+        let deep = format!("{}a", "z".repeat(5000));
+        let cases: [&[&str]; 6] = [
             &["", "a", "ab", "a\0", "b"],
             &["https://host.example.com/a", "https://host.example.com/ab", "https://host.example.com/"],
             &["x"],
             &["longer than eight bytes", "longer than eight bytez", "short"],
+            // Runs refined by several 8-byte digits, texts ending inside one, NUL bytes.
+            &["aaaaaaaaaaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaaaaaaaaaab", "aaaaaaaaaaaaaaaa\0", "aaaaaaaaaaaaaaaa"],
+            // Identical long texts: refining stops at REFINE_MAX_BYTES.
+            &[&deep, "b"],
         ];
         let temp = tempfile::tempdir().unwrap();
         for names in cases {
@@ -625,5 +685,19 @@ mod tests {
             }
             assert!(got == want, "names {names:?}: rows out of order");
         }
+    }
+
+    #[test]
+    fn long_texts_are_cut_into_digits_and_short_columns_pack_exactly() {
+        let urls =
+            StringArray::from_iter_values(["http://host1.example.com/page/1", "http://host2.example.com/page/22"]);
+        let (p, packing) = prefixes(&[TypedKey::Text(&urls, false)], 2);
+        assert_eq!(packing, Packing::TextCut { key: 0, at: 19 }, "after the shared 'http://host', 8 bytes");
+        assert!(p[0] < p[1]);
+        let months = StringArray::from_iter_values(["2026-11", "2026-10"]);
+        let hits = Int64Array::from(vec![5, 90_000]);
+        let (p, packing) = prefixes(&[TypedKey::Text(&months, false), TypedKey::Int(&hits, true)], 2);
+        assert_eq!(packing, Packing::Exact, "1 byte of month, 3 of hits");
+        assert!(p[1] < p[0], "the month decides first");
     }
 }
