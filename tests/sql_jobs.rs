@@ -267,7 +267,15 @@ fn the_input_streams_into_the_query_and_is_read_whole_whatever_the_query_scans()
         "-- job: both\n-- input: u urls\n-- output: a ORDER BY n\n-- output: b ORDER BY n\n\
          SELECT COUNT(*) AS n FROM u;\nSELECT COUNT(DISTINCT url) + (SELECT COUNT(*) FROM a) - (SELECT COUNT(*) FROM a) AS n FROM u;\n",
     );
+    // One statement scanning it twice (found by planning it): read into memory too.
+    let (union, twice_in_one) = run(
+        "union",
+        "-- job: union\n-- input: u urls\n-- output: t ORDER BY n\n\
+         SELECT COUNT(*) AS n FROM (SELECT url FROM u UNION ALL SELECT url FROM u);\n",
+    );
     assert_eq!(streamed.lines, 200_001, "every line and the header");
+    assert_eq!(twice_in_one, streamed);
+    assert_eq!(union.lines().nth(1).unwrap().parse::<u64>().unwrap(), 2 * streamed.good, "{union}");
     assert!(streamed.bad > 0);
     assert_eq!(unscanned, streamed);
     assert_eq!(twice, streamed);

