@@ -12,7 +12,7 @@ fn decode(format: &Format, data: &[u8], index: u32, max_line: usize) -> (ChunkRe
     let mut report = ChunkReport::new(DecodeLimits { max_line_bytes: max_line, ..DecodeLimits::default() });
     let mut batches = Vec::new();
     let chunk = Chunk { id: ChunkId { file: 0, index }, data, overlong: None };
-    decode_chunk(chunk, format, &mut report, &mut |b| {
+    decode_chunk(chunk, format, format.all_columns(), &mut report, &mut |b| {
         batches.push(b);
         Ok(())
     })
