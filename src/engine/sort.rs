@@ -351,7 +351,7 @@ const REFINE_MAX_BYTES: usize = 4096;
 /// `at`, as a radix sort by 8-byte digits: by prefix, then each run of equal prefixes
 /// by the text's next 8 bytes, and so on. Each level reads each row's text once, in
 /// turn, instead of every comparison reading two texts from the start at random
-/// places in memory (url-dedup's 5M URLs share long prefixes). Runs whose texts end
+/// places in memory (url-dedup's 4.3M distinct URLs share long prefixes). Runs whose texts end
 /// within their digit, or that are small, are finished by full comparison.
 fn sort_by_digits(rows: &mut [(u64, u32)], keys: &[TypedKey<'_>], key: usize, at: usize) {
     let by_rows = |rows: &mut [(u64, u32)]| {
