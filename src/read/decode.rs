@@ -400,43 +400,26 @@ mod tests {
         assert_eq!(bad, vec![(6, "expected 2 fields, found 1"), (7, "invalid UTF-8 at byte 1")]);
     }
 
+    /// The report of decoding `chunk` as `format`, every column built.
+    fn stats_of(format: &Format, chunk: Chunk<'_>) -> ChunkReport {
+        let mut report = ChunkReport::default();
+        decode_chunk(chunk, format, format.all_columns(), &mut report, &mut |_| Ok(())).unwrap();
+        report
+    }
+
     #[test]
     fn a_bom_is_removed_at_the_start_of_a_file_only() {
         let format = Format::Tsv(crate::read::format::ACCESS_LOG);
         let header = "\u{feff}timestamp\tclient_ip\tmethod\turl\tstatus\tbytes\r\n";
         let line = "2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t1\n";
         let first = ChunkId { file: 0, index: 0 };
-        let mut report = ChunkReport::default();
-        decode_chunk(
-            chunk(first, format!("{header}\u{feff}{line}").as_bytes()),
-            &format,
-            format.all_columns(),
-            &mut report,
-            &mut |_| Ok(()),
-        )
-        .unwrap();
+        let report = stats_of(&format, chunk(first, format!("{header}\u{feff}{line}").as_bytes()));
         let s = report.stats;
         assert_eq!((s.lines, s.good, s.bad, s.headers), (2, 0, 1, 1), "a BOM inside the file is data");
-        let mut report = ChunkReport::default();
-        decode_chunk(
-            chunk(first, format!("\u{feff}{line}").as_bytes()),
-            &format,
-            format.all_columns(),
-            &mut report,
-            &mut |_| Ok(()),
-        )
-        .unwrap();
+        let report = stats_of(&format, chunk(first, format!("\u{feff}{line}").as_bytes()));
         assert_eq!(report.stats.good, 1, "the first record after a BOM parses");
         let later = ChunkId { file: 0, index: 1 };
-        let mut report = ChunkReport::default();
-        decode_chunk(
-            chunk(later, format!("\u{feff}{line}").as_bytes()),
-            &format,
-            format.all_columns(),
-            &mut report,
-            &mut |_| Ok(()),
-        )
-        .unwrap();
+        let report = stats_of(&format, chunk(later, format!("\u{feff}{line}").as_bytes()));
         assert_eq!(report.stats.bad, 1, "a later chunk does not start the file");
     }
 
