@@ -11,7 +11,7 @@ use arrow::datatypes::DataType;
 use crate::engine::native;
 use crate::error::Result;
 use crate::job::spec::{Kind, MONTH_PARAMS, ParamSpec, Values};
-use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
+use crate::job::{self, Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
 use crate::map::{Combiner, Groups, MapReduce, columns, rows_from_groups};
 use crate::params;
 use crate::read::fields::{push_year_month, year_month};
@@ -84,6 +84,7 @@ struct HitCountsPlan {
 }
 
 /// Map/reduce step: `YYYY-MM \t url` -> hits.
+#[derive(Clone)]
 struct CountHits {
     strip_query: bool,
     /// Keep only this month, when set.
@@ -160,6 +161,13 @@ impl Plan for HitCountsPlan {
 
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
         let (tables, read) = native::run(&self.count, &self.format, ctx)?;
-        Ok(JobOutput { tables, read, warnings: Vec::new() })
+        Ok(JobOutput { tables, read: read.into(), warnings: Vec::new() })
+    }
+
+    /// The months of a backfill from one read.
+    fn run_with(&self, rest: &[&dyn Plan], ctx: &RunContext) -> Option<Result<Vec<JobOutput>>> {
+        let counts: Vec<CountHits> = job::same_kind(self, rest)?.iter().map(|p| p.count.clone()).collect();
+        let run = native::run_periods(&counts, &self.format, ctx);
+        Some(run.map(|(tables, read)| JobOutput::shared(tables, read, Vec::new())))
     }
 }

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::engine::native;
 use crate::error::{Error, Result};
 use crate::job::spec::{Kind, ParamSpec, Value, Values};
-use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
+use crate::job::{self, Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
 use crate::map::{Combiner, Groups, MapReduce, State, columns};
 use crate::read::fields::format_timestamp;
 use crate::read::format::{Format, SALES};
@@ -114,6 +114,7 @@ struct SalesRankPlan {
 }
 
 /// Step 1: `(category_id, product_id)` -> units sold and revenue.
+#[derive(Clone)]
 struct SumSales {
     from: i64,
     to: i64,
@@ -230,6 +231,14 @@ impl Plan for SalesRankPlan {
 
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
         let (tables, read) = native::run(&self.sum, &Format::Tsv(SALES), ctx)?;
-        Ok(JobOutput { tables, read, warnings: Vec::new() })
+        Ok(JobOutput { tables, read: read.into(), warnings: Vec::new() })
+    }
+
+    /// The rankings of a backfill from one read: each sale is summed into every
+    /// ranking whose window holds it.
+    fn run_with(&self, rest: &[&dyn Plan], ctx: &RunContext) -> Option<Result<Vec<JobOutput>>> {
+        let sums: Vec<SumSales> = job::same_kind(self, rest)?.iter().map(|p| p.sum.clone()).collect();
+        let run = native::run_periods(&sums, &Format::Tsv(SALES), ctx);
+        Some(run.map(|(tables, read)| JobOutput::shared(tables, read, Vec::new())))
     }
 }

@@ -16,7 +16,7 @@ use arrow::datatypes::DataType;
 use crate::engine::native;
 use crate::error::Result;
 use crate::job::spec::{Kind, MONTH_PARAMS, ParamSpec, Values};
-use crate::job::{Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
+use crate::job::{self, Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
 use crate::map::{Combiner, Groups, MapReduce, columns};
 use crate::params;
 use crate::read::fields::{parse_money, push_year_month, year_month};
@@ -133,6 +133,19 @@ impl SpendingPlan {
     /// Whether budgets are given, so the run writes budget alerts.
     fn alerts(&self) -> bool {
         self.values.path("incomes").is_some() || self.values.path("budget-overrides").is_some()
+    }
+
+    /// The categorizer and, when there are budgets, the budgets; with the warnings of
+    /// the side-file rows they skipped.
+    fn load_side_files(&self) -> Result<(Categorizer, Option<Budgets>, Vec<String>)> {
+        let v = &self.values;
+        let mut warnings = Vec::new();
+        let categorizer = Categorizer::load(v.path("sellers"), v.path("overrides"), &mut warnings)?;
+        let budgets = match self.alerts() {
+            true => Some(Budgets::load(v.path("incomes"), v.path("budget-overrides"), &mut warnings)?),
+            false => None,
+        };
+        Ok((categorizer, budgets, warnings))
     }
 }
 
@@ -453,17 +466,23 @@ impl Plan for SpendingPlan {
     }
 
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
-        let mut warnings = Vec::new();
-        let categorizer = Categorizer::load(self.values.path("sellers"), self.values.path("overrides"), &mut warnings)?;
-        let budgets = match self.alerts() {
-            true => {
-                Some(Budgets::load(self.values.path("incomes"), self.values.path("budget-overrides"), &mut warnings)?)
-            }
-            false => None,
-        };
+        let (categorizer, budgets, warnings) = self.load_side_files()?;
         let step = SumSpending { categorizer: &categorizer, month: self.month, budgets: budgets.as_ref() };
         let (tables, read) = native::run(&step, &Format::Tsv(TRANSACTIONS), ctx)?;
-        Ok(JobOutput { tables, read, warnings })
+        Ok(JobOutput { tables, read: read.into(), warnings })
+    }
+
+    /// The months of a backfill from one read, the side files loaded once.
+    fn run_with(&self, rest: &[&dyn Plan], ctx: &RunContext) -> Option<Result<Vec<JobOutput>>> {
+        let months: Vec<_> = job::same_kind(self, rest)?.iter().map(|p| p.month).collect();
+        Some(self.load_side_files().and_then(|(categorizer, budgets, warnings)| {
+            let steps: Vec<SumSpending> = months
+                .into_iter()
+                .map(|month| SumSpending { categorizer: &categorizer, month, budgets: budgets.as_ref() })
+                .collect();
+            let (tables, read) = native::run_periods(&steps, &Format::Tsv(TRANSACTIONS), ctx)?;
+            Ok(JobOutput::shared(tables, read, warnings))
+        }))
     }
 }
 

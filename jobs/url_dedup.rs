@@ -150,7 +150,7 @@ impl Plan for UrlDedupPlan {
 
     fn run(&self, ctx: &RunContext) -> Result<JobOutput> {
         let (tables, read) = native::run(&self.count, &Format::UrlList, ctx)?;
-        Ok(JobOutput { tables, read, warnings: Vec::new() })
+        Ok(JobOutput { tables, read: read.into(), warnings: Vec::new() })
     }
 }
 

@@ -1,12 +1,14 @@
 //! The runner: one `mrpipe run` from validated options to published output.
 //!
 //! resolve inputs -> take the (job, output) lock (the target clears stale
-//! temporaries) -> build the rayon pool -> then, for each period (one, unless the run is a backfill): skip it
-//! if `--skip-unchanged` finds its manifest current -> run the plan (read, map,
-//! shuffle, reduce) -> write the rejects file -> check the bad-line budget -> write
-//! every table to the sink -> commit with the manifest. Nothing of a period is
-//! published when any of its steps fails.
+//! temporaries) -> build the rayon pool -> drop the periods (one, unless the run is a
+//! backfill) that `--skip-unchanged` finds current -> run the plans (read, map,
+//! shuffle, reduce; a backfill's periods share one read where they can) -> for each
+//! period in order: write the rejects file -> check the bad-line budget -> write every
+//! table to the sink -> commit with the manifest. Nothing of a period is published
+//! when any of its steps fails.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -116,6 +118,9 @@ pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
     let inputs = input::resolve_inputs(&opts.inputs)?;
     let job = opts.job.info().name;
     refuse_writing_inputs(&opts, &inputs)?;
+    if is_stream(&inputs) && opts.plans.len() > periods_per_read(&opts) {
+        return Err(stream_backfill_error(&opts));
+    }
     if opts.dry_run {
         print_dry_run(&opts, &inputs).map_err(Error::stdout)?;
         return Ok(Vec::new());
@@ -141,11 +146,13 @@ pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
     for input in &inputs {
         log.info("input", json!({ "path": input.display_name() }), String::new);
     }
-    let mut summaries = Vec::with_capacity(opts.plans.len());
+    // Skipped periods are decided first, each input hashed once for all of them.
+    let mut digests = HashMap::new();
+    let mut todo = Vec::with_capacity(opts.plans.len());
     for plan in &opts.plans {
         let period = plan.period();
         if opts.skip_unchanged
-            && let Some(finished) = unchanged_since(&opts, plan.as_ref(), &inputs, period.as_ref())?
+            && let Some(finished) = unchanged_since(&opts, plan.as_ref(), &inputs, period.as_ref(), &mut digests)?
         {
             let unit = Unit { job, period: period.as_ref() }.name();
             log.info(
@@ -155,29 +162,106 @@ pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
             );
             continue;
         }
-        summaries.push(pool.install(|| run_period(&opts, plan.as_ref(), &inputs, period.as_ref()))?);
+        todo.push(plan.as_ref());
+    }
+    let mut summaries = Vec::with_capacity(todo.len());
+    for group in todo.chunks(periods_per_read(&opts)) {
+        summaries.extend(pool.install(|| run_periods(&opts, group, &inputs))?);
     }
     Ok(summaries)
 }
 
-/// Runs one period and publishes it.
-fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: Option<&Period>) -> Result<RunSummary> {
-    let started = Instant::now();
-    let unit = Unit { job: opts.job.info().name, period };
-    let log = &opts.log;
-    let ctx = RunContext {
-        progress: Progress::new(read::plain_size(inputs), log.shows_info()),
+/// Most periods of a backfill computed over one read of the inputs ([`Plan::run_with`]):
+/// their groups and tables are in memory at once, so there is a bound.
+pub const PERIODS_PER_READ: usize = 32;
+
+/// How many periods may share one read: with the native engine and no
+/// `--memory-limit`, [`PERIODS_PER_READ`]; otherwise each period reads on its own.
+fn periods_per_read(opts: &RunOptions) -> usize {
+    match (opts.engine, opts.memory_limit) {
+        (Engine::Native, None) => PERIODS_PER_READ,
+        _ => 1,
+    }
+}
+
+/// Whether an input can be read only once (stdin, a pipe).
+fn is_stream(inputs: &[InputFile]) -> bool {
+    inputs.iter().any(|f| matches!(f.encoding, Encoding::Stdin | Encoding::Stream))
+}
+
+/// A backfill from a stream must compute every period from its one read.
+fn stream_backfill_error(opts: &RunOptions) -> Error {
+    Error::Usage(format!(
+        "a backfill of {} periods from stdin or a pipe needs the native engine, a built-in job, no --memory-limit \
+         and at most {PERIODS_PER_READ} periods (a stream can be read only once); give the input as files",
+        opts.plans.len()
+    ))
+}
+
+/// Runs a group of periods and publishes each in order: over one read when the plans
+/// share it ([`Plan::run_with`]), else one read per period.
+fn run_periods(opts: &RunOptions, plans: &[&dyn Plan], inputs: &[InputFile]) -> Result<Vec<RunSummary>> {
+    if let [first, rest @ ..] = plans
+        && !rest.is_empty()
+    {
+        let started = Instant::now();
+        let ctx = context(opts, inputs);
+        if let Some(outputs) = first.run_with(rest, &ctx) {
+            ctx.progress.finish();
+            let outputs = outputs?;
+            if outputs.len() != plans.len() {
+                let message = format!("{} outputs for {} periods", outputs.len(), plans.len());
+                return Err(Error::Job { job: "run", message });
+            }
+            return plans
+                .iter()
+                .zip(outputs)
+                .map(|(plan, output)| publish(opts, *plan, &ctx, output, started))
+                .collect();
+        }
+        if is_stream(inputs) {
+            return Err(stream_backfill_error(opts));
+        }
+    }
+    plans.iter().map(|plan| run_period(opts, *plan, inputs)).collect()
+}
+
+/// The context of one read of the inputs.
+fn context(opts: &RunOptions, inputs: &[InputFile]) -> RunContext {
+    RunContext {
+        progress: Progress::new(read::plain_size(inputs), opts.log.shows_info()),
         temp_dir: opts.output.scratch_dir(),
         memory_limit: opts.memory_limit,
         read: ReadLimits { max_line_bytes: opts.max_line_bytes, stop_after_bad: opts.budget.stop_after() },
         inputs: inputs.to_vec(),
-    };
+    }
+}
+
+/// Runs one period on its own read and publishes it.
+fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile]) -> Result<RunSummary> {
+    let started = Instant::now();
+    let ctx = context(opts, inputs);
     let output = match opts.engine {
         Engine::Native => plan.run(&ctx),
         Engine::Datafusion => plan.twin().and_then(|twin| engine::datafusion::run_twin(twin, &ctx)),
     };
     ctx.progress.finish();
-    let output = output?;
+    publish(opts, plan, &ctx, output?, started)
+}
+
+/// Publishes one period's output: rejects file, bad-line budget, tables, notification,
+/// then the commit with its manifest.
+fn publish(
+    opts: &RunOptions,
+    plan: &dyn Plan,
+    ctx: &RunContext,
+    output: crate::engine::JobOutput,
+    started: Instant,
+) -> Result<RunSummary> {
+    let period = plan.period();
+    let period = period.as_ref();
+    let unit = Unit { job: opts.job.info().name, period };
+    let log = &opts.log;
     for warning in &output.warnings {
         log.warning(warning);
     }
@@ -211,7 +295,7 @@ fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile], period: 
         }
         written.push((name, publication.write_table(table)?));
     }
-    let manifest = build_manifest(opts, plan, &ctx, &output.read, &written, started)?;
+    let manifest = build_manifest(opts, plan, ctx, &output.read, &written, started)?;
     // Delivered before the commit: a run that fails or is killed after delivering has
     // published nothing, so the next run delivers the same rows again (at least once);
     // delivering after the commit could lose them for good.
@@ -272,6 +356,7 @@ fn unchanged_since(
     plan: &dyn Plan,
     inputs: &[InputFile],
     period: Option<&Period>,
+    digests: &mut HashMap<PathBuf, String>,
 ) -> Result<Option<String>> {
     let job = opts.job.info();
     // A manifest that cannot be read is no proof of anything: run.
@@ -289,7 +374,14 @@ fn unchanged_since(
     }
     let files = inputs.iter().map(|f| f.path.clone()).chain(plan.side_files());
     for (recorded, path) in previous.inputs.iter().chain(&previous.side_files).zip(files) {
-        if recorded.path != input::path_text(&path) || manifest::digest_file(&path)?.blake3 != recorded.blake3 {
+        if recorded.path != input::path_text(&path) {
+            return Ok(None);
+        }
+        let blake3 = match digests.get(&path) {
+            Some(blake3) => blake3,
+            None => digests.entry(path.clone()).or_insert(manifest::digest_file(&path)?.blake3),
+        };
+        if *blake3 != recorded.blake3 {
             return Ok(None);
         }
     }

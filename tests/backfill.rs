@@ -198,3 +198,73 @@ fn a_sqlite_database_holding_several_months_verifies_and_skips_each_month() {
     let newest = mrpipe(&["verify", &output, "--job", "hit-counts"]);
     assert!(newest.status.success(), "{}", String::from_utf8_lossy(&newest.stderr));
 }
+
+/// Runs mrpipe with `input` on stdin.
+fn mrpipe_stdin(cwd: &std::path::Path, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_backfill_from_stdin_reads_it_once_for_every_period() {
+    // stdin can be read only once: each month published from it must hold the rows a
+    // backfill from the file gives, to the byte.
+    let dir = tempfile::tempdir().unwrap();
+    let access = std::fs::read(sample("access/tsv/access.tsv")).unwrap();
+    let months = ["--from", "2026-09", "--to", "2026-11"];
+    let from_file = dir.path().join("file").display().to_string();
+    let from_stdin = dir.path().join("stdin").display().to_string();
+    let mut args = vec!["run", "hit-counts", &*sample("access/tsv")].into_iter().map(String::from).collect::<Vec<_>>();
+    args.extend(months.iter().map(|s| s.to_string()));
+    args.extend(["-o".to_string(), from_file.clone()]);
+    run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stdin_args = [&["run", "hit-counts", "-"][..], &months, &["-o", &from_stdin]].concat();
+    let res = mrpipe_stdin(dir.path(), &stdin_args, &access);
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    for month in ["2026-09", "2026-10", "2026-11"] {
+        let file = format!("hit_counts/hit_counts-{month}.parquet");
+        assert_eq!(bytes(format!("{from_stdin}/{file}")), bytes(format!("{from_file}/{file}")), "{month}");
+    }
+    assert!(!bytes(format!("{from_stdin}/hit_counts/hit_counts-2026-11.parquet")).is_empty());
+    // Where the periods cannot share the one read, the run is refused before reading.
+    for extra in [&["--engine", "datafusion"][..], &["--memory-limit", "64MiB"]] {
+        let out = dir.path().join("refused").display().to_string();
+        let res = mrpipe_stdin(dir.path(), &[&stdin_args[..3], &months, &["-o", &out], extra].concat(), &access);
+        assert_eq!(res.status.code(), Some(2), "{extra:?}: {}", String::from_utf8_lossy(&res.stderr));
+        assert!(String::from_utf8_lossy(&res.stderr).contains("stream can be read only once"));
+        assert!(!std::path::Path::new(&out).exists(), "{extra:?}: nothing published");
+    }
+}
+
+#[test]
+fn every_ranking_of_a_backfill_read_once_matches_its_single_run() {
+    // The rankings of a backfill share one read; each must still be the ranking its
+    // own --as-of run gives, for windows that overlap and ones that do not.
+    let dir = tempfile::tempdir().unwrap();
+    let sales = sample("sales");
+    let o = dir.path().join("fill").display().to_string();
+    let every = ["--from", "2026-11-16T00:00:00Z", "--to", "2026-11-24T00:00:00Z", "--every", "2d", "--window", "3d"];
+    run_ok(&[&["run", "sales-rank", &sales][..], &every, &["-o", &o]].concat());
+    for (label, at) in
+        [("20261116T000000Z", "2026-11-16"), ("20261120T000000Z", "2026-11-20"), ("20261124T000000Z", "2026-11-24")]
+    {
+        let single = dir.path().join(label).display().to_string();
+        run_ok(&["run", "sales-rank", &sales, "--as-of", at, "--window", "3d", "-o", &single]);
+        assert_eq!(
+            bytes(format!("{o}/sales_rank/sales_rank-{label}.parquet")),
+            bytes(format!("{single}/sales_rank.parquet")),
+            "{label}"
+        );
+    }
+}

@@ -210,7 +210,7 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
         let (_, read) = outcome?.split();
         if read.stopped {
             // Over the bad-line budget: the run fails on it; the query saw a partial read.
-            return Ok(JobOutput { tables: Vec::new(), read, warnings: twin.warnings });
+            return Ok(JobOutput { tables: Vec::new(), read: read.into(), warnings: twin.warnings });
         }
         let first = first.map_err(|e| sql_error(&format!("cannot start the query thread: {e}")))?;
         results.push(first.map_err(|_| sql_error(&"the query thread panicked"))??);
@@ -224,7 +224,7 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
         let (partitions, read) = outcome.split();
         if read.stopped {
             // Over the bad-line budget: the run fails on it; no query on a partial read.
-            return Ok(JobOutput { tables: Vec::new(), read, warnings: twin.warnings });
+            return Ok(JobOutput { tables: Vec::new(), read: read.into(), warnings: twin.warnings });
         }
         ctx.progress.set_message("sql");
         session.ctx.deregister_table(*name).map_err(|e| Error::sink(*name, e))?;
@@ -246,7 +246,7 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
         };
         tables.push(Table::from_batch(spec, batch));
     }
-    Ok(JobOutput { tables, read, warnings: twin.warnings })
+    Ok(JobOutput { tables, read: read.into(), warnings: twin.warnings })
 }
 
 /// How many times the physical plan of `statement` scans the streamed input (the only

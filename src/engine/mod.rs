@@ -10,6 +10,7 @@ pub mod native;
 pub mod sort;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::progress::Progress;
 use crate::read::format::Format;
@@ -74,8 +75,22 @@ impl RunContext {
 pub struct JobOutput {
     /// Result tables in publication order.
     pub tables: Vec<Table>,
-    /// Line counts and bad lines.
-    pub read: ReadSummary,
+    /// Line counts and bad lines; the periods of one backfill read once share it.
+    pub read: Arc<ReadSummary>,
     /// Problems that did not fail the run (e.g. skipped side-file rows), one line each.
     pub warnings: Vec<String>,
+}
+
+impl JobOutput {
+    /// The outputs of several periods computed over one read: each period's tables,
+    /// in order, sharing `read`. The warnings (of side files read once for all) go with
+    /// the first period only, so they are logged once.
+    pub fn shared(periods: Vec<Vec<Table>>, read: ReadSummary, warnings: Vec<String>) -> Vec<JobOutput> {
+        let read = Arc::new(read);
+        let mut warnings = Some(warnings);
+        periods
+            .into_iter()
+            .map(|tables| JobOutput { tables, read: read.clone(), warnings: warnings.take().unwrap_or_default() })
+            .collect()
+    }
 }

@@ -39,12 +39,51 @@ pub fn run<J: MapReduce>(job: &J, format: &Format, ctx: &RunContext) -> Result<(
         return Ok((Vec::new(), summary));
     }
     ctx.progress.set_message("reduce");
-    let outputs = job.finish(groups)?;
-    let tables = outputs
-        .into_iter()
-        .map(|rows| sort_table(rows, ctx.memory_limit, &ctx.temp_dir))
+    Ok((finish_sorted(job, groups, ctx)?, summary))
+}
+
+/// Runs several jobs of one kind (the periods of a backfill) over one read of the
+/// inputs, in memory: each batch is folded into every job's groups, so the inputs are
+/// read, checked and hashed once. Returns each job's tables, in the order of `jobs`,
+/// and the read's summary. Every job's groups are held at once, so this is for runs
+/// without `--memory-limit` (the runner reads once per period under one).
+pub fn run_periods<J: MapReduce>(
+    jobs: &[J],
+    format: &Format,
+    ctx: &RunContext,
+) -> Result<(Vec<Vec<Table>>, ReadSummary)> {
+    ctx.progress.set_message("map");
+    // The reader builds the columns of the first job; all must read the same ones.
+    let columns = jobs.first().and_then(J::input_columns);
+    let columns = jobs.iter().all(|j| j.input_columns() == columns).then_some(columns).flatten();
+    let source = read::Source { columns, ..ctx.source(format) };
+    let init = || jobs.iter().map(|_| Combiner::default()).collect::<Vec<TaskGroups<J>>>();
+    let outcome = read::read_fold(&source, init, |groups, batch| {
+        jobs.iter().zip(groups.iter_mut()).try_for_each(|(job, groups)| job.update(&batch, groups))
+    })?;
+    let (tasks, summary) = outcome.split();
+    if summary.stopped {
+        return Ok((jobs.iter().map(|_| Vec::new()).collect(), summary));
+    }
+    ctx.progress.set_message("reduce");
+    // Task-major to job-major: every task's groups of job i.
+    let mut per_job: Vec<Vec<TaskGroups<J>>> = jobs.iter().map(|_| Vec::with_capacity(tasks.len())).collect();
+    for task in tasks {
+        for (groups, of_job) in task.into_iter().zip(per_job.iter_mut()) {
+            of_job.push(groups);
+        }
+    }
+    let tables = jobs
+        .iter()
+        .zip(per_job)
+        .map(|(job, states)| finish_sorted(job, reduce_in_memory(job, states), ctx))
         .collect::<Result<Vec<_>>>()?;
     Ok((tables, summary))
+}
+
+/// The job's output tables from its final groups, each sorted by its declared order.
+fn finish_sorted<'a, J: MapReduce>(job: &'a J, groups: JobGroups<'a, J>, ctx: &RunContext) -> Result<Vec<Table>> {
+    job.finish(groups)?.into_iter().map(|rows| sort_table(rows, ctx.memory_limit, &ctx.temp_dir)).collect()
 }
 
 type TaskGroups<J> = Combiner<<J as MapReduce>::Key, <J as MapReduce>::Acc>;

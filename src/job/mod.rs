@@ -112,9 +112,18 @@ pub trait Job: Sync {
 pub use crate::table::Period;
 
 /// A configured job, ready to run.
-pub trait Plan: Send + Sync {
+pub trait Plan: Send + Sync + std::any::Any {
     /// Runs the job over the context's inputs.
     fn run(&self, ctx: &RunContext) -> Result<JobOutput>;
+
+    /// Runs this plan and `rest` (the later periods of the same backfill, from the same
+    /// [`Job::configure`]) with the native engine over one read of the inputs, in
+    /// memory: one output per plan, this one's first. `None` when the job cannot share
+    /// a read; the runner then runs each plan on its own read.
+    fn run_with(&self, rest: &[&dyn Plan], ctx: &RunContext) -> Option<Result<Vec<JobOutput>>> {
+        let _ = (rest, ctx);
+        None
+    }
 
     /// The plan's effective option values, every default and relative value resolved
     /// (`--as-of now` is an instant, a backfill's month is `--month`): what a manifest
@@ -133,6 +142,12 @@ pub trait Plan: Send + Sync {
 
     /// The same computation as SQL, for `--engine datafusion`; it must give the same rows.
     fn twin(&self) -> Result<Twin>;
+}
+
+/// `first` and `rest` as plans of `first`'s type (the periods of one backfill), for a
+/// [`Plan::run_with`]; `None` if any is of another type.
+pub fn same_kind<'a, P: Plan>(first: &'a P, rest: &[&'a dyn Plan]) -> Option<Vec<&'a P>> {
+    std::iter::once(Some(first)).chain(rest.iter().map(|p| (*p as &dyn std::any::Any).downcast_ref::<P>())).collect()
 }
 
 // `Twin` and `SqlFile` are the DataFusion engine's input types; a job builds its
