@@ -28,8 +28,8 @@ use std::io::Read;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::array::RecordBatch;
 use rayon::prelude::*;
@@ -59,7 +59,7 @@ const STREAM_BLOCK: usize = 8 << 20;
 /// What a read produced besides the folded states.
 #[derive(Debug, Default)]
 pub struct ReadOutcome<S> {
-    /// One state per rayon fold (how many depends on scheduling; merge them).
+    /// One state per pool thread that folded (a few more if work nested; merge them).
     pub states: Vec<S>,
     /// Line counts over all inputs.
     pub stats: ReadStats,
@@ -135,6 +135,29 @@ pub struct Source<'a> {
     pub columns: Option<&'a [&'a str]>,
 }
 
+/// Folds `items` in parallel into one state per pool thread. rayon's `fold` makes one
+/// per split of the work, often several per thread, and a job's state is a hash table
+/// that may hold most of the keys (url-dedup): each extra one costs memory and a merge.
+/// A thread that takes up an item while folding another (rayon steals work when a fold
+/// waits on nested parallel work) starts a state of its own for it.
+fn fold_per_thread<T, S, P, I, F>(items: P, start: I, fold: F) -> Vec<S>
+where
+    P: ParallelIterator<Item = T>,
+    S: Send,
+    I: Fn() -> S + Sync + Send,
+    F: Fn(S, T) -> S + Sync + Send,
+{
+    let slots: Vec<Mutex<Vec<S>>> = (0..rayon::current_num_threads().max(1)).map(|_| Mutex::new(Vec::new())).collect();
+    let lock = |i: usize| slots[i % slots.len()].lock().unwrap_or_else(PoisonError::into_inner);
+    items.for_each(|item| {
+        let thread = rayon::current_thread_index().unwrap_or(0);
+        let state = lock(thread).pop().unwrap_or_else(&start);
+        let state = fold(state, item);
+        lock(thread).push(state);
+    });
+    slots.into_iter().flat_map(|slot| slot.into_inner().unwrap_or_else(PoisonError::into_inner)).collect()
+}
+
 /// Reads every input, folding each decoded batch into a per-task state made by `init`.
 ///
 /// Must run inside the rayon pool that sets the thread count.
@@ -176,47 +199,42 @@ where
     let max_line = decode_limits.max_line_bytes as u64;
 
     let plan = plan_plain_chunks(inputs)?;
-    let results: Vec<Result<(S, ChunkReport)>> = plan
-        .chunks
-        .into_par_iter()
-        .fold(start, |acc, chunk| {
-            if spool.skips(chunk.id) {
-                return acc; // the chunks before hold more bad lines than the budget allows
-            }
-            let (state, mut report) = acc?;
-            let path = &inputs[chunk.id.file as usize].path;
-            let planned = &chunk.planned;
-            // A block inside a line that started before it only needs hashing; and when
-            // the last line starting in the block runs past it further than any line
-            // may, only the block is read, which holds that line's first bytes.
-            let has_lines = planned.decode_from < planned.block_end;
-            let overlong = has_lines && planned.read.end - planned.block_end > max_line;
-            let read =
-                if has_lines && !overlong { planned.read.clone() } else { planned.read.start..planned.block_end };
-            let mut data = BLOCK.with(|b| std::mem::take(&mut *b.borrow_mut()));
-            read_range(path, read, &mut data).map_err(|e| Error::io(path, e))?;
-            let block = &data[..data.len().min((planned.block_end - planned.read.start) as usize)];
-            report.hash_pieces.push((chunk.id, hash::block_piece(block, planned.read.start, chunk.file_len)));
-            let lines = &data[((planned.decode_from - planned.read.start) as usize).min(data.len())..];
-            let chunk = if overlong {
-                let cut = memchr::memrchr(b'\n', lines).map_or(0, |i| i + 1);
-                let (whole, tail) = lines.split_at(cut);
-                let tail_start = planned.read.start + (data.len() - tail.len()) as u64;
-                // The line runs to the next line start, or to the end of the file without a line end.
-                let mut last = [0u8; 1];
-                File::open(path)
-                    .and_then(|f| f.read_exact_at(&mut last, planned.read.end - 1))
-                    .map_err(|e| Error::io(path, e))?;
-                let len = planned.read.end - tail_start - u64::from(last[0] == b'\n');
-                Chunk { id: chunk.id, data: whole, overlong: Some((tail, len)) }
-            } else {
-                Chunk { id: chunk.id, data: lines, overlong: None }
-            };
-            let folded = fold_chunk(Ok((state, report)), chunk);
-            BLOCK.with(|b| *b.borrow_mut() = data);
-            folded
-        })
-        .collect();
+    let results: Vec<Result<(S, ChunkReport)>> = fold_per_thread(plan.chunks.into_par_iter(), start, |acc, chunk| {
+        if spool.skips(chunk.id) {
+            return acc; // the chunks before hold more bad lines than the budget allows
+        }
+        let (state, mut report) = acc?;
+        let path = &inputs[chunk.id.file as usize].path;
+        let planned = &chunk.planned;
+        // A block inside a line that started before it only needs hashing; and when
+        // the last line starting in the block runs past it further than any line
+        // may, only the block is read, which holds that line's first bytes.
+        let has_lines = planned.decode_from < planned.block_end;
+        let overlong = has_lines && planned.read.end - planned.block_end > max_line;
+        let read = if has_lines && !overlong { planned.read.clone() } else { planned.read.start..planned.block_end };
+        let mut data = BLOCK.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        read_range(path, read, &mut data).map_err(|e| Error::io(path, e))?;
+        let block = &data[..data.len().min((planned.block_end - planned.read.start) as usize)];
+        report.hash_pieces.push((chunk.id, hash::block_piece(block, planned.read.start, chunk.file_len)));
+        let lines = &data[((planned.decode_from - planned.read.start) as usize).min(data.len())..];
+        let chunk = if overlong {
+            let cut = memchr::memrchr(b'\n', lines).map_or(0, |i| i + 1);
+            let (whole, tail) = lines.split_at(cut);
+            let tail_start = planned.read.start + (data.len() - tail.len()) as u64;
+            // The line runs to the next line start, or to the end of the file without a line end.
+            let mut last = [0u8; 1];
+            File::open(path)
+                .and_then(|f| f.read_exact_at(&mut last, planned.read.end - 1))
+                .map_err(|e| Error::io(path, e))?;
+            let len = planned.read.end - tail_start - u64::from(last[0] == b'\n');
+            Chunk { id: chunk.id, data: whole, overlong: Some((tail, len)) }
+        } else {
+            Chunk { id: chunk.id, data: lines, overlong: None }
+        };
+        let folded = fold_chunk(Ok((state, report)), chunk);
+        BLOCK.with(|b| *b.borrow_mut() = data);
+        folded
+    });
     // The pool's threads outlive the read: their block buffers must not.
     rayon::broadcast(|_| BLOCK.with(|b| drop(std::mem::take(&mut *b.borrow_mut()))));
     absorb(results)?;
@@ -230,16 +248,12 @@ where
             let stream =
                 Stream { input, file: file_index as u32, max_line: decode_limits.max_line_bytes, spool: &spool };
             let producer = scope.spawn(move || stream_blocks(&stream, &tx));
-            let results = rx
-                .into_iter()
-                .par_bridge()
-                .fold(start, |acc, block| {
-                    let block = block?;
-                    let overlong = block.overlong.map(|len| (block.data.as_slice(), len));
-                    let data = if overlong.is_some() { &[][..] } else { block.data.as_slice() };
-                    fold_chunk(acc, Chunk { id: block.id, data, overlong })
-                })
-                .collect::<Vec<_>>();
+            let results = fold_per_thread(rx.into_iter().par_bridge(), start, |acc, block| {
+                let block = block?;
+                let overlong = block.overlong.map(|len| (block.data.as_slice(), len));
+                let data = if overlong.is_some() { &[][..] } else { block.data.as_slice() };
+                fold_chunk(acc, Chunk { id: block.id, data, overlong })
+            });
             (results, producer.join().ok().flatten())
         });
         absorb(results)?;
