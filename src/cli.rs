@@ -83,6 +83,11 @@ struct CommonArgs {
     /// When another run of this job to this output holds the lock, wait up to this long (e.g. 10m) instead of exiting 4.
     #[arg(long, value_name = "LEN", value_parser = params::parse_window)]
     wait: Option<i64>,
+    /// After the run, failed or not, replace PATH with Prometheus text-format metrics (exit code,
+    /// duration, last success, lines, rows per table) for node_exporter's textfile collector
+    /// (name it *.prom; one file per job).
+    #[arg(long, value_name = "PATH")]
+    metrics_file: Option<PathBuf>,
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 runtime failure, 2 usage error, \
@@ -282,6 +287,7 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
                 skip_unchanged: common.skip_unchanged,
                 dry_run: common.dry_run,
                 notify: common.notify.as_deref().map(NotifyTarget::parse),
+                metrics_file: common.metrics_file,
             };
             Ok(Action::Run(Box::new(options)))
         }

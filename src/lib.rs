@@ -22,7 +22,7 @@
 //! Layers, each using only those below it: `error`, `failpoint`, `log`, `progress`, `scratch` -> [`read`] ->
 //! [`table`], [`manifest`] -> [`map`], [`shuffle`], [`reduce`], [`engine`] -> [`job`]
 //! and the jobs -> [`sink`] (one `Target` per kind of output; only `sink::parse`
-//! knows them all) -> [`notify`], [`quarantine`] -> [`run`] -> [`verify`], [`query`]
+//! knows them all) -> [`notify`], [`quarantine`] -> [`run`] -> [`verify`], [`query`], [`metrics`]
 //! -> [`cli`], [`config`] -> `main.rs`. No framework module names a job or a backend.
 
 pub mod cli;
@@ -36,6 +36,7 @@ pub mod jobs;
 pub mod log;
 pub mod manifest;
 pub mod map;
+pub mod metrics;
 pub mod notify;
 pub mod params;
 pub mod progress;

@@ -6,12 +6,14 @@ use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Instant, SystemTime};
 
 use mrpipe::cli::{self, Action};
 use mrpipe::error::{Error, Result};
 use mrpipe::job::Job;
 use mrpipe::jobs::Catalog;
 use mrpipe::log::EventLog;
+use mrpipe::metrics::RunMetrics;
 use mrpipe::run;
 
 // The jobs allocate one string per distinct key; mimalloc measured faster than glibc malloc for that.
@@ -40,10 +42,18 @@ fn run_main() -> ExitCode {
         }
     };
     let matches = cli::command(&extra).get_matches_from(argv);
+    // A run with --metrics-file: where, for which job, since when, and what it published.
+    let mut metrics = None;
     let result = cli::resolve(&matches, &catalog).and_then(|action| match action {
         Action::Run(options) => {
             log = options.log.clone();
-            run::run(*options).map(|_| ())
+            let pending = options.metrics_file.clone().map(|path| (path, options.job.info().name, Instant::now()));
+            let (result, published) = match run::run(*options) {
+                Ok(published) => (Ok(()), published),
+                Err(e) => (Err(e), Vec::new()),
+            };
+            metrics = pending.map(|(path, job, started)| (path, job, started, published));
+            result
         }
         Action::Jobs => list_jobs(&catalog),
         Action::Completions(shell) => {
@@ -57,8 +67,8 @@ fn run_main() -> ExitCode {
         }),
         Action::Show(files) => show(&files),
     });
-    match result {
-        Ok(()) | Err(Error::BrokenPipe) => ExitCode::SUCCESS,
+    let code = match result {
+        Ok(()) | Err(Error::BrokenPipe) => 0,
         Err(e) => {
             let code = match e {
                 Error::Usage(_) => 2,
@@ -68,9 +78,24 @@ fn run_main() -> ExitCode {
                 _ => 1,
             };
             log.error(&e.to_string(), code);
-            ExitCode::from(code)
+            code
+        }
+    };
+    if let Some((path, job, started, published)) = metrics {
+        let run = RunMetrics {
+            job,
+            exit_code: code,
+            ended: SystemTime::now(),
+            duration: started.elapsed(),
+            published: &published,
+        };
+        if let Err(e) = mrpipe::metrics::write(&path, &run) {
+            // Published or not, a run whose metrics are missing must not look fine to cron.
+            log.error(&format!("metrics not written: {e}"), 1);
+            return ExitCode::from(if code == 0 { 1 } else { code });
         }
     }
+    ExitCode::from(code)
 }
 
 /// The jobs catalog (built-in jobs and the jobs directories), the SQL jobs the

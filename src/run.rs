@@ -61,6 +61,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Where new budget alerts are written after the publish, if anywhere.
     pub notify: Option<NotifyTarget>,
+    /// Where the caller writes the run's metrics afterwards, failed runs included
+    /// (`--metrics-file`, [`crate::metrics`]); the run itself does not.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// What a successful run did.

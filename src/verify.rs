@@ -106,6 +106,7 @@ pub fn verify(request: &Request, memory_limit: Option<u64>) -> Result<Verified> 
         skip_unchanged: false,
         dry_run: false,
         notify: None,
+        metrics_file: None,
     };
     // Where the re-run published, to read its rows back.
     let rerun_output = output.relocated(dir.path());

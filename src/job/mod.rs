@@ -45,6 +45,7 @@ pub const COMMON_OPTIONS: &[&str] = &[
     "wait",
     "jobs-dir",
     "memory-limit",
+    "metrics-file",
     "max-line-bytes",
     "help",
     "version",
