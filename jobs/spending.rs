@@ -152,14 +152,15 @@ impl SpendingPlan {
 /// Seller -> category, from the seed map, then the crowd's favourite, else `uncategorized`.
 #[derive(Debug, Default)]
 pub struct Categorizer {
-    categories: HashMap<String, String>,
+    /// Looked up once per transaction: hashbrown's foldhash, not std's SipHash.
+    categories: hashbrown::HashMap<String, String>,
 }
 
 impl Categorizer {
     /// Builds the categorizer; skipped side-file rows add warnings.
     pub fn load(sellers: Option<&Path>, overrides: Option<&Path>, warnings: &mut Vec<String>) -> Result<Categorizer> {
         let seed = seller_rows(sellers, warnings)?;
-        let mut categories: HashMap<String, String> = HashMap::new();
+        let mut categories = hashbrown::HashMap::<String, String>::new();
         for row in seed {
             let seller = row.fields[0].trim_matches(' ').to_string();
             let category = row.fields[1].trim_matches(' ').to_string();
@@ -355,22 +356,27 @@ struct Spent<'a> {
 /// Budgets per (user, category) in cents.
 struct Budgets {
     incomes: HashMap<String, i128>,
-    overrides: HashMap<(String, String), i128>,
+    /// user -> category -> budget: looked up by `&str`s, once per group.
+    overrides: HashMap<String, HashMap<String, i128>>,
 }
 
 impl Budgets {
     fn load(incomes: Option<&Path>, overrides: Option<&Path>, warnings: &mut Vec<String>) -> Result<Budgets> {
         let incomes = income_rows(incomes, warnings)?.into_iter().map(|(r, c)| (r.fields[0].clone(), c)).collect();
-        let overrides = budget_override_rows(overrides, warnings)?
-            .into_iter()
-            .map(|(r, c)| ((r.fields[0].clone(), r.fields[1].trim_matches(' ').to_string()), c))
-            .collect();
-        Ok(Budgets { incomes, overrides })
+        let mut by_user: HashMap<String, HashMap<String, i128>> = HashMap::new();
+        for (row, cents) in budget_override_rows(overrides, warnings)? {
+            // A later row of the same user and category wins, as a map built in file order does.
+            by_user
+                .entry(row.fields[0].clone())
+                .or_default()
+                .insert(row.fields[1].trim_matches(' ').to_string(), cents);
+        }
+        Ok(Budgets { incomes, overrides: by_user })
     }
 
     /// The monthly budget of a user's category, if there is one.
     fn budget(&self, user: &str, category: &str) -> Option<i128> {
-        if let Some(b) = self.overrides.get(&(user.to_string(), category.to_string())) {
+        if let Some(b) = self.overrides.get(user).and_then(|by_category| by_category.get(category)) {
             return Some(*b);
         }
         let income = self.incomes.get(user)?;
