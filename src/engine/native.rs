@@ -115,7 +115,7 @@ fn reduce_in_memory<J: MapReduce>(job: &J, states: Vec<TaskGroups<J>>) -> JobGro
     let partitions = (rayon::current_num_threads() * 4).max(1);
     let tasks: Vec<_> = states.into_par_iter().map(|c| shuffle::partition(c, partitions)).collect();
     let groups = reduce::reduce_partitions(job, shuffle::transpose(tasks, partitions));
-    Box::new(groups.into_iter().map(Ok))
+    Box::new(groups.into_iter().flatten().map(Ok))
 }
 
 /// The map stage under a memory limit of `limit` bytes: half of it for the map tasks'

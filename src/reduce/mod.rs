@@ -13,10 +13,15 @@ use crate::map::{Combiner, Groups, MapReduce};
 use crate::shuffle::Shard;
 use crate::shuffle::spill::SpillPartitions;
 
-/// Merges each partition's partials into one entry per key, in parallel.
-/// `partitions[p]` holds every map task's entries of partition `p`.
-pub fn reduce_partitions<J: MapReduce>(job: &J, partitions: Vec<Vec<Shard<J::Key, J::Acc>>>) -> Vec<(J::Key, J::Acc)> {
-    let reduced: Vec<Vec<(J::Key, J::Acc)>> = partitions
+/// Merges each partition's partials into one entry per key, in parallel: each
+/// partition's final groups. `partitions[p]` holds every map task's entries of
+/// partition `p`. (Not flattened into one vector: that would copy every group once
+/// more, and a caller that iterates frees each partition as it goes.)
+pub fn reduce_partitions<J: MapReduce>(
+    job: &J,
+    partitions: Vec<Vec<Shard<J::Key, J::Acc>>>,
+) -> Vec<Vec<(J::Key, J::Acc)>> {
+    partitions
         .into_par_iter()
         .map(|mut tasks| {
             tasks.retain(|t| !t.is_empty());
@@ -31,8 +36,7 @@ pub fn reduce_partitions<J: MapReduce>(job: &J, partitions: Vec<Vec<Shard<J::Key
             }
             merged.into_entries().map(|e| (e.key, e.acc)).collect()
         })
-        .collect();
-    reduced.into_iter().flatten().collect()
+        .collect()
 }
 
 /// The groups of spilled partitions, reduced `width` partition files at a time in

@@ -30,8 +30,12 @@ pub fn partition<K: Hash + Eq + State, A: Default + State>(
     combiner: Combiner<K, A>,
     partitions: usize,
 ) -> Vec<Shard<K, A>> {
-    let mut out: Vec<Shard<K, A>> =
-        (0..partitions).map(|_| Vec::with_capacity(combiner.len() / partitions + 1)).collect();
+    // The mean plus 4 standard deviations of a uniform hash's share: about half the
+    // partitions get more than the mean, and a vector one entry past its capacity
+    // doubles it.
+    let mean = combiner.len() / partitions.max(1);
+    let room = mean + 4 * mean.isqrt() + 16;
+    let mut out: Vec<Shard<K, A>> = (0..partitions).map(|_| Vec::with_capacity(room)).collect();
     for entry in combiner.into_entries() {
         out[partition_of_hash(entry.hash, partitions)].push(entry);
     }
