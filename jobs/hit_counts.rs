@@ -12,7 +12,7 @@ use crate::engine::native;
 use crate::error::Result;
 use crate::job::spec::{Kind, MONTH_PARAMS, ParamSpec, Values};
 use crate::job::{self, Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
-use crate::map::{Combiner, Groups, MapReduce, columns, rows_from_groups};
+use crate::map::{Combiner, Groups, MapReduce, columns, rows_from_groups, split_key};
 use crate::params;
 use crate::read::fields::{push_year_month, year_month};
 use crate::read::format::{ACCESS_LOG, Format};
@@ -134,7 +134,7 @@ impl MapReduce for CountHits {
     fn finish<'a>(&'a self, groups: Groups<'a, String, u64>) -> Result<Vec<Rows<'a>>> {
         let rows = rows_from_groups(&HIT_COUNTS, groups, |groups: &[(String, u64)]| {
             fn split(key: &str) -> (&str, &str) {
-                key.split_once('\t').unwrap_or((key, ""))
+                split_key(key)
             }
             Ok(vec![
                 table::text(groups.iter().map(|(key, _)| split(key).0)),

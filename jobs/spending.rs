@@ -17,7 +17,7 @@ use crate::engine::native;
 use crate::error::Result;
 use crate::job::spec::{Kind, MONTH_PARAMS, ParamSpec, Values};
 use crate::job::{self, Job, JobInfo, JobOutput, Period, Plan, RunContext, SqlFile, Twin};
-use crate::map::{Combiner, Groups, MapReduce, columns};
+use crate::map::{Combiner, Groups, MapReduce, columns, split_key};
 use crate::params;
 use crate::read::fields::{parse_money, push_year_month, year_month};
 use crate::read::format::{Format, TRANSACTIONS, quote};
@@ -297,10 +297,8 @@ impl MapReduce for SumSpending<'_> {
         let rows: Vec<Spent> = sums
             .iter()
             .map(|(key, cents)| {
-                let mut parts = key.splitn(3, '\t');
-                let user = parts.next().unwrap_or("");
-                let month = parts.next().unwrap_or("");
-                let category = parts.next().unwrap_or("");
+                let (user, rest) = split_key(key);
+                let (month, category) = split_key(rest);
                 Spent { user, month, category, cents: *cents }
             })
             .collect();

@@ -4,6 +4,8 @@
 //! These run once per field of every input line, so they are hand-written byte
 //! loops with no allocation rather than chrono or regex calls.
 
+use std::sync::LazyLock;
+
 /// Microseconds in one second.
 pub const MICROS_PER_SEC: i64 = 1_000_000;
 /// 9999-12-31T23:59:59Z, the largest epoch-seconds value accepted.
@@ -148,14 +150,21 @@ pub fn year_month(micros: i64) -> (i64, i64) {
     (y, m)
 }
 
+/// `0000` to `9999`, four bytes each: a year pushed as a slice of text checked once.
+static YEARS: LazyLock<String> = LazyLock::new(|| (0..10_000).map(|y| format!("{y:04}")).collect());
+
+/// `00` to `99`, two bytes each.
+static TWO_DIGITS: LazyLock<String> = LazyLock::new(|| (0..100).map(|d| format!("{d:02}")).collect());
+
 /// Appends `YYYY-MM` for a year in 0..=9999 (every timestamp's, see [`in_years`]) and
-/// a month in 1..=12, without going through `fmt` (it runs once per input row).
+/// a month in 1..=12, without going through `fmt` or checking UTF-8 (it runs once per
+/// input row: `fmt` cost hit-counts 10% of its instructions, and `str::from_utf8` of
+/// the seven bytes half of what was left).
 pub fn push_year_month(out: &mut String, year: i64, month: i64) {
-    let (y, m) = (year.clamp(0, 9999) as u32, month.clamp(0, 99) as u32);
-    let digit = |d: u32| b'0' + (d % 10) as u8;
-    let bytes = [digit(y / 1000), digit(y / 100), digit(y / 10), digit(y), b'-', digit(m / 10), digit(m)];
-    // One str push: pushing seven chars cost 5% of hit-counts' instructions.
-    out.push_str(std::str::from_utf8(&bytes).unwrap_or_default());
+    let (y, m) = (year.clamp(0, 9999) as usize, month.clamp(0, 99) as usize);
+    out.push_str(&YEARS[4 * y..4 * y + 4]);
+    out.push('-');
+    out.push_str(&TWO_DIGITS[2 * m..2 * m + 2]);
 }
 
 fn split_sign(s: &[u8]) -> (bool, &[u8]) {
