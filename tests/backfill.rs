@@ -249,22 +249,43 @@ fn a_backfill_from_stdin_reads_it_once_for_every_period() {
 
 #[test]
 fn every_ranking_of_a_backfill_read_once_matches_its_single_run() {
-    // The rankings of a backfill share one read; each must still be the ranking its
-    // own --as-of run gives, for windows that overlap and ones that do not.
+    // The rankings of a backfill share one read, summed by panes; each must still be
+    // the ranking its own --as-of run gives: windows that overlap, windows with gaps
+    // between them (panes no ranking covers), and --top.
     let dir = tempfile::tempdir().unwrap();
     let sales = sample("sales");
-    let o = dir.path().join("fill").display().to_string();
-    let every = ["--from", "2026-11-16T00:00:00Z", "--to", "2026-11-24T00:00:00Z", "--every", "2d", "--window", "3d"];
-    run_ok(&[&["run", "sales-rank", &sales][..], &every, &["-o", &o]].concat());
-    for (label, at) in
-        [("20261116T000000Z", "2026-11-16"), ("20261120T000000Z", "2026-11-20"), ("20261124T000000Z", "2026-11-24")]
-    {
-        let single = dir.path().join(label).display().to_string();
-        run_ok(&["run", "sales-rank", &sales, "--as-of", at, "--window", "3d", "-o", &single]);
-        assert_eq!(
-            bytes(format!("{o}/sales_rank/sales_rank-{label}.parquet")),
-            bytes(format!("{single}/sales_rank.parquet")),
-            "{label}"
-        );
+    // (the backfill, options of every ranking, rankings compared: file label and --as-of)
+    type Case<'a> = (&'a [&'a str], &'a [&'a str], &'a [(&'a str, &'a str)]);
+    let cases: [Case; 2] = [
+        (
+            &["--from", "2026-11-16T00:00:00Z", "--to", "2026-11-24T00:00:00Z", "--every", "2d"],
+            &["--window", "3d"],
+            &[
+                ("20261116T000000Z", "2026-11-16"),
+                ("20261120T000000Z", "2026-11-20"),
+                ("20261124T000000Z", "2026-11-24"),
+            ],
+        ),
+        (
+            &["--from", "2026-11-17T12:00:00Z", "--to", "2026-11-23T12:00:00Z", "--every", "3d"],
+            &["--window", "1d", "--top", "2"],
+            &[
+                ("20261117T120000Z", "2026-11-17T12:00:00Z"),
+                ("20261120T120000Z", "2026-11-20T12:00:00Z"),
+                ("20261123T120000Z", "2026-11-23T12:00:00Z"),
+            ],
+        ),
+    ];
+    for (n, (every, options, rankings)) in cases.iter().enumerate() {
+        let o = dir.path().join(format!("fill{n}")).display().to_string();
+        run_ok(&[&["run", "sales-rank", &sales][..], every, options, &["-o", &o]].concat());
+        let published = entries(&dir.path().join(format!("fill{n}/sales_rank")));
+        assert_eq!(published.len(), [5, 3][n], "{published:?}");
+        for (label, at) in rankings.iter() {
+            let single = dir.path().join(format!("{n}-{label}")).display().to_string();
+            run_ok(&[&["run", "sales-rank", &sales, "--as-of", at][..], options, &["-o", &single]].concat());
+            let got = bytes(format!("{o}/sales_rank/sales_rank-{label}.parquet"));
+            assert_eq!(got, bytes(format!("{single}/sales_rank.parquet")), "case {n}, {label}");
+        }
     }
 }
