@@ -128,6 +128,44 @@ struct Sold {
     cents: i128,
 }
 
+impl Sold {
+    fn add(&mut self, other: &Sold) {
+        self.quantity += other.quantity;
+        self.cents += other.cents;
+    }
+}
+
+/// The sales columns [`sum_batch`] reads.
+const SUMMED_COLUMNS: &[&str] = &["timestamp", "product_id", "category_id", "quantity", "total_price"];
+
+/// Folds a batch of sales into `groups`, each keyed `prefix category_id \t product_id`:
+/// `prefix(timestamp)` is the key's start for a sale that counts, `None` for one that
+/// does not (outside the window).
+fn sum_batch<'p>(
+    batch: &arrow::array::RecordBatch,
+    groups: &mut Combiner<String, Sold>,
+    prefix: impl Fn(i64) -> Option<&'p str>,
+) -> Result<()> {
+    let ts = columns::timestamp(batch, "timestamp")?;
+    let product = columns::text(batch, "product_id")?;
+    let category = columns::text(batch, "category_id")?;
+    let quantity = columns::int64(batch, "quantity")?;
+    let price = columns::money(batch, "total_price")?;
+    let mut key = String::with_capacity(64);
+    for i in 0..batch.num_rows() {
+        let Some(prefix) = prefix(ts.value(i)) else { continue };
+        key.clear();
+        key.push_str(prefix);
+        key.push_str(category.value(i));
+        key.push('\t');
+        key.push_str(product.value(i));
+        let sold = groups.entry(key.as_str());
+        sold.quantity += i128::from(quantity.value(i));
+        sold.cents += price.value(i);
+    }
+    Ok(())
+}
+
 impl State for Sold {
     fn encode(&self, out: &mut Vec<u8>) {
         self.quantity.encode(out);
@@ -145,35 +183,15 @@ impl MapReduce for SumSales {
     type Acc = Sold;
 
     fn input_columns(&self) -> Option<&'static [&'static str]> {
-        Some(&["timestamp", "product_id", "category_id", "quantity", "total_price"])
+        Some(SUMMED_COLUMNS)
     }
 
     fn update(&self, batch: &arrow::array::RecordBatch, groups: &mut Combiner<String, Sold>) -> Result<()> {
-        let ts = columns::timestamp(batch, "timestamp")?;
-        let product = columns::text(batch, "product_id")?;
-        let category = columns::text(batch, "category_id")?;
-        let quantity = columns::int64(batch, "quantity")?;
-        let price = columns::money(batch, "total_price")?;
-        let mut key = String::with_capacity(64);
-        for i in 0..batch.num_rows() {
-            let t = ts.value(i);
-            if t < self.from || t >= self.to {
-                continue;
-            }
-            key.clear();
-            key.push_str(category.value(i));
-            key.push('\t');
-            key.push_str(product.value(i));
-            let sold = groups.entry(key.as_str());
-            sold.quantity += i128::from(quantity.value(i));
-            sold.cents += price.value(i);
-        }
-        Ok(())
+        sum_batch(batch, groups, |t| (self.from <= t && t < self.to).then_some(""))
     }
 
     fn merge(&self, into: &mut Sold, other: Sold) {
-        into.quantity += other.quantity;
-        into.cents += other.cents;
+        into.add(&other);
     }
 
     /// Step 2: rank within each category (the engine then orders by category and rank).
@@ -249,37 +267,19 @@ impl MapReduce for SumPanes {
     type Acc = Sold;
 
     fn input_columns(&self) -> Option<&'static [&'static str]> {
-        Some(&["timestamp", "product_id", "category_id", "quantity", "total_price"])
+        Some(SUMMED_COLUMNS)
     }
 
     fn update(&self, batch: &arrow::array::RecordBatch, groups: &mut Combiner<String, Sold>) -> Result<()> {
-        let ts = columns::timestamp(batch, "timestamp")?;
-        let product = columns::text(batch, "product_id")?;
-        let category = columns::text(batch, "category_id")?;
-        let quantity = columns::int64(batch, "quantity")?;
-        let price = columns::money(batch, "total_price")?;
-        let mut key = String::with_capacity(64);
-        for i in 0..batch.num_rows() {
+        sum_batch(batch, groups, |t| {
             // The pane holding the sale: the last boundary at or before it.
-            let Some(pane) = self.bounds.partition_point(|&b| b <= ts.value(i)).checked_sub(1) else { continue };
-            if !self.covered.get(pane).copied().unwrap_or(false) {
-                continue;
-            }
-            key.clear();
-            key.push_str(&self.prefixes[pane]);
-            key.push_str(category.value(i));
-            key.push('\t');
-            key.push_str(product.value(i));
-            let sold = groups.entry(key.as_str());
-            sold.quantity += i128::from(quantity.value(i));
-            sold.cents += price.value(i);
-        }
-        Ok(())
+            let pane = self.bounds.partition_point(|&b| b <= t).checked_sub(1)?;
+            self.covered.get(pane).copied().unwrap_or(false).then(|| self.prefixes[pane].as_str())
+        })
     }
 
     fn merge(&self, into: &mut Sold, other: Sold) {
-        into.quantity += other.quantity;
-        into.cents += other.cents;
+        into.add(&other);
     }
 
     /// One table per ranking, in the rankings' order.
@@ -297,9 +297,7 @@ impl MapReduce for SumPanes {
             .map(|panes| {
                 let mut totals: hashbrown::HashMap<&str, Sold> = hashbrown::HashMap::new();
                 for (product_key, sold) in by_pane[panes.clone()].iter().flatten() {
-                    let total = totals.entry(product_key).or_default();
-                    total.quantity += sold.quantity;
-                    total.cents += sold.cents;
+                    totals.entry(product_key).or_default().add(sold);
                 }
                 ranking(totals.iter().map(|(key, sold)| (split_key(key), sold)).collect(), self.top)
             })
