@@ -239,6 +239,20 @@ pub enum Action {
     Show(Vec<PathBuf>),
 }
 
+/// Where `mrpipe run` was asked to write its metrics (`--metrics-file`), for the job
+/// and output named: known from the parsed arguments alone, so that a run refused
+/// while its options are validated (exit 2) still writes them. `(path, job, output)`,
+/// the output as it is shown (no password; empty when it does not parse).
+pub fn metrics_target(matches: &ArgMatches) -> Option<(PathBuf, String, String)> {
+    let (_, run) = matches.subcommand().filter(|(name, _)| *name == "run")?;
+    let (job, args) = run.subcommand()?;
+    let path = args.try_get_one::<PathBuf>("metrics_file").ok()??.clone();
+    let output = args.try_get_one::<String>("output").ok()?.cloned().unwrap_or_default();
+    // An output that does not parse is shown empty: as typed, it could hold a password.
+    let output = sink::parse(&output).map_or(String::new(), |o| o.to_string());
+    Some((path, job.to_string(), output))
+}
+
 /// Resolves parsed arguments into an action with validated options; jobs are looked up in `catalog`.
 pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
     match matches.subcommand() {

@@ -1,6 +1,6 @@
 //! Error types of the library. Only `main.rs` turns them into exit codes.
 //!
-//! `Error::Usage` is a bad value given by the user (exit 2), `Error::BadLineBudget`
+//! `Error::Usage` and `Error::BadMetricsFile` are bad values given by the user (exit 2), `Error::BadLineBudget`
 //! a run stopped by its bad-line threshold (exit 3), `Error::Locked` a run refused
 //! because another holds its lock (exit 4), `Error::NoInput` a glob or directory that
 //! matched no file (exit 5); everything else is a runtime failure (exit 1).
@@ -13,6 +13,12 @@ pub enum Error {
     /// A command-line value that cannot be used, quoted in the message.
     #[error("{0}")]
     Usage(String),
+
+    /// A `--metrics-file` that must not be written: not a regular file, a file that is
+    /// not mrpipe's metrics, an input of the run or a file the run writes (exit 2; no
+    /// metrics are written there).
+    #[error("{0}")]
+    BadMetricsFile(String),
 
     /// An input pattern or directory that matched no file.
     #[error("no input matched {0}")]

@@ -42,17 +42,25 @@ fn run_main() -> ExitCode {
         }
     };
     let matches = cli::command(&extra).get_matches_from(argv);
-    // A run with --metrics-file: where, for which job, since when, and what it published.
-    let mut metrics = None;
-    let result = cli::resolve(&matches, &catalog).and_then(|action| match action {
+    let started = Instant::now();
+    // A run with --metrics-file: where, for which job and output, and what it published.
+    // Checked first: a path that may not be written stops the run (exit 2) untouched.
+    let mut metrics = cli::metrics_target(&matches).map(|(path, job, output)| (path, job, output, Vec::new()));
+    let checked = match &metrics {
+        Some((path, ..)) => mrpipe::metrics::check(path).map(|_| ()),
+        None => Ok(()),
+    };
+    let result = checked.and_then(|()| cli::resolve(&matches, &catalog)).and_then(|action| match action {
         Action::Run(options) => {
             log = options.log.clone();
-            let pending = options.metrics_file.clone().map(|path| (path, options.job.info().name, Instant::now()));
-            let (result, published) = match run::run(*options) {
-                Ok(published) => (Ok(()), published),
-                Err(e) => (Err(e), Vec::new()),
-            };
-            metrics = pending.map(|(path, job, started)| (path, job, started, published));
+            if options.dry_run {
+                metrics = None; // touches nothing
+            }
+            let mut published = Vec::new();
+            let result = run::run_into(*options, &mut published);
+            if let Some((.., recorded)) = metrics.as_mut() {
+                *recorded = published;
+            }
             result
         }
         Action::Jobs => list_jobs(&catalog),
@@ -70,8 +78,11 @@ fn run_main() -> ExitCode {
     let code = match result {
         Ok(()) | Err(Error::BrokenPipe) => 0,
         Err(e) => {
+            if matches!(e, Error::BadMetricsFile(_)) {
+                metrics = None; // never written where it may not be
+            }
             let code = match e {
-                Error::Usage(_) => 2,
+                Error::Usage(_) | Error::BadMetricsFile(_) => 2,
                 Error::BadLineBudget { .. } => 3,
                 Error::Locked { .. } => 4,
                 Error::NoInput(_) => 5,
@@ -81,9 +92,10 @@ fn run_main() -> ExitCode {
             code
         }
     };
-    if let Some((path, job, started, published)) = metrics {
+    if let Some((path, job, output, published)) = metrics {
         let run = RunMetrics {
-            job,
+            job: &job,
+            output: &output,
             exit_code: code,
             ended: SystemTime::now(),
             duration: started.elapsed(),

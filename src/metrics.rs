@@ -3,12 +3,14 @@
 //! collector (which reads `*.prom` files of one directory; the exposition format is
 //! <https://prometheus.io/docs/instrumenting/exposition_formats/>).
 //!
-//! Every metric has a `job` label. The last success time survives failed runs: it is
-//! carried over from the file the previous run wrote, so an alert can fire on
-//! "no success for 2 hours" however the runs in between ended.
+//! Every metric has `job` and `output` labels. The last success time survives failed
+//! runs: it is carried over from the file the previous run wrote, so an alert can fire
+//! on "no success for 2 hours" however the runs in between ended. The file must be a
+//! regular file that mrpipe wrote, or absent: anything else (an input, a link to
+//! `/dev/stdout`, a pipe) is refused before the run, never read or replaced.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +22,8 @@ use crate::sink::atomic::write_staged;
 pub struct RunMetrics<'a> {
     /// The job's name (`sales-rank`, or a SQL job's).
     pub job: &'a str,
+    /// The output as shown in manifests (no password).
+    pub output: &'a str,
     /// The process's exit code (0 success; see `mrpipe --help`).
     pub exit_code: u8,
     /// When the run ended.
@@ -32,10 +36,40 @@ pub struct RunMetrics<'a> {
 
 const LAST_SUCCESS: &str = "mrpipe_last_success_timestamp_seconds";
 
+/// How a file this module wrote begins.
+const WRITTEN_BY_MRPIPE: &str = "# HELP mrpipe_";
+
+/// Most bytes of a previous metrics file read back (a few hundred are written).
+const MAX_PREVIOUS_BYTES: u64 = 1 << 20;
+
+/// Checks that `path` may be written as a metrics file: absent, or a regular file
+/// (not a link, device, pipe or directory) that is empty or was written by mrpipe.
+/// Returns its text. Errors: [`Error::BadMetricsFile`], or the file cannot be read.
+pub fn check(path: &Path) -> Result<String> {
+    let refuse = |why: &str| Error::BadMetricsFile(format!("--metrics-file {}: {why}; not written", path.display()));
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    if !meta.is_file() {
+        return Err(refuse("not a regular file (a link, device, pipe or directory)"));
+    }
+    let mut text = String::new();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // Bounded: a file that is not ours may be anything, of any size.
+    let read = file.take(MAX_PREVIOUS_BYTES).read_to_string(&mut text);
+    if read.is_err() || !(text.is_empty() || text.starts_with(WRITTEN_BY_MRPIPE)) {
+        return Err(refuse("exists and is not an mrpipe metrics file"));
+    }
+    Ok(text)
+}
+
 /// Writes the run's metrics to `path`, replacing the file atomically (a collector
-/// never reads half a file). Errors: the file cannot be written.
+/// never reads half a file). Errors: the file may not be written ([`check`]) or
+/// cannot be.
 pub fn write(path: &Path, run: &RunMetrics<'_>) -> Result<()> {
-    let previous = std::fs::read_to_string(path).ok().and_then(|text| last_success(&text, run.job));
+    let previous = last_success(&check(path)?, run.job, run.output);
     let text = render(run, previous);
     let write =
         |w: &mut crate::sink::atomic::StagedWriter| w.write_all(text.as_bytes()).map_err(|e| Error::io(path, e));
@@ -46,7 +80,7 @@ pub fn write(path: &Path, run: &RunMetrics<'_>) -> Result<()> {
 /// recorded, kept when this run failed.
 fn render(run: &RunMetrics<'_>, previous_success: Option<f64>) -> String {
     let seconds = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    let job = format!("job=\"{}\"", label_value(run.job));
+    let job = format!("job=\"{}\",output=\"{}\"", label_value(run.job), label_value(run.output));
     let success = match run.exit_code {
         0 => Some(seconds(run.ended)),
         _ => previous_success,
@@ -85,17 +119,23 @@ fn render(run: &RunMetrics<'_>, previous_success: Option<f64>) -> String {
         &one(run.published.len().to_string()),
     );
     // Every period reads all the inputs, so each has the inputs' counts: take the last.
-    let lines = run.published.last().map(|s| s.stats).unwrap_or_default();
-    let kinds = [
-        ("read", lines.lines),
-        ("good", lines.good),
-        ("bad", lines.bad),
-        ("empty", lines.empty),
-        ("header", lines.headers),
-    ];
+    let lines = run.published.last().map(|s| s.stats);
+    let kinds = lines.map_or(Vec::new(), |lines| {
+        vec![
+            ("read", lines.lines),
+            ("good", lines.good),
+            ("bad", lines.bad),
+            ("empty", lines.empty),
+            ("header", lines.headers),
+        ]
+    });
     let samples: Vec<(String, String)> =
         kinds.iter().map(|(kind, n)| (format!("{job},kind=\"{kind}\""), n.to_string())).collect();
-    metric("mrpipe_run_lines", "Lines in the inputs of the job's last published run, by kind.", &samples);
+    metric(
+        "mrpipe_run_lines",
+        "Lines in the inputs of the job's last run, by kind (none when it published nothing).",
+        &samples,
+    );
     let mut rows: Vec<(&str, u64)> = Vec::new();
     for (table, n) in run.published.iter().flat_map(|s| &s.tables) {
         match rows.iter_mut().find(|(t, _)| t == table) {
@@ -114,9 +154,9 @@ fn label_value(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// The last success time of `job` in a metrics file this module wrote.
-fn last_success(text: &str, job: &str) -> Option<f64> {
-    let prefix = format!("{LAST_SUCCESS}{{job=\"{}\"}} ", label_value(job));
+/// The last success time of `job` to `output` in a metrics file this module wrote.
+fn last_success(text: &str, job: &str, output: &str) -> Option<f64> {
+    let prefix = format!("{LAST_SUCCESS}{{job=\"{}\",output=\"{}\"}} ", label_value(job), label_value(output));
     let value: f64 = text.lines().find_map(|line| line.strip_prefix(&prefix))?.trim().parse().ok()?;
     (value.is_finite() && value > 0.0).then_some(value)
 }
@@ -125,9 +165,10 @@ fn last_success(text: &str, job: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
-    fn failed(job: &str, code: u8) -> RunMetrics<'_> {
+    fn failed<'a>(job: &'a str, code: u8) -> RunMetrics<'a> {
         RunMetrics {
             job,
+            output: "out/",
             exit_code: code,
             ended: UNIX_EPOCH + Duration::from_secs(2_000_000_000),
             duration: Duration::from_millis(1500),
@@ -138,13 +179,16 @@ mod tests {
     #[test]
     fn a_failed_run_keeps_the_last_success_and_says_its_code() {
         let text = render(&failed("sales-rank", 3), Some(1_900_000_000.5));
-        assert!(text.contains("mrpipe_run_exit_code{job=\"sales-rank\"} 3\n"), "{text}");
-        assert!(text.contains("mrpipe_last_success_timestamp_seconds{job=\"sales-rank\"} 1900000000.500\n"));
-        assert!(text.contains("mrpipe_run_duration_seconds{job=\"sales-rank\"} 1.500\n"));
-        assert_eq!(last_success(&text, "sales-rank"), Some(1_900_000_000.5));
-        assert_eq!(last_success(&text, "spending"), None, "another job's success is not this one's");
+        let labels = r#"{job="sales-rank",output="out/"}"#;
+        assert!(text.contains(&format!("mrpipe_run_exit_code{labels} 3\n")), "{text}");
+        assert!(text.contains(&format!("mrpipe_last_success_timestamp_seconds{labels} 1900000000.500\n")));
+        assert!(text.contains(&format!("mrpipe_run_duration_seconds{labels} 1.500\n")));
+        assert!(!text.contains("mrpipe_run_lines{"), "no lines without a published period: {text}");
+        assert_eq!(last_success(&text, "sales-rank", "out/"), Some(1_900_000_000.5));
+        assert_eq!(last_success(&text, "spending", "out/"), None, "another job's success is not this one's");
+        assert_eq!(last_success(&text, "sales-rank", "other/"), None, "nor another output's");
         let succeeded = render(&failed("sales-rank", 0), Some(1.0));
-        assert_eq!(last_success(&succeeded, "sales-rank"), Some(2_000_000_000.0));
+        assert_eq!(last_success(&succeeded, "sales-rank", "out/"), Some(2_000_000_000.0));
     }
 
     #[test]
@@ -157,6 +201,28 @@ mod tests {
             assert!(!series.contains('\n'));
         }
         assert!(text.contains(r#"job="we\"ird\\job\nname""#), "{text}");
-        assert_eq!(last_success(&text, "we\"ird\\job\nname"), None, "0 is no success");
+        assert!(text.starts_with(WRITTEN_BY_MRPIPE));
+        assert_eq!(last_success(&text, "we\"ird\\job\nname", "out/"), None, "0 is no success");
+    }
+
+    #[test]
+    fn only_an_absent_empty_or_mrpipe_written_regular_file_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.prom");
+        assert_eq!(check(&path).unwrap(), "", "absent");
+        write(&path, &failed("hit-counts", 0)).unwrap();
+        assert!(check(&path).unwrap().starts_with(WRITTEN_BY_MRPIPE));
+        std::fs::write(&path, "").unwrap();
+        assert!(check(&path).is_ok(), "empty");
+        let input = dir.path().join("access.tsv");
+        std::fs::write(&input, "timestamp\tclient_ip\n").unwrap();
+        let link = dir.path().join("out.prom");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        for refused in [input.as_path(), link.as_path(), dir.path(), Path::new("/dev/null")] {
+            let err = write(refused, &failed("hit-counts", 0)).unwrap_err();
+            assert!(matches!(err, Error::BadMetricsFile(_)), "{}: {err}", refused.display());
+        }
+        assert_eq!(std::fs::read_to_string(&input).unwrap(), "timestamp\tclient_ip\n", "an input is never replaced");
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "nor a link");
     }
 }

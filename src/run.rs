@@ -118,6 +118,13 @@ impl RunSummary {
 /// Runs a job end to end: every period in order, under one lock. Returns the summary
 /// of each period that ran (skipped ones are logged, not returned).
 pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
+    let mut published = Vec::new();
+    run_into(opts, &mut published).map(|()| published)
+}
+
+/// [`run`], each period's summary pushed to `published` as it is published, so that a
+/// run failing in a later period still tells which periods it published.
+pub fn run_into(opts: RunOptions, published: &mut Vec<RunSummary>) -> Result<()> {
     let inputs = input::resolve_inputs(&opts.inputs)?;
     let job = opts.job.info().name;
     refuse_writing_inputs(&opts, &inputs)?;
@@ -125,8 +132,7 @@ pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
         return Err(stream_backfill_error(&opts));
     }
     if opts.dry_run {
-        print_dry_run(&opts, &inputs).map_err(Error::stdout)?;
-        return Ok(Vec::new());
+        return print_dry_run(&opts, &inputs).map_err(Error::stdout);
     }
     // Tried once first, so that a run that has to wait says so (and whom it waits for).
     let _lock = match (opts.wait, opts.output.lock(job, None)) {
@@ -167,11 +173,10 @@ pub fn run(opts: RunOptions) -> Result<Vec<RunSummary>> {
         }
         todo.push(plan.as_ref());
     }
-    let mut summaries = Vec::with_capacity(todo.len());
     for group in todo.chunks(periods_per_read(&opts)) {
-        summaries.extend(pool.install(|| run_periods(&opts, group, &inputs))?);
+        pool.install(|| run_periods(&opts, group, &inputs, published))?;
     }
-    Ok(summaries)
+    Ok(())
 }
 
 /// Most periods of a backfill computed over one read of the inputs ([`Plan::run_with`]):
@@ -201,9 +206,16 @@ fn stream_backfill_error(opts: &RunOptions) -> Error {
     ))
 }
 
-/// Runs a group of periods and publishes each in order: over one read when the plans
-/// share it ([`Plan::run_with`]), else one read per period.
-fn run_periods(opts: &RunOptions, plans: &[&dyn Plan], inputs: &[InputFile]) -> Result<Vec<RunSummary>> {
+/// Runs a group of periods and publishes each in order, pushing its summary to
+/// `published`: over one read when the plans share it ([`Plan::run_with`]), else one
+/// read per period. A period of a shared read that fails to compute (an overflow, say)
+/// fails the whole group before any of it is published.
+fn run_periods(
+    opts: &RunOptions,
+    plans: &[&dyn Plan],
+    inputs: &[InputFile],
+    published: &mut Vec<RunSummary>,
+) -> Result<()> {
     if let [first, rest @ ..] = plans
         && !rest.is_empty()
     {
@@ -216,17 +228,19 @@ fn run_periods(opts: &RunOptions, plans: &[&dyn Plan], inputs: &[InputFile]) -> 
                 let message = format!("{} outputs for {} periods", outputs.len(), plans.len());
                 return Err(Error::Job { job: "run", message });
             }
-            return plans
-                .iter()
-                .zip(outputs)
-                .map(|(plan, output)| publish(opts, *plan, &ctx, output, started))
-                .collect();
+            for (plan, output) in plans.iter().zip(outputs) {
+                published.push(publish(opts, *plan, &ctx, output, started)?);
+            }
+            return Ok(());
         }
         if is_stream(inputs) {
             return Err(stream_backfill_error(opts));
         }
     }
-    plans.iter().map(|plan| run_period(opts, *plan, inputs)).collect()
+    for plan in plans {
+        published.push(run_period(opts, *plan, inputs)?);
+    }
+    Ok(())
 }
 
 /// The context of one read of the inputs.
@@ -326,15 +340,24 @@ fn publish(
     Ok(summary)
 }
 
-/// Refuses a run whose table, manifest or rejects file would replace one of its inputs
-/// (compared by canonical path, so any spelling of the same file is caught).
+/// Refuses a run whose table, manifest or rejects file would replace one of its inputs,
+/// and a metrics file that is an input or one of those (compared by canonical path, so
+/// any spelling of the same file is caught).
 fn refuse_writing_inputs(opts: &RunOptions, inputs: &[InputFile]) -> Result<()> {
+    // A directory not made yet (the first run's output) is compared by absolute path.
     let canonical = |p: &std::path::Path| -> Option<PathBuf> {
         let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-        Some(std::fs::canonicalize(dir).ok()?.join(p.file_name()?))
+        let dir = std::fs::canonicalize(dir).or_else(|_| std::path::absolute(dir)).ok()?;
+        Some(dir.join(p.file_name()?))
     };
     let read: Vec<PathBuf> = inputs.iter().filter_map(|f| std::fs::canonicalize(&f.path).ok()).collect();
     let job = opts.job.info();
+    let metrics = opts.metrics_file.as_deref().map(|m| (m, canonical(m)));
+    if let Some((path, Some(c))) = &metrics
+        && read.contains(c)
+    {
+        return Err(Error::BadMetricsFile(format!("--metrics-file '{}' is an input of this run", path.display())));
+    }
     for plan in &opts.plans {
         let period = plan.period();
         let unit = Unit { job: job.name, period: period.as_ref() };
@@ -343,8 +366,16 @@ fn refuse_writing_inputs(opts: &RunOptions, inputs: &[InputFile]) -> Result<()> 
         written.extend(opts.output.manifest_location(unit));
         written.push(opts.rejects.clone().unwrap_or_else(|| opts.output.default_rejects(unit)).display().to_string());
         for path in written {
-            if canonical(std::path::Path::new(&path)).is_some_and(|c| read.contains(&c)) {
+            let written = canonical(std::path::Path::new(&path));
+            if written.as_ref().is_some_and(|c| read.contains(c)) {
                 return Err(Error::Usage(format!("'{path}' is an input of this run; it would be overwritten")));
+            }
+            if let Some((_, Some(m))) = &metrics
+                && written.as_ref() == Some(m)
+            {
+                return Err(Error::BadMetricsFile(format!(
+                    "--metrics-file '{path}' is also written by the run itself"
+                )));
             }
         }
     }
