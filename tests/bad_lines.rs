@@ -109,6 +109,37 @@ fn a_count_budget_stops_the_read_at_the_bad_line_past_it() {
 }
 
 #[test]
+fn damage_past_the_budget_in_a_compressed_input_stops_on_the_budget_at_any_thread_count() {
+    // A zstd stream cut short, whose first 8 MiB block ends with 20 bad lines: the
+    // blocks before the damage exceed a budget of 10, so the verdict is the budget
+    // (exit 3) at every thread count, though the decompressing thread reaches the damage
+    // long before the reading threads have counted the first block's lines (it used to
+    // be exit 1 then). Within the budget, the damage is the error (exit 1).
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("cut.tsv.zst");
+    let good = "2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t1\n";
+    let n = (8 << 20) / good.len() - 100;
+    zstd_file(&input, |w| {
+        w.write_all(good.repeat(n).as_bytes()).unwrap();
+        w.write_all("bad line\n".repeat(20).as_bytes()).unwrap();
+        w.write_all(good.repeat(n / 2).as_bytes()).unwrap();
+    });
+    let len = std::fs::metadata(&input).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&input).unwrap().set_len(len - 8).unwrap();
+    let i = input.to_str().unwrap();
+    for round in 0..2 {
+        for threads in ["1", "2"] {
+            let run = ["run", "hit-counts", i, "-o", "out", "--max-bad-lines", "10", "-j", threads];
+            let (code, err, _) = run_measured(dir.path(), &run);
+            assert_eq!(code, Some(3), "round {round}, -j {threads}: {err}");
+        }
+    }
+    let (code, err, _) = run_measured(dir.path(), &["run", "hit-counts", i, "-o", "out", "--max-bad-lines", "100"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cut.tsv.zst"), "{err}");
+}
+
+#[test]
 fn a_line_longer_than_max_line_bytes_is_a_bad_line_read_past_in_constant_memory() {
     let dir = tempfile::tempdir().unwrap();
     let good = "2026-11-20T13:45:12Z\t1.2.3.4\tGET\t/x\t200\t5\n";

@@ -243,22 +243,29 @@ where
         if input.encoding == Encoding::Plain || spool.skips(ChunkId { file: file_index as u32, index: 0 }) {
             continue;
         }
-        let (results, digest) = std::thread::scope(|scope| {
-            let (tx, rx) = sync_channel::<Result<StreamBlock>>(rayon::current_num_threads() * 2);
-            let stream =
-                Stream { input, file: file_index as u32, max_line: decode_limits.max_line_bytes, spool: &spool };
+        let file = file_index as u32;
+        let (results, produced) = std::thread::scope(|scope| {
+            let (tx, rx) = sync_channel::<StreamBlock>(rayon::current_num_threads() * 2);
+            let stream = Stream { input, file, max_line: decode_limits.max_line_bytes, spool: &spool };
             let producer = scope.spawn(move || stream_blocks(&stream, &tx));
             let results = fold_per_thread(rx.into_iter().par_bridge(), start, |acc, block| {
-                let block = block?;
                 let overlong = block.overlong.map(|len| (block.data.as_slice(), len));
                 let data = if overlong.is_some() { &[][..] } else { block.data.as_slice() };
                 fold_chunk(acc, Chunk { id: block.id, data, overlong })
             });
-            (results, producer.join().ok().flatten())
+            (results, producer.join())
         });
         absorb(results)?;
-        if let Some(digest) = digest {
-            stream_digests.insert(file_index, digest);
+        match produced {
+            Ok(Ok(Some(digest))) => {
+                stream_digests.insert(file_index, digest);
+            }
+            Ok(Ok(None)) => {}
+            // Damage (a corrupt .gz) past the point where the blocks before it already
+            // exceed the count budget: the read stopped there, at any thread count.
+            Ok(Err((index, _))) if spool.skips(ChunkId { file, index }) => {}
+            Ok(Err((_, e))) => return Err(e),
+            Err(_) => return Err(Error::Job { job: "read", message: "the decompressing thread panicked".into() }),
         }
     }
 
@@ -408,12 +415,16 @@ struct StreamBlock {
 /// returns the stored bytes' size and hash when the input was read to its end.
 /// Holds at most a block plus `--max-line-bytes`: a longer line is sent as its first
 /// bytes and its length, the rest read past. Stops early when the spool says so.
-fn stream_blocks(stream: &Stream<'_>, tx: &std::sync::mpsc::SyncSender<Result<StreamBlock>>) -> Option<InputDigest> {
+/// Errors: a read or decompression error, with the index of the block it hit (so the
+/// caller can tell whether the budget was exceeded before it, whatever the timing).
+fn stream_blocks(
+    stream: &Stream<'_>,
+    tx: &std::sync::mpsc::SyncSender<StreamBlock>,
+) -> std::result::Result<Option<InputDigest>, (u32, Error)> {
     let input = stream.input;
-    let fail = |e: std::io::Error| {
-        let _ = tx.send(Err(Error::io(&input.path, e)));
-        None
-    };
+    // The index of the next block, which a read error is reported at.
+    let index = std::cell::Cell::new(0u32);
+    let fail = |e: std::io::Error| Err((index.get(), Error::io(&input.path, e)));
     let raw: Box<dyn Read> = match input.encoding {
         Encoding::Stdin => Box::new(std::io::stdin().lock()),
         _ => match File::open(&input.path) {
@@ -433,15 +444,14 @@ fn stream_blocks(stream: &Stream<'_>, tx: &std::sync::mpsc::SyncSender<Result<St
         Encoding::Stdin | Encoding::Plain | Encoding::Stream => Box::new(shared),
     };
     let mut carry: Vec<u8> = Vec::new();
-    let index = std::cell::Cell::new(0u32);
     let send = |data: Vec<u8>, overlong: Option<u64>| {
         let id = ChunkId { file: stream.file, index: index.get() };
         index.set(index.get() + 1);
-        tx.send(Ok(StreamBlock { id, data, overlong })).is_ok()
+        tx.send(StreamBlock { id, data, overlong }).is_ok()
     };
     loop {
         if stream.spool.skips(ChunkId { file: stream.file, index: index.get() }) {
-            return None; // over the bad-line budget before here: the run fails, unhashed
+            return Ok(None); // over the bad-line budget before here: the run fails, unhashed
         }
         let mut block = std::mem::take(&mut carry);
         block.reserve(STREAM_BLOCK);
@@ -489,7 +499,7 @@ fn stream_blocks(stream: &Stream<'_>, tx: &std::sync::mpsc::SyncSender<Result<St
                 }
             }
             if (!block.is_empty() && !send(block, None)) || !send(prefix, Some(len)) {
-                return None; // the consumer stopped on an error
+                return Ok(None); // the consumer stopped
             }
         } else {
             if !eof {
@@ -499,7 +509,7 @@ fn stream_blocks(stream: &Stream<'_>, tx: &std::sync::mpsc::SyncSender<Result<St
                 }
             }
             if !block.is_empty() && !send(block, None) {
-                return None; // the consumer stopped on an error
+                return Ok(None); // the consumer stopped
             }
         }
         if eof {
@@ -510,7 +520,7 @@ fn stream_blocks(stream: &Stream<'_>, tx: &std::sync::mpsc::SyncSender<Result<St
             if let Err(e) = raw.read_to_end(&mut rest) {
                 return fail(e);
             }
-            return Some(InputDigest { size: raw.size, blake3: raw.hasher.finalize().to_hex().to_string() });
+            return Ok(Some(InputDigest { size: raw.size, blake3: raw.hasher.finalize().to_hex().to_string() }));
         }
     }
 }
