@@ -32,7 +32,7 @@ pub fn parse_window(s: &str) -> Result<i64, String> {
     }
     let n: i64 = digits.parse().map_err(|_| err())?;
     if n == 0 {
-        return Err("the window must be longer than zero".into());
+        return Err("a length must be longer than zero".into());
     }
     // Checked: 999999999d is past what 64-bit microseconds hold (292,000 years).
     n.checked_mul(unit)
