@@ -203,3 +203,23 @@ fn a_run_skipped_as_unchanged_still_answers_to_a_stricter_budget() {
     let strict = run(&["--strict"]);
     assert_eq!(strict.status.code(), Some(3), "{}", String::from_utf8_lossy(&strict.stderr));
 }
+
+#[test]
+fn a_rejects_path_that_is_a_link_to_stdout_is_written_through_not_replaced() {
+    // `/dev/stdout` is a link to /proc/self/fd/1: renaming a file over it (as root)
+    // would break standard output for every program. A link of the same kind here.
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("stdout-link");
+    std::os::unix::fs::symlink("/proc/self/fd/1", &link).unwrap();
+    let log = dir.path().join("stdout.log");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(["run", "hit-counts", &sample("access/tsv"), "-o", "out", "-q", "--rejects", link.to_str().unwrap()])
+        .current_dir(dir.path())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is still a link");
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert!(written.starts_with("file\tline\treason\traw\n") && written.lines().count() > 1, "{written}");
+}

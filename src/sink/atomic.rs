@@ -4,6 +4,7 @@
 //! and manifest are published together by [`super::generation`] instead. A temporary that is never published is
 //! removed when dropped; one left by a killed process is named
 //! `.<file>.mrpipe-tmp-<pid>`, never mistaken for output, and removed by the next run.
+//! Devices, pipes and links are written in place instead (see [`StagedFile::create`]).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -58,9 +59,17 @@ impl StagedWriter {
 
 impl StagedFile {
     /// Creates the temporary file for `dest` (and `dest`'s directory if missing).
+    ///
+    /// A device or pipe, and a symbolic link, are written in place, never replaced: a
+    /// rename over `/dev/stdout` (a link to `/proc/self/fd/1`) would put a plain file
+    /// where every program's standard output is found. Through a link to a regular
+    /// file, that file is truncated and written.
     pub fn create(dest: &Path) -> Result<(StagedFile, StagedWriter)> {
-        if std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-            let file = std::fs::OpenOptions::new().write(true).open(dest).map_err(|e| Error::io(dest, e))?;
+        let link = std::fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink());
+        if link || std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            let regular = std::fs::metadata(dest).is_ok_and(|m| m.is_file());
+            let file =
+                std::fs::OpenOptions::new().write(true).truncate(regular).open(dest).map_err(|e| Error::io(dest, e))?;
             let staged =
                 StagedFile { tmp: dest.to_path_buf(), dest: dest.to_path_buf(), published: true, in_place: true };
             let writer = StagedWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new() };
@@ -141,5 +150,17 @@ mod tests {
         staged.publish().unwrap();
         let meta = std::fs::metadata("/dev/null").unwrap();
         assert!(!meta.is_file(), "/dev/null must stay a device");
+    }
+
+    #[test]
+    fn a_link_is_written_through_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.tsv");
+        std::fs::write(&target, "an older and longer content\n").unwrap();
+        let link = dir.path().join("rejects.tsv");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_staged(&link, |w| w.write_all(b"new\n").map_err(|e| Error::io(&link, e))).unwrap().0.publish().unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "still a link");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n", "its target rewritten whole");
     }
 }
