@@ -43,7 +43,8 @@ const WRITTEN_BY_MRPIPE: &str = "# HELP mrpipe_";
 const MAX_PREVIOUS_BYTES: u64 = 1 << 20;
 
 /// Checks that `path` may be written as a metrics file: absent, or a regular file
-/// (not a link, device, pipe or directory) that is empty or was written by mrpipe.
+/// (not a link, device, pipe or directory) that mrpipe wrote (an empty file may be an
+/// input, and is refused too).
 /// Returns its text. Errors: [`Error::BadMetricsFile`], or the file cannot be read.
 pub fn check(path: &Path) -> Result<String> {
     let refuse = |why: &str| Error::BadMetricsFile(format!("--metrics-file {}: {why}; not written", path.display()));
@@ -59,7 +60,7 @@ pub fn check(path: &Path) -> Result<String> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     // Bounded: a file that is not ours may be anything, of any size.
     let read = file.take(MAX_PREVIOUS_BYTES).read_to_string(&mut text);
-    if read.is_err() || !(text.is_empty() || text.starts_with(WRITTEN_BY_MRPIPE)) {
+    if read.is_err() || !text.starts_with(WRITTEN_BY_MRPIPE) {
         return Err(refuse("exists and is not an mrpipe metrics file"));
     }
     Ok(text)
@@ -206,14 +207,15 @@ mod tests {
     }
 
     #[test]
-    fn only_an_absent_empty_or_mrpipe_written_regular_file_is_replaced() {
+    fn only_an_absent_or_mrpipe_written_regular_file_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.prom");
         assert_eq!(check(&path).unwrap(), "", "absent");
         write(&path, &failed("hit-counts", 0)).unwrap();
         assert!(check(&path).unwrap().starts_with(WRITTEN_BY_MRPIPE));
         std::fs::write(&path, "").unwrap();
-        assert!(check(&path).is_ok(), "empty");
+        assert!(matches!(check(&path), Err(Error::BadMetricsFile(_))), "an empty file may be an input");
+        write(&path, &failed("hit-counts", 0)).unwrap_err();
         let input = dir.path().join("access.tsv");
         std::fs::write(&input, "timestamp\tclient_ip\n").unwrap();
         let link = dir.path().join("out.prom");

@@ -205,21 +205,31 @@ fn a_run_skipped_as_unchanged_still_answers_to_a_stricter_budget() {
 }
 
 #[test]
-fn a_rejects_path_that_is_a_link_to_stdout_is_written_through_not_replaced() {
+fn a_rejects_path_that_is_a_link_to_stdout_is_never_replaced_nor_truncated() {
     // `/dev/stdout` is a link to /proc/self/fd/1: renaming a file over it (as root)
-    // would break standard output for every program. A link of the same kind here.
+    // would break standard output for every program. A link of the same kind here:
+    // to a pipe it is written in place; to a file (a log appended to) it is refused,
+    // the log untouched.
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("stdout-link");
     std::os::unix::fs::symlink("/proc/self/fd/1", &link).unwrap();
-    let log = dir.path().join("stdout.log");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_mrpipe"))
-        .args(["run", "hit-counts", &sample("access/tsv"), "-o", "out", "-q", "--rejects", link.to_str().unwrap()])
-        .current_dir(dir.path())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is still a link");
-    let written = std::fs::read_to_string(&log).unwrap();
+    let run = ["run", "hit-counts", &sample("access/tsv"), "-o", "out", "-q", "--rejects", link.to_str().unwrap()];
+    let piped =
+        std::process::Command::new(env!("CARGO_BIN_EXE_mrpipe")).args(run).current_dir(dir.path()).output().unwrap();
+    assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
+    let written = String::from_utf8(piped.stdout).unwrap();
     assert!(written.starts_with("file\tline\treason\traw\n") && written.lines().count() > 1, "{written}");
+    let log = dir.path().join("cron.log");
+    std::fs::write(&log, "an earlier run's line\n").unwrap();
+    let appended = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let to_file = std::process::Command::new(env!("CARGO_BIN_EXE_mrpipe"))
+        .args(run)
+        .current_dir(dir.path())
+        .stdout(appended)
+        .output()
+        .unwrap();
+    assert_eq!(to_file.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&to_file.stderr).contains("symbolic link to a regular file"));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "an earlier run's line\n", "the log is untouched");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is still a link");
 }

@@ -60,16 +60,21 @@ impl StagedWriter {
 impl StagedFile {
     /// Creates the temporary file for `dest` (and `dest`'s directory if missing).
     ///
-    /// A device or pipe, and a symbolic link, are written in place, never replaced: a
-    /// rename over `/dev/stdout` (a link to `/proc/self/fd/1`) would put a plain file
-    /// where every program's standard output is found. Through a link to a regular
-    /// file, that file is truncated and written.
+    /// A device or pipe, also through a symbolic link (`/dev/stderr`), is written in
+    /// place, never replaced. A link to a regular file is refused: a rename would put a
+    /// plain file where the link was (as root, over `/dev/stdout`, breaking every
+    /// program's standard output), and writing through it could truncate an input or
+    /// a log that standard output appends to.
     pub fn create(dest: &Path) -> Result<(StagedFile, StagedWriter)> {
         let link = std::fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink());
-        if link || std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-            let regular = std::fs::metadata(dest).is_ok_and(|m| m.is_file());
-            let file =
-                std::fs::OpenOptions::new().write(true).truncate(regular).open(dest).map_err(|e| Error::io(dest, e))?;
+        let target = std::fs::metadata(dest);
+        if link && target.as_ref().is_ok_and(std::fs::Metadata::is_file) {
+            let message =
+                "a symbolic link to a regular file: neither replaced nor written through; give the file's own path";
+            return Err(Error::io(dest, std::io::Error::other(message)));
+        }
+        if target.is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            let file = std::fs::OpenOptions::new().write(true).open(dest).map_err(|e| Error::io(dest, e))?;
             let staged =
                 StagedFile { tmp: dest.to_path_buf(), dest: dest.to_path_buf(), published: true, in_place: true };
             let writer = StagedWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new() };
@@ -153,14 +158,15 @@ mod tests {
     }
 
     #[test]
-    fn a_link_is_written_through_not_replaced() {
+    fn a_link_to_a_regular_file_is_refused_neither_replaced_nor_written_through() {
         let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("target.tsv");
-        std::fs::write(&target, "an older and longer content\n").unwrap();
+        let target = dir.path().join("input.tsv");
+        std::fs::write(&target, "an input\n").unwrap();
         let link = dir.path().join("rejects.tsv");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        write_staged(&link, |w| w.write_all(b"new\n").map_err(|e| Error::io(&link, e))).unwrap().0.publish().unwrap();
+        let err = write_staged(&link, |w| w.write_all(b"new\n").map_err(|e| Error::io(&link, e))).err().unwrap();
+        assert!(err.to_string().contains("symbolic link to a regular file"), "{err}");
         assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "still a link");
-        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n", "its target rewritten whole");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "an input\n", "its target untouched");
     }
 }
