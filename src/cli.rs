@@ -85,7 +85,7 @@ struct CommonArgs {
     wait: Option<i64>,
     /// After the run, failed or not, replace PATH with Prometheus text-format metrics (exit code,
     /// duration, last success, lines, rows per table) for node_exporter's textfile collector
-    /// (name it *.prom; one file per job).
+    /// (name it *.prom; one file per job and output).
     #[arg(long, value_name = "PATH")]
     metrics_file: Option<PathBuf>,
 }
