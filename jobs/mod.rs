@@ -18,6 +18,12 @@ use crate::job::{COMMON_OPTIONS, Job};
 pub static ALL: &[&dyn Job] =
     &[&sales_rank::SalesRank, &spending::Spending, &hit_counts::HitCounts, &url_dedup::UrlDedup];
 
+/// The SQL functions the jobs' twins call besides DataFusion's own: what a cluster's
+/// scheduler and executors register (`mrpipe scheduler`, `mrpipe executor`).
+pub fn sql_functions() -> Vec<datafusion::logical_expr::ScalarUDF> {
+    vec![url_dedup::normalize_url_function()]
+}
+
 /// The built-in job named `name`, as typed on the command line.
 pub fn find(name: &str) -> Option<&'static dyn Job> {
     ALL.iter().copied().find(|j| j.info().name == name)

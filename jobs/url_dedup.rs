@@ -155,7 +155,7 @@ impl Plan for UrlDedupPlan {
 }
 
 /// `normalize_url(url)`: [`normalize_into`] as a SQL function, for the job's SQL twin.
-fn normalize_url_function() -> ScalarUDF {
+pub fn normalize_url_function() -> ScalarUDF {
     let normalize = |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
         let mut buf = String::new();
         let mut one = |url: &str| {

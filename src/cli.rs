@@ -31,10 +31,16 @@ struct CommonArgs {
     /// tsv:FILE, tsv:DIR/, or - (TSV on stdout).
     #[arg(short, long, default_value = "out", value_name = "SINK")]
     output: String,
-    /// Engine: native (map/reduce on rayon) or datafusion (the job's SQL twin, jobs/<job>.sql,
-    /// on the same parsed input). Both give the same rows.
+    /// Engine: native (map/reduce on rayon), datafusion (the job's SQL twin, jobs/<job>.sql, on
+    /// the same parsed input) or ballista (the twin on Apache DataFusion Ballista, the logs read on
+    /// its executors). All give the same rows.
     #[arg(long, value_enum, default_value = "native", value_name = "ENGINE")]
     engine: Engine,
+    /// With --engine ballista: the cluster's scheduler (`mrpipe scheduler`) as df://HOST:PORT;
+    /// inputs and the output must be at the same absolute paths on every node. Without it, a
+    /// cluster runs in this process.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
     /// Worker threads (default: one per core). Results do not depend on it.
     #[arg(short = 'j', long, value_name = "N", value_parser = value_parser!(u16).range(1..))]
     threads: Option<u16>,
@@ -112,7 +118,8 @@ pub fn command(extra: &[&'static dyn Job]) -> Command {
         // A SQL job is its statements: its help says the engine it runs on.
         match job.source() {
             Some(_) => cmd.mut_arg("engine", |a| {
-                a.default_value("datafusion").help("Engine: a SQL job runs on datafusion (Apache DataFusion)")
+                a.default_value("datafusion")
+                    .help("Engine: a SQL job runs on datafusion (Apache DataFusion) or ballista (DataFusion Ballista)")
             }),
             None => cmd,
         }
@@ -209,6 +216,73 @@ pub fn command(extra: &[&'static dyn Job]) -> Command {
                 ),
         )
         .subcommand(
+            Command::new("scheduler")
+                .about("Run a Ballista scheduler for `mrpipe run --engine ballista --cluster df://HOST:PORT`")
+                .after_help(
+                    "Flags are those of Ballista's ballista-scheduler. Every node of a cluster must run this same mrpipe.\n\n\
+                     Example:\n  mrpipe scheduler --bind-host 127.0.0.1 --bind-port 50050",
+                )
+                .arg(bind_host())
+                .arg(port("bind-port", "50050", "Port to listen on"))
+                .arg(external_host())
+                .arg(seconds("executor-timeout-seconds", "180", "An executor silent this long is lost; its tasks run again elsewhere"))
+                .arg(seconds("expire-dead-executor-interval-seconds", "15", "How often lost executors are looked for")),
+        )
+        .subcommand(
+            Command::new("executor")
+                .about("Run a Ballista executor that reads mrpipe's logs and runs its plans")
+                .after_help(
+                    "Flags are those of Ballista's ballista-executor. Inputs and outputs must be at the same absolute \
+                     paths on every node.\n\n\
+                     Example:\n  mrpipe executor --bind-port 50051 --bind-grpc-port 50052 --scheduler-port 50050 \
+                     --work-dir /var/tmp/mrpipe-executor --concurrent-tasks 2",
+                )
+                .arg(bind_host())
+                .arg(port("bind-port", "50051", "Port of the Arrow Flight service other executors fetch shuffle data from"))
+                .arg(port("bind-grpc-port", "50052", "Port of the gRPC service the scheduler sends tasks to"))
+                .arg(external_host())
+                .arg(
+                    Arg::new("scheduler-host")
+                        .long("scheduler-host")
+                        .value_name("HOST")
+                        .default_value("127.0.0.1")
+                        .help("The scheduler's host"),
+                )
+                .arg(port("scheduler-port", "50050", "The scheduler's port"))
+                .arg(
+                    Arg::new("work-dir")
+                        .long("work-dir")
+                        .value_name("DIR")
+                        .value_parser(value_parser!(PathBuf))
+                        .help("Where shuffle files go (default: a directory of its own in $TMPDIR, removed on exit)"),
+                )
+                .arg(
+                    Arg::new("concurrent-tasks")
+                        .long("concurrent-tasks")
+                        .alias("vcores")
+                        .value_name("N")
+                        .value_parser(value_parser!(u16).range(1..))
+                        .help("Tasks run at once, one core each (default: one per core)"),
+                )
+                .arg(
+                    Arg::new("job-data-ttl-seconds")
+                        .long("job-data-ttl-seconds")
+                        .value_name("SECONDS")
+                        .default_value("3600")
+                        .value_parser(value_parser!(u64))
+                        .help("Shuffle files of a job older than this are removed"),
+                )
+                .arg(
+                    Arg::new("job-data-clean-up-interval-seconds")
+                        .long("job-data-clean-up-interval-seconds")
+                        .value_name("SECONDS")
+                        .default_value("60")
+                        .value_parser(value_parser!(u64).range(1..))
+                        .help("How often old shuffle files are looked for"),
+                )
+                .arg(seconds("executor-heartbeat-interval-seconds", "60", "How often to tell the scheduler this executor is alive")),
+        )
+        .subcommand(
             Command::new("show")
                 .about("Print Parquet files as a table (TSV when stdout is not a terminal)")
                 .arg(
@@ -219,6 +293,31 @@ pub fn command(extra: &[&'static dyn Job]) -> Command {
                         .value_parser(value_parser!(PathBuf)),
                 ),
         )
+}
+
+fn bind_host() -> Arg {
+    Arg::new("bind-host")
+        .long("bind-host")
+        .value_name("IP")
+        .default_value("127.0.0.1")
+        .help("Address to listen on (0.0.0.0: every interface; keep it on a private network)")
+}
+
+fn seconds(name: &'static str, default: &'static str, help: &'static str) -> Arg {
+    Arg::new(name)
+        .long(name)
+        .value_name("SECONDS")
+        .default_value(default)
+        .value_parser(value_parser!(u64).range(1..))
+        .help(help)
+}
+
+fn external_host() -> Arg {
+    Arg::new("external-host").long("external-host").value_name("HOST").help("Host name other nodes reach this one by")
+}
+
+fn port(name: &'static str, default: &'static str, help: &'static str) -> Arg {
+    Arg::new(name).long(name).value_name("PORT").default_value(default).value_parser(value_parser!(u16)).help(help)
 }
 
 /// What the command line asks for.
@@ -237,6 +336,10 @@ pub enum Action {
     Man,
     /// `mrpipe show FILE...`.
     Show(Vec<PathBuf>),
+    /// `mrpipe scheduler ...`.
+    Scheduler(crate::engine::cluster::SchedulerOptions),
+    /// `mrpipe executor ...`.
+    Executor(crate::engine::cluster::ExecutorOptions),
 }
 
 /// Where `mrpipe run` was asked to write its metrics (`--metrics-file`), for the job
@@ -274,8 +377,15 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
                         path.display()
                     )));
                 }
+                Some(_) if common.engine == Engine::Ballista => Engine::Ballista,
                 Some(_) => Engine::Datafusion,
             };
+            if common.cluster.is_some() && engine != Engine::Ballista {
+                return Err(Error::Usage("--cluster runs jobs on Ballista: add --engine ballista".into()));
+            }
+            if let Some(cluster) = &common.cluster {
+                crate::engine::ballista::scheduler_url(cluster)?;
+            }
             let plans = job.configure_from(job_matches)?;
             if common.notify.is_some() && job.info().outputs.iter().all(|t| t.notify_key.is_empty()) {
                 return Err(Error::Usage(format!("--notify applies to jobs that write budget alerts, not '{name}'")));
@@ -289,6 +399,7 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
                 job,
                 plans,
                 engine,
+                cluster: common.cluster,
                 inputs: common.inputs.into_iter().map(PathBuf::from).collect(),
                 output: sink::parse(&common.output)?,
                 threads: common.threads.map(usize::from),
@@ -334,11 +445,46 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
                 None => Ok(Action::Verify(Request::File(PathBuf::from(what)), limit)),
             }
         }
+        Some(("scheduler", c)) => Ok(Action::Scheduler(crate::engine::cluster::SchedulerOptions {
+            bind_host: text(c, "bind-host"),
+            bind_port: c.get_one::<u16>("bind-port").copied().unwrap_or(50050),
+            external_host: c.get_one::<String>("external-host").cloned(),
+            executor_timeout_seconds: c.get_one::<u64>("executor-timeout-seconds").copied().unwrap_or(180),
+            expire_dead_executor_interval_seconds: c
+                .get_one::<u64>("expire-dead-executor-interval-seconds")
+                .copied()
+                .unwrap_or(15),
+        })),
+        Some(("executor", c)) => Ok(Action::Executor(crate::engine::cluster::ExecutorOptions {
+            bind_host: text(c, "bind-host"),
+            bind_port: c.get_one::<u16>("bind-port").copied().unwrap_or(50051),
+            bind_grpc_port: c.get_one::<u16>("bind-grpc-port").copied().unwrap_or(50052),
+            external_host: c.get_one::<String>("external-host").cloned(),
+            scheduler_host: text(c, "scheduler-host"),
+            scheduler_port: c.get_one::<u16>("scheduler-port").copied().unwrap_or(50050),
+            work_dir: c.get_one::<PathBuf>("work-dir").cloned(),
+            concurrent_tasks: c
+                .get_one::<u16>("concurrent-tasks")
+                .map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), |n| usize::from(*n)),
+            job_data_ttl_seconds: c.get_one::<u64>("job-data-ttl-seconds").copied().unwrap_or(3600),
+            job_data_clean_up_interval_seconds: c
+                .get_one::<u64>("job-data-clean-up-interval-seconds")
+                .copied()
+                .unwrap_or(60),
+            executor_heartbeat_interval_seconds: c
+                .get_one::<u64>("executor-heartbeat-interval-seconds")
+                .copied()
+                .unwrap_or(60),
+        })),
         Some(("show", show)) => {
             Ok(Action::Show(show.get_many::<PathBuf>("files").into_iter().flatten().cloned().collect()))
         }
         _ => Err(Error::Usage("no command given; see `mrpipe --help`".into())),
     }
+}
+
+fn text(matches: &ArgMatches, name: &str) -> String {
+    matches.get_one::<String>(name).cloned().unwrap_or_default()
 }
 
 /// Writes the completion script for `shell`.

@@ -16,7 +16,8 @@
 //! [`engine::native`] runs it through [`shuffle`] and [`reduce`] (spilling both under
 //! `--memory-limit`) and sorts its tables, or
 //! [`engine::datafusion`] runs the job's SQL twin (`jobs/<job>.sql`) on the same
-//! batches; [`run`] publishes the job's [`table::Table`]s through a [`sink::Target`]
+//! batches, or [`engine::ballista`] runs it on a Ballista cluster whose executors read
+//! the logs; [`run`] publishes the job's [`table::Table`]s through a [`sink::Target`]
 //! atomically.
 //!
 //! Layers, each using only those below it: `error`, `failpoint`, `log`, `progress`, `scratch` -> [`read`] ->

@@ -74,6 +74,8 @@ fn run_main() -> ExitCode {
             println!("verified: {} tables, {} rows identical to {target}", v.tables, v.rows);
         }),
         Action::Show(files) => show(&files),
+        Action::Scheduler(options) => mrpipe::engine::cluster::serve_scheduler(&options, mrpipe::jobs::sql_functions()),
+        Action::Executor(options) => mrpipe::engine::cluster::serve_executor(&options, mrpipe::jobs::sql_functions()),
     });
     let code = match result {
         Ok(()) | Err(Error::BrokenPipe) => 0,

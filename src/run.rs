@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub plans: Vec<Box<dyn Plan>>,
     /// What runs the plans.
     pub engine: Engine,
+    /// With [`Engine::Ballista`]: the cluster's scheduler (`df://HOST:PORT`); `None` runs one in-process.
+    pub cluster: Option<String>,
     /// Input arguments as given (files, directories, globs, `-`).
     pub inputs: Vec<PathBuf>,
     /// Where results go.
@@ -251,6 +253,7 @@ fn context(opts: &RunOptions, inputs: &[InputFile]) -> RunContext {
         memory_limit: opts.memory_limit,
         read: ReadLimits { max_line_bytes: opts.max_line_bytes, stop_after_bad: opts.budget.stop_after() },
         inputs: inputs.to_vec(),
+        cluster: opts.cluster.clone(),
     }
 }
 
@@ -261,6 +264,7 @@ fn run_period(opts: &RunOptions, plan: &dyn Plan, inputs: &[InputFile]) -> Resul
     let output = match opts.engine {
         Engine::Native => plan.run(&ctx),
         Engine::Datafusion => plan.twin().and_then(|twin| engine::datafusion::run_twin(twin, &ctx)),
+        Engine::Ballista => plan.twin().and_then(|twin| engine::ballista::run_twin(twin, &ctx, ctx.cluster.as_deref())),
     };
     ctx.progress.finish();
     publish(opts, plan, &ctx, output?, started)

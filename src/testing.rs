@@ -56,6 +56,7 @@ pub fn run_job(job: &dyn Job, args: &[&str], input: &str) -> Result<Vec<TableTex
                 temp_dir: dir.path().into(),
                 memory_limit,
                 read: crate::read::ReadLimits::default(),
+                cluster: None,
             };
             let output = pool.install(|| plan.run(&ctx))?;
             let period = plan.period().map(|p| format!("@{}", p.label)).unwrap_or_default();

@@ -87,6 +87,7 @@ pub fn verify(request: &Request, memory_limit: Option<u64>) -> Result<Verified> 
     let engine = match recorded.engine.as_str() {
         "native" => Engine::Native,
         "datafusion" => Engine::Datafusion,
+        "ballista" => Engine::Ballista,
         other => return Err(Error::Usage(format!("the manifest names engine '{other}', which this mrpipe lacks"))),
     };
     let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
@@ -94,6 +95,7 @@ pub fn verify(request: &Request, memory_limit: Option<u64>) -> Result<Verified> 
         job,
         plans: job.configure_from_json(&recorded.params)?,
         engine,
+        cluster: None,
         inputs: recorded.inputs.iter().map(|f| text_path(&f.path)).collect(),
         output: output.relocated(dir.path()),
         threads: None,

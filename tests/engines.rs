@@ -1,5 +1,6 @@
-//! The differential test of the two engines: every job and every option of the spec,
-//! run natively and as its SQL twin (`--engine datafusion`), on the sample data and
+//! The differential test of the engines: every job and every option of the spec, run
+//! natively and as its SQL twin (`--engine datafusion`, and `--engine ballista` on an
+//! in-process Ballista cluster whose executor reads the logs), on the sample data and
 //! on generated data with faults, must publish byte-identical Parquet files (so the
 //! same rows, in the same order, with the same types) and the same rejects.
 
@@ -9,11 +10,15 @@ use std::path::Path;
 
 use common::*;
 
-/// Runs `job` with both engines to Parquet directories and asserts that every file
-/// they publish is byte-identical; returns the rows published per table.
-fn same_on_both_engines(job: &str, inputs: &[&str], args: &[&str]) -> Vec<(String, u64)> {
+/// The engines compared with the native one.
+const SQL_ENGINES: [&str; 2] = ["datafusion", "ballista"];
+
+/// Runs `job` with every engine to Parquet directories and asserts that every file
+/// they publish is byte-identical to the native engine's; returns the rows published
+/// per table.
+fn same_on_every_engine(job: &str, inputs: &[&str], args: &[&str]) -> Vec<(String, u64)> {
     let dir = tempfile::tempdir().unwrap();
-    for engine in ["native", "datafusion"] {
+    for engine in ["native", "datafusion", "ballista"] {
         let out = dir.path().join(engine).display().to_string();
         let rejects = dir.path().join(format!("{engine}.rejects.tsv")).display().to_string();
         let mut argv = vec!["run", job];
@@ -22,26 +27,31 @@ fn same_on_both_engines(job: &str, inputs: &[&str], args: &[&str]) -> Vec<(Strin
         argv.extend(["--engine", engine, "-o", &out, "--rejects", &rejects]);
         run_ok(&argv);
     }
-    let (native, datafusion) = (dir.path().join("native"), dir.path().join("datafusion"));
+    let native = dir.path().join("native");
     let files = files_under(&native);
-    assert_eq!(files, files_under(&datafusion), "{job} {args:?}: the engines published different files");
     let mut published = Vec::new();
-    for name in &files {
-        if name.ends_with(".manifest.json") {
-            let tables = manifest_tables(&native.join(name), "native");
-            assert_eq!(tables, manifest_tables(&datafusion.join(name), "datafusion"), "{job} {args:?}: {name}");
-            published.extend(tables);
-        } else {
-            assert!(
-                bytes(native.join(name)) == bytes(datafusion.join(name)),
-                "{job} {args:?}: {name} differs between the engines:\n--- native ---\n{}--- datafusion ---\n{}",
-                tsv_of(&native.join(name)),
-                tsv_of(&datafusion.join(name))
-            );
+    for engine in SQL_ENGINES {
+        let other = dir.path().join(engine);
+        assert_eq!(files, files_under(&other), "{job} {args:?}: {engine} published other files than native");
+        for name in &files {
+            if name.ends_with(".manifest.json") {
+                let tables = manifest_tables(&native.join(name), "native");
+                assert_eq!(tables, manifest_tables(&other.join(name), engine), "{job} {args:?}: {engine}: {name}");
+                if engine == SQL_ENGINES[0] {
+                    published.extend(tables);
+                }
+            } else {
+                assert!(
+                    bytes(native.join(name)) == bytes(other.join(name)),
+                    "{job} {args:?}: {name} differs:\n--- native ---\n{}--- {engine} ---\n{}",
+                    tsv_of(&native.join(name)),
+                    tsv_of(&other.join(name))
+                );
+            }
         }
+        let rejects = |e: &str| std::fs::read(dir.path().join(format!("{e}.rejects.tsv"))).unwrap_or_default();
+        assert_eq!(rejects("native"), rejects(engine), "{job} {args:?}: {engine}'s rejects differ");
     }
-    let rejects = |e: &str| std::fs::read(dir.path().join(format!("{e}.rejects.tsv"))).unwrap_or_default();
-    assert_eq!(rejects("native"), rejects("datafusion"), "{job} {args:?}: rejects differ");
     assert!(!published.is_empty(), "{job} {args:?}: nothing published");
     published
 }
@@ -59,24 +69,9 @@ fn every_job_with_a_sql_twin_gives_the_same_bytes_on_its_sample() {
             .collect();
         let (input, options) = args.split_first().expect("a sample names its input");
         let options: Vec<&str> = options.iter().map(String::as_str).collect();
-        let published = same_on_both_engines(info.name, &[input.as_str()], &options);
+        let published = same_on_every_engine(info.name, &[input.as_str()], &options);
         assert!(published.iter().any(|(_, rows)| *rows > 0), "{}: no rows on its sample", info.name);
     }
-}
-
-/// The files under `dir`, as relative paths, sorted; hidden ones (the run lock, which
-/// holds the pid) left out.
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut files = Vec::new();
-    for name in entries(dir).into_iter().filter(|n| !n.starts_with('.')) {
-        let path = dir.join(&name);
-        if path.is_dir() {
-            files.extend(files_under(&path).into_iter().map(|f| format!("{name}/{f}")));
-        } else {
-            files.push(name);
-        }
-    }
-    files
 }
 
 /// ("table blake3", rows) of each table in a manifest, after checking which engine wrote it.
@@ -107,7 +102,7 @@ fn assert_rows(what: &str, published: &[(String, u64)], tables: usize) {
 }
 
 #[test]
-fn sales_rank_on_both_engines() {
+fn sales_rank_on_every_engine() {
     let sales = sample("sales");
     for args in [
         &["--as-of", "2026-11-23"][..],
@@ -116,7 +111,7 @@ fn sales_rank_on_both_engines() {
         &["--as-of", "2026-11-23", "--window", "1d", "--top", "1"],
         &["--from", "2026-11-20", "--to", "2026-11-23", "--every", "1d", "--top", "3"],
     ] {
-        let published = same_on_both_engines("sales-rank", &[&sales], args);
+        let published = same_on_every_engine("sales-rank", &[&sales], args);
         assert!(published.iter().all(|(_, rows)| *rows > 0), "{args:?}: {published:?}");
     }
 
@@ -127,29 +122,29 @@ fn sales_rank_on_both_engines() {
         &["--as-of", "2026-11-20T12:00:00Z", "--window", "3d", "--top", "5"],
         &["--from", "2026-11-10", "--to", "2026-11-22", "--every", "4d"],
     ] {
-        let published = same_on_both_engines("sales-rank", &[&generated], args);
+        let published = same_on_every_engine("sales-rank", &[&generated], args);
         assert!(published.iter().all(|(_, rows)| *rows > 0), "{args:?}: {published:?}");
     }
 }
 
 #[test]
-fn spending_on_both_engines() {
+fn spending_on_every_engine() {
     let tx = sample("spending/transactions");
     let side = |f: &str| sample(&format!("spending/{f}"));
     let (sellers, overrides, incomes, budgets) =
         (side("sellers.tsv"), side("overrides.tsv"), side("incomes.tsv"), side("budget_overrides.tsv"));
     let all = ["--sellers", &sellers, "--overrides", &overrides, "--incomes", &incomes, "--budget-overrides", &budgets];
-    assert_rows("sample, all side files", &same_on_both_engines("spending", &[&tx], &all), 2);
+    assert_rows("sample, all side files", &same_on_every_engine("spending", &[&tx], &all), 2);
     let mut october = all.to_vec();
     october.extend(["--month", "2026-10"]);
-    let published = same_on_both_engines("spending", &[&tx], &october);
+    let published = same_on_every_engine("spending", &[&tx], &october);
     assert!(published.len() == 2 && published[0].1 > 0, "--month: {published:?}");
     let current = ["--overrides", &overrides, "--incomes", &incomes, "--month", "current", "--as-of", "2026-11-15"];
-    assert_rows("--month current", &same_on_both_engines("spending", &[&tx], &current), 2);
-    assert_rows("no side files", &same_on_both_engines("spending", &[&tx], &[]), 1);
+    assert_rows("--month current", &same_on_every_engine("spending", &[&tx], &current), 2);
+    assert_rows("no side files", &same_on_every_engine("spending", &[&tx], &[]), 1);
     let mut backfill = all.to_vec();
     backfill.extend(["--from", "2026-09", "--to", "2026-11"]);
-    let published = same_on_both_engines("spending", &[&tx], &backfill);
+    let published = same_on_every_engine("spending", &[&tx], &backfill);
     assert!(published.len() >= 4, "{published:?}");
 
     // Generated transactions with faults, the generated seller map, crowd votes and
@@ -195,16 +190,16 @@ fn spending_on_both_engines() {
     let refunds = extra("refunds.tsv", "refunded\t2026-11-05T10:00:00Z\tExxon\t-9.00\n");
     let all =
         ["--sellers", &sellers, "--overrides", &crowd, "--incomes", &incomes, "--budget-overrides", &budget_overrides];
-    assert_rows("generated, all side files", &same_on_both_engines("spending", &[&generated, &refunds], &all), 2);
+    assert_rows("generated, all side files", &same_on_every_engine("spending", &[&generated, &refunds], &all), 2);
     let mut month = all.to_vec();
     month.extend(["--month", "2026-11"]);
-    assert_rows("generated, --month", &same_on_both_engines("spending", &[&generated, &refunds], &month), 2);
+    assert_rows("generated, --month", &same_on_every_engine("spending", &[&generated, &refunds], &month), 2);
     let incomes_only = ["--incomes", &incomes];
-    assert_rows("generated, incomes only", &same_on_both_engines("spending", &[&generated], &incomes_only), 2);
+    assert_rows("generated, incomes only", &same_on_every_engine("spending", &[&generated], &incomes_only), 2);
 }
 
 #[test]
-fn hit_counts_on_both_engines() {
+fn hit_counts_on_every_engine() {
     let (tsv, clf) = (sample("access/tsv"), sample("access/clf"));
     for (input, args) in [
         (&tsv, &[][..]),
@@ -214,22 +209,22 @@ fn hit_counts_on_both_engines() {
         (&clf, &["--format", "clf"]),
         (&clf, &["--format", "clf", "--strip-query"]),
     ] {
-        let published = same_on_both_engines("hit-counts", &[input], args);
+        let published = same_on_every_engine("hit-counts", &[input], args);
         assert!(published.iter().any(|(_, rows)| *rows > 0), "{args:?}: {published:?}");
     }
 
     let dir = tempfile::tempdir().unwrap();
     let generated_tsv = generate(dir.path(), "access-tsv", 40_000, &["--seed", "7", "--bad-rate", "0.01"]);
     let generated_clf = generate(dir.path(), "access-clf", 40_000, &["--seed", "8", "--bad-rate", "0.01"]);
-    assert_rows("generated tsv", &same_on_both_engines("hit-counts", &[&generated_tsv], &[]), 1);
+    assert_rows("generated tsv", &same_on_every_engine("hit-counts", &[&generated_tsv], &[]), 1);
     let strip = ["--strip-query", "--month", "2026-11"];
-    assert_rows("generated tsv, --strip-query", &same_on_both_engines("hit-counts", &[&generated_tsv], &strip), 1);
+    assert_rows("generated tsv, --strip-query", &same_on_every_engine("hit-counts", &[&generated_tsv], &strip), 1);
     let clf_args = ["--format", "clf", "--strip-query"];
-    assert_rows("generated clf", &same_on_both_engines("hit-counts", &[&generated_clf], &clf_args), 1);
+    assert_rows("generated clf", &same_on_every_engine("hit-counts", &[&generated_clf], &clf_args), 1);
 }
 
 #[test]
-fn url_dedup_on_both_engines() {
+fn url_dedup_on_every_engine() {
     let urls = sample("urls");
     for args in [
         &["--mode", "distinct"][..],
@@ -237,24 +232,24 @@ fn url_dedup_on_both_engines() {
         &["--normalize"],
         &["--mode", "singletons", "--normalize"],
     ] {
-        assert_rows(&format!("{args:?}"), &same_on_both_engines("url-dedup", &[&urls], args), 1);
+        assert_rows(&format!("{args:?}"), &same_on_every_engine("url-dedup", &[&urls], args), 1);
     }
     let dir = tempfile::tempdir().unwrap();
     let generated = generate(dir.path(), "urls", 60_000, &["--seed", "9", "--bad-rate", "0.01"]);
-    assert_rows("generated", &same_on_both_engines("url-dedup", &[&generated], &["--normalize"]), 1);
+    assert_rows("generated", &same_on_every_engine("url-dedup", &[&generated], &["--normalize"]), 1);
     // A memory limit far below the data: the native engine spills its partitions,
     // DataFusion its aggregation.
     let limited = ["--mode", "singletons", "--memory-limit", "8MiB"];
-    assert_rows("generated, --memory-limit", &same_on_both_engines("url-dedup", &[&generated], &limited), 1);
+    assert_rows("generated, --memory-limit", &same_on_every_engine("url-dedup", &[&generated], &limited), 1);
 }
 
 #[test]
-fn a_sum_too_large_for_the_table_fails_on_both_engines() {
+fn a_sum_too_large_for_the_table_fails_on_every_engine() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("sales.tsv");
     let line = "2026-11-20T00:00:00Z\tp1\tc1\t1\t9999999999999999.99\ts\tb\n";
     std::fs::write(&input, line.repeat(2)).unwrap();
-    for engine in ["native", "datafusion"] {
+    for engine in ["native", "datafusion", "ballista"] {
         let out = dir.path().join(engine);
         let o = out.display().to_string();
         let res = mrpipe(&[
@@ -275,18 +270,58 @@ fn a_sum_too_large_for_the_table_fails_on_both_engines() {
 
 #[test]
 fn verify_replays_the_engine_of_the_manifest() {
+    for engine in SQL_ENGINES {
+        let dir = tempfile::tempdir().unwrap();
+        let o = dir.path().join("out").display().to_string();
+        run_ok(&["run", "url-dedup", &sample("urls"), "--normalize", "--engine", engine, "-o", &o]);
+        let manifest = dir.path().join("out/_url-dedup.manifest.json");
+        let recorded: serde_json::Value = serde_json::from_slice(&bytes(&manifest)).unwrap();
+        assert_eq!(recorded["engine"], engine);
+        let out = run_ok(&["verify", &manifest.display().to_string()]);
+        assert!(out.starts_with("verified: 1 tables"), "{engine}: {out}");
+    }
+}
+
+/// Over the bad-line budget, every engine fails the same way (exit 3, nothing
+/// published) with the same rejects file: the first N+1 bad lines in file order, also
+/// when Ballista's executor read the parts of the input.
+#[test]
+fn the_bad_line_budget_is_the_same_on_every_engine() {
     let dir = tempfile::tempdir().unwrap();
-    let o = dir.path().join("out").display().to_string();
-    run_ok(&["run", "url-dedup", &sample("urls"), "--normalize", "--engine", "datafusion", "-o", &o]);
-    let manifest = dir.path().join("out/_url-dedup.manifest.json");
-    let recorded: serde_json::Value = serde_json::from_slice(&bytes(&manifest)).unwrap();
-    assert_eq!(recorded["engine"], "datafusion");
-    let out = run_ok(&["verify", &manifest.display().to_string()]);
-    assert!(out.starts_with("verified: 1 tables"), "{out}");
+    let generated = generate(dir.path(), "sales", 40_000, &["--seed", "11", "--bad-rate", "0.01"]);
+    for budget in ["0", "5", "0.5%"] {
+        let mut rejects = Vec::new();
+        for engine in ["native", "datafusion", "ballista"] {
+            let out = dir.path().join(format!("{engine}-{budget}"));
+            let r = dir.path().join(format!("{engine}-{budget}.rejects.tsv"));
+            let (o, rj) = (out.display().to_string(), r.display().to_string());
+            let args = ["run", "sales-rank", &generated, "--as-of", "2026-11-23", "-j", "3", "--engine", engine];
+            let res = mrpipe(&[&args[..], &["--max-bad-lines", budget, "-o", &o, "--rejects", &rj]].concat());
+            assert_eq!(res.status.code(), Some(3), "{engine} {budget}: {}", String::from_utf8_lossy(&res.stderr));
+            assert!(!out.join("sales_rank.parquet").exists(), "{engine} {budget} published a result");
+            rejects.push(bytes(&r));
+        }
+        assert!(rejects[0].len() > 100, "{budget}: no rejects");
+        assert!(rejects.iter().all(|r| *r == rejects[0]), "{budget}: the engines' rejects differ");
+    }
 }
 
 #[test]
-fn months_at_the_edges_of_time_on_both_engines() {
+fn ballista_refuses_stdin_and_cluster_needs_its_engine() {
+    let sales = sample("sales");
+    let res = mrpipe(&["run", "sales-rank", "-", "--as-of", "2026-11-23", "--engine", "ballista"]);
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("executors"), "{}", String::from_utf8_lossy(&res.stderr));
+    let res = mrpipe(&["run", "sales-rank", &sales, "--as-of", "2026-11-23", "--cluster", "df://127.0.0.1:1"]);
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("--engine ballista"));
+    let res = mrpipe(&["run", "sales-rank", &sales, "--engine", "ballista", "--cluster", "http://x:1"]);
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("df://HOST:PORT"));
+}
+
+#[test]
+fn months_at_the_edges_of_time_on_every_engine() {
     // Instants before 1970 (also by a fraction of a second), outside the years a
     // nanosecond timestamp reaches (1677-2262), at both ends of 0000-9999, and
     // offsets that move a request into the previous or next month; plus offsets that
@@ -312,14 +347,14 @@ fn months_at_the_edges_of_time_on_both_engines() {
     let (a, t) = (dir.path().join("access.tsv"), dir.path().join("tx.tsv"));
     std::fs::write(&a, access).unwrap();
     std::fs::write(&t, tx).unwrap();
-    let published = same_on_both_engines("hit-counts", &[&a.display().to_string()], &["--strip-query"]);
+    let published = same_on_every_engine("hit-counts", &[&a.display().to_string()], &["--strip-query"]);
     assert_eq!(published[0].1, 8, "{published:?}");
-    let published = same_on_both_engines("spending", &[&t.display().to_string()], &[]);
+    let published = same_on_every_engine("spending", &[&t.display().to_string()], &[]);
     assert_eq!(published[0].1, 8, "{published:?}");
 }
 
 #[test]
-fn empty_inputs_on_both_engines() {
+fn empty_inputs_on_every_engine() {
     let dir = tempfile::tempdir().unwrap();
     for (job, header, args) in [
         (
@@ -333,7 +368,7 @@ fn empty_inputs_on_both_engines() {
     ] {
         let input = dir.path().join(format!("{job}.tsv"));
         std::fs::write(&input, header).unwrap();
-        let published = same_on_both_engines(job, &[&input.display().to_string()], args);
+        let published = same_on_every_engine(job, &[&input.display().to_string()], args);
         assert!(published.iter().all(|(_, rows)| *rows == 0), "{job}: {published:?}");
     }
 }

@@ -24,6 +24,7 @@ use datafusion::execution::TaskContext;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
@@ -86,6 +87,20 @@ impl Session {
     /// A session with `threads` partitions and workers; with a memory limit, operators
     /// spill to `temp_dir` beyond it.
     pub fn new(threads: usize, memory_limit: Option<u64>, temp_dir: &Path) -> Result<Session> {
+        Session::build(threads, memory_limit, temp_dir, SessionConfig::new(), |_, state| {
+            Ok(SessionContext::new_with_state(state))
+        })
+    }
+
+    /// [`Session::new`] from a base `config`, the context made from the session state
+    /// by `connect` (which may start or reach a cluster on the runtime).
+    pub(super) fn build(
+        threads: usize,
+        memory_limit: Option<u64>,
+        temp_dir: &Path,
+        config: SessionConfig,
+        connect: impl FnOnce(&Runtime, SessionState) -> Result<SessionContext>,
+    ) -> Result<Session> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             // Deep expressions recurse while they run, as while they are planned.
@@ -94,7 +109,7 @@ impl Session {
             .build()
             .map_err(|e| Error::sink("DataFusion runtime", e))?;
         let mut env = RuntimeEnvBuilder::new();
-        let mut config = SessionConfig::new().with_target_partitions(threads.max(1));
+        let mut config = config.with_target_partitions(threads.max(1));
         let mut spill = None;
         if let Some(limit) = memory_limit {
             let dir = scratch_dir(temp_dir)?;
@@ -109,7 +124,10 @@ impl Session {
             config = config.with_sort_spill_reservation_bytes(reserve as usize);
         }
         let env = env.build_arc().map_err(|e| Error::sink("DataFusion runtime", e))?;
-        Ok(Session { runtime, ctx: SessionContext::new_with_config_rt(config, env), _spill: spill })
+        let state =
+            SessionStateBuilder::new().with_config(config).with_runtime_env(env).with_default_features().build();
+        let ctx = connect(&runtime, state)?;
+        Ok(Session { runtime, ctx, _spill: spill })
     }
 
     /// Registers batches in memory as a table; `partitions` are scanned in parallel.
@@ -150,20 +168,8 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
         session.ctx.register_udf(function.clone());
     }
     let params = ParamValues::from(twin.params.clone());
-    let execute = |spec: &TableSpec, statement: Statement| -> Result<RecordBatch> {
-        let state = session.ctx.state();
-        let (schema, batches) = session
-            .runtime
-            .block_on(async {
-                let plan = state.statement_to_plan(statement).await?.with_param_values(params.clone())?;
-                let frame = session.ctx.execute_logical_plan(plan).await?;
-                let schema = frame.schema().as_arrow().clone();
-                Ok::<_, datafusion::error::DataFusionError>((schema, frame.collect().await?))
-            })
-            .map_err(|e| {
-                memory_error(ctx.memory_limit, spec, &e).unwrap_or_else(|| sql_error(&format!("{}: {e}", spec.name)))
-            })?;
-        conform(spec, &schema, &batches).map_err(|e| sql_error(&format!("{}: {e}", spec.name)))
+    let execute = |spec: &TableSpec, statement: Statement| {
+        execute_statement(&session, &params, &twin, spec, statement, ctx.memory_limit)
     };
 
     let reads_input = |statement: &Statement| {
@@ -231,11 +237,56 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
         session.register(name, schema, partitions)?;
         read
     };
+    let tables = run_statements(&session, &twin, statements, results, ctx.memory_limit)?;
+    Ok(JobOutput { tables, read: read.into(), warnings: twin.warnings })
+}
+
+/// Runs one statement of `twin` for the table `spec` with its parameters bound, and
+/// conforms the result to the table. Errors: the SQL's, naming the file and table.
+pub(super) fn execute_statement(
+    session: &Session,
+    params: &ParamValues,
+    twin: &Twin,
+    spec: &TableSpec,
+    statement: Statement,
+    memory_limit: Option<u64>,
+) -> Result<RecordBatch> {
+    let sql_error = |e: &dyn std::fmt::Display| Error::Job { job: twin.sql.path, message: e.to_string() };
+    let state = session.ctx.state();
+    let (schema, batches) = session
+        .runtime
+        .block_on(async {
+            let plan = state.statement_to_plan(statement).await?.with_param_values(params.clone())?;
+            let frame = session.ctx.execute_logical_plan(plan).await?;
+            let schema = frame.schema().as_arrow().clone();
+            Ok::<_, datafusion::error::DataFusionError>((schema, frame.collect().await?))
+        })
+        .map_err(|e| {
+            memory_error(memory_limit, spec, &e).unwrap_or_else(|| sql_error(&format!("{}: {e}", spec.name)))
+        })?;
+    conform(spec, &schema, &batches).map_err(|e| sql_error(&format!("{}: {e}", spec.name)))
+}
+
+/// The twin's tables: `done` holds the results of its first statements, `statements`
+/// are the rest, run in order. Each result is registered under its table's name for
+/// the statements after it, and then cut to the published period's rows.
+pub(super) fn run_statements(
+    session: &Session,
+    twin: &Twin,
+    mut statements: impl Iterator<Item = Statement>,
+    done: Vec<RecordBatch>,
+    memory_limit: Option<u64>,
+) -> Result<Vec<Table>> {
+    let sql_error = |e: &dyn std::fmt::Display| Error::Job { job: twin.sql.path, message: e.to_string() };
+    let params = ParamValues::from(twin.params.clone());
     let mut tables = Vec::with_capacity(twin.outputs.len());
     for (i, spec) in twin.outputs.iter().enumerate() {
-        let batch = match results.get(i) {
+        let batch = match done.get(i) {
             Some(batch) => batch.clone(),
-            None => execute(spec, statements.next().expect("a statement per output"))?,
+            None => {
+                let statement = statements.next().expect("a statement per output");
+                execute_statement(session, &params, twin, spec, statement, memory_limit)?
+            }
         };
         session.register(spec.name, batch.schema(), vec![vec![batch.clone()]])?;
         let batch = match &twin.published_rows {
@@ -246,7 +297,7 @@ pub fn run_twin(twin: Twin, ctx: &RunContext) -> Result<JobOutput> {
         };
         tables.push(Table::from_batch(spec, batch));
     }
-    Ok(JobOutput { tables, read: read.into(), warnings: twin.warnings })
+    Ok(tables)
 }
 
 /// How many times the physical plan of `statement` scans the streamed input (the only

@@ -3,9 +3,15 @@
 //!
 //! - [`native`]: the job's [`crate::map::MapReduce`] on rayon (map, shuffle, reduce,
 //!   finish), each output table then [`sort`]ed by its declared order;
-//! - [`datafusion`]: the job's SQL twin (`jobs/<job>.sql`) run by Apache DataFusion.
+//! - [`datafusion`]: the job's SQL twin (`jobs/<job>.sql`) run by Apache DataFusion;
+//! - [`ballista`]: the same twin run by Apache DataFusion Ballista, on a cluster of
+//!   [`cluster`] processes (or one in this process), the logs read on its executors
+//!   by [`log_scan`].
 
+pub mod ballista;
+pub mod cluster;
 pub mod datafusion;
+pub mod log_scan;
 pub mod native;
 pub mod sort;
 
@@ -30,6 +36,8 @@ pub enum Engine {
     Native,
     /// The job's SQL twin, run by Apache DataFusion on the same parsed input.
     Datafusion,
+    /// The job's SQL twin, run by Apache DataFusion Ballista, the logs read on its executors.
+    Ballista,
 }
 
 impl Engine {
@@ -38,6 +46,7 @@ impl Engine {
         match self {
             Engine::Native => "native",
             Engine::Datafusion => "datafusion",
+            Engine::Ballista => "ballista",
         }
     }
 }
@@ -55,6 +64,8 @@ pub struct RunContext {
     pub memory_limit: Option<u64>,
     /// Line length and bad-line bounds of the read.
     pub read: ReadLimits,
+    /// The Ballista cluster's scheduler (`--cluster df://HOST:PORT`); `None` runs one in-process.
+    pub cluster: Option<String>,
 }
 
 impl RunContext {

@@ -31,6 +31,7 @@ pub const COMMON_OPTIONS: &[&str] = &[
     "inputs",
     "output",
     "engine",
+    "cluster",
     "threads",
     "rejects",
     "max-bad-lines",

@@ -155,6 +155,25 @@ impl Spool {
         Ok(Segment::Spooled { offset, len: encoded.len() as u64 })
     }
 
+    /// The lines of a segment this spool stored, as stored (chunk-relative numbering).
+    /// Errors: the spool file cannot be read back.
+    pub fn lines_of(&self, segment: &Segment) -> Result<Vec<BadLine>> {
+        let (offset, len) = match segment {
+            Segment::Memory(lines) => return Ok(lines.clone()),
+            Segment::Spooled { offset, len } => (*offset, *len),
+        };
+        let mut slot = self.file.lock().map_err(|_| Error::sink("rejects", "a task panicked while spooling"))?;
+        let Some(spool) = slot.as_mut() else {
+            return Err(Error::sink("rejects", "a spooled segment without a spool file"));
+        };
+        spool.writer.flush().map_err(|e| Error::io(&spool.path, e))?;
+        let mut file = File::open(&spool.path).map_err(|e| Error::io(&spool.path, e))?;
+        file.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(&spool.path, e))?;
+        let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| Error::sink("rejects", "segment too large"))?];
+        file.read_exact(&mut bytes).map_err(|e| Error::io(&spool.path, e))?;
+        decode_all(&bytes).ok_or_else(|| Error::sink("rejects", "damaged bad-line spool"))
+    }
+
     /// The bad lines of the whole read: `segments` by (chunk, number within the chunk),
     /// numbered with `chunk_lines` (each decoded chunk's line count, and whether it was
     /// decoded to its end). A chunk after a missing or unfinished one in its file (the
@@ -268,17 +287,22 @@ impl BadLines {
         file.seek(SeekFrom::Start(offset)).map_err(io)?;
         let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| Error::sink("rejects", "segment too large"))?];
         file.read_exact(&mut bytes).map_err(io)?;
-        let mut input = bytes.as_slice();
-        let mut lines = Vec::new();
-        while !input.is_empty() {
-            lines.push(decode(&mut input).ok_or_else(|| Error::sink("rejects", "damaged bad-line spool"))?);
-        }
-        Ok(lines)
+        decode_all(&bytes).ok_or_else(|| Error::sink("rejects", "damaged bad-line spool"))
     }
 }
 
+/// Every line [`encode`]d in `bytes`; `None` when they are damaged.
+pub(super) fn decode_all(bytes: &[u8]) -> Option<Vec<BadLine>> {
+    let mut input = bytes;
+    let mut lines = Vec::new();
+    while !input.is_empty() {
+        lines.push(decode(&mut input)?);
+    }
+    Some(lines)
+}
+
 /// `file u32, index u32, line u64, reason (u32 length, bytes), raw (u32 length, bytes)`, little-endian.
-fn encode(line: &BadLine, out: &mut Vec<u8>) {
+pub(super) fn encode(line: &BadLine, out: &mut Vec<u8>) {
     out.extend_from_slice(&line.chunk.file.to_le_bytes());
     out.extend_from_slice(&line.chunk.index.to_le_bytes());
     out.extend_from_slice(&line.line.to_le_bytes());

@@ -9,7 +9,7 @@
 use std::ops::Range;
 
 /// Which chunk of which input a line came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ChunkId {
     /// Index of the input file in the run's sorted input list.
     pub file: u32,
@@ -18,7 +18,7 @@ pub struct ChunkId {
 }
 
 /// One unit of parallel reading.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlannedChunk {
     /// Bytes to read: the block, extended to the end of its last line.
     pub read: Range<u64>,

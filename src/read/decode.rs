@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Decimal128Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, Decimal128Builder, Int64Builder, RecordBatch, RecordBatchOptions, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::SchemaRef;
 
@@ -233,9 +234,10 @@ impl BatchBuilder {
                 }
             })
             .collect();
-        self.rows = 0;
+        // The row count too: a projection of no columns (`SELECT count(*)`) has rows.
+        let options = RecordBatchOptions::new().with_row_count(Some(std::mem::take(&mut self.rows)));
         // The arrays were built from this schema's column kinds, so they always match it.
-        RecordBatch::try_new(self.schema.clone(), arrays).expect("builders match their schema")
+        RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options).expect("builders match their schema")
     }
 }
 

@@ -99,6 +99,17 @@ impl Format {
             _ => return None,
         })
     }
+
+    /// This format's name in [`FORMAT_NAMES`] ([`Format::by_name`] gives it back);
+    /// `"tsv"` for columns no name stands for (tests').
+    pub fn name(&self) -> &'static str {
+        // Columns compare by name: a `const` slice has no one address to compare.
+        let same = |other: &Format| {
+            std::mem::discriminant(self) == std::mem::discriminant(other)
+                && self.columns().iter().map(|c| c.name).eq(other.columns().iter().map(|c| c.name))
+        };
+        FORMAT_NAMES.iter().copied().find(|name| Format::by_name(name).is_some_and(|f| same(&f))).unwrap_or("tsv")
+    }
 }
 
 /// Columns of a web-server access log (TSV form, and what CLF is decoded into).
@@ -236,6 +247,13 @@ pub fn parse_field(column: Column, field: &str) -> Result<Value<'_>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_format_name_gives_the_format_back() {
+        for name in FORMAT_NAMES {
+            assert_eq!(Format::by_name(name).unwrap().name(), *name);
+        }
+    }
 
     #[test]
     fn escape_and_unescape_are_inverse() {

@@ -20,6 +20,7 @@ pub mod fields;
 pub mod format;
 pub mod hash;
 pub mod input;
+pub mod part;
 pub mod side;
 
 use std::collections::HashMap;
@@ -39,6 +40,7 @@ pub use decode::{BadLine, ChunkId, ChunkReport, ReadStats};
 use decode::{Chunk, DecodeLimits};
 use format::Format;
 use input::{Encoding, InputFile};
+pub use part::PartReport;
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -167,24 +169,43 @@ where
     I: Fn() -> S + Sync + Send,
     F: Fn(&mut S, RecordBatch) -> Result<()> + Sync + Send,
 {
-    let Source { inputs, format, progress, limits, scratch, columns } = *source;
+    let plan = plan_read(source.inputs, rayon::current_num_threads())?;
+    let spool = Arc::new(bad::Spool::new(source.scratch, source.limits.stop_after_bad));
+    let (states, report) = read_units(source, &plan.units, &spool, init, fold)?;
+    let (stats, bad_lines, digests, stopped) = finish_read(&plan, source.inputs, spool, vec![report])?;
+    Ok(ReadOutcome { states, stats, bad_lines, digests, stopped })
+}
+
+/// Reads `units` of a planned read (all of them, or one part's), folding each decoded
+/// batch into a per-task state made by `init`; bad lines go to `spool`. The report is
+/// merged with those of the other parts by [`finish_read`].
+///
+/// Must run inside the rayon pool that sets the thread count.
+pub fn read_units<S, I, F>(
+    source: &Source<'_>,
+    units: &[Unit],
+    spool: &Arc<bad::Spool>,
+    init: I,
+    fold: F,
+) -> Result<(Vec<S>, PartReport)>
+where
+    S: Send,
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, RecordBatch) -> Result<()> + Sync + Send,
+{
+    let Source { inputs, format, progress, limits, scratch: _, columns } = *source;
     let projection = format.projection(columns).map_err(|message| Error::Job { job: "read", message })?;
-    let spool = Arc::new(bad::Spool::new(scratch, limits.stop_after_bad));
     let decode_limits = DecodeLimits { spool: spool.clone(), max_line_bytes: limits.max_line_bytes.max(1) };
     let mut states = Vec::new();
-    let mut stats = ReadStats::default();
-    let mut segments = Vec::new();
-    let mut chunk_lines = Vec::new();
-    let mut pieces: Vec<(ChunkId, [u8; 32])> = Vec::new();
-    let mut stream_digests: HashMap<usize, InputDigest> = HashMap::new();
+    let mut part = PartReport::default();
     let mut absorb = |results: Vec<Result<(S, ChunkReport)>>| -> Result<()> {
         for result in results {
             let (state, report) = result?;
             states.push(state);
-            stats.add(&report.stats);
-            segments.extend(report.segments);
-            chunk_lines.extend(report.chunk_lines);
-            pieces.extend(report.hash_pieces);
+            part.stats.add(&report.stats);
+            part.segments.extend(report.segments);
+            part.chunk_lines.extend(report.chunk_lines);
+            part.pieces.extend(report.hash_pieces);
         }
         Ok(())
     };
@@ -198,8 +219,12 @@ where
     let start = || Ok((init(), ChunkReport::new(decode_limits.clone())));
     let max_line = decode_limits.max_line_bytes as u64;
 
-    let plan = plan_plain_chunks(inputs)?;
-    let results: Vec<Result<(S, ChunkReport)>> = fold_per_thread(plan.chunks.into_par_iter(), start, |acc, chunk| {
+    let chunks = units.iter().filter_map(|u| match u {
+        Unit::Chunk(c) => Some(c),
+        Unit::Stream { .. } => None,
+    });
+    let chunks: Vec<&PlainChunk> = chunks.collect();
+    let results: Vec<Result<(S, ChunkReport)>> = fold_per_thread(chunks.into_par_iter(), start, |acc, chunk| {
         if spool.skips(chunk.id) {
             return acc; // the chunks before hold more bad lines than the budget allows
         }
@@ -239,14 +264,15 @@ where
     rayon::broadcast(|_| BLOCK.with(|b| drop(std::mem::take(&mut *b.borrow_mut()))));
     absorb(results)?;
 
-    for (file_index, input) in inputs.iter().enumerate() {
-        if input.encoding == Encoding::Plain || spool.skips(ChunkId { file: file_index as u32, index: 0 }) {
+    for unit in units {
+        let Unit::Stream { file } = *unit else { continue };
+        let input = &inputs[file as usize];
+        if spool.skips(ChunkId { file, index: 0 }) {
             continue;
         }
-        let file = file_index as u32;
         let (results, produced) = std::thread::scope(|scope| {
             let (tx, rx) = sync_channel::<StreamBlock>(rayon::current_num_threads() * 2);
-            let stream = Stream { input, file, max_line: decode_limits.max_line_bytes, spool: &spool };
+            let stream = Stream { input, file, max_line: decode_limits.max_line_bytes, spool };
             let producer = scope.spawn(move || stream_blocks(&stream, &tx));
             let results = fold_per_thread(rx.into_iter().par_bridge(), start, |acc, block| {
                 let overlong = block.overlong.map(|len| (block.data.as_slice(), len));
@@ -257,9 +283,7 @@ where
         });
         absorb(results)?;
         match produced {
-            Ok(Ok(Some(digest))) => {
-                stream_digests.insert(file_index, digest);
-            }
+            Ok(Ok(Some(digest))) => part.stream_digests.push((file, digest)),
             Ok(Ok(None)) => {}
             // Damage (a corrupt .gz) past the point where the blocks before it already
             // exceed the count budget: the read stopped there, at any thread count.
@@ -268,7 +292,29 @@ where
             Err(_) => return Err(Error::Job { job: "read", message: "the decompressing thread panicked".into() }),
         }
     }
+    Ok((states, part))
+}
 
+/// Merges the reports of every part of a planned read (bad lines already stored in
+/// `spool`, see [`PartReport::load`]) into the whole read's counts, bad lines in
+/// (file, line) order, input digests (none when the read stopped at the bad-line
+/// budget) and whether it stopped.
+pub fn finish_read(
+    plan: &ReadPlan,
+    inputs: &[InputFile],
+    spool: Arc<bad::Spool>,
+    parts: Vec<PartReport>,
+) -> Result<(ReadStats, BadLines, Vec<InputDigest>, bool)> {
+    let mut stats = ReadStats::default();
+    let (mut segments, mut chunk_lines, mut pieces) = (Vec::new(), Vec::new(), Vec::new());
+    let mut stream_digests: HashMap<u32, InputDigest> = HashMap::new();
+    for part in parts {
+        stats.add(&part.stats);
+        segments.extend(part.segments);
+        chunk_lines.extend(part.chunk_lines);
+        pieces.extend(part.pieces);
+        stream_digests.extend(part.stream_digests);
+    }
     let stopped = spool.stopped();
     let mut digests = Vec::with_capacity(inputs.len());
     // A stopped read has not seen every block: it has no hashes (and the run fails).
@@ -285,15 +331,16 @@ where
                         blake3: hash::root_hash(&file_pieces, plan.block, len).to_hex().to_string(),
                     }
                 }
-                _ => stream_digests.remove(&file_index).unwrap_or(InputDigest { size: 0, blake3: String::new() }),
+                _ => stream_digests
+                    .remove(&(file_index as u32))
+                    .unwrap_or(InputDigest { size: 0, blake3: String::new() }),
             };
             digests.push(digest);
         }
     }
-    drop(decode_limits);
     let spool = Arc::try_unwrap(spool).map_err(|_| Error::sink("rejects", "the bad-line spool is still shared"))?;
     let bad_lines = spool.finish(segments, chunk_lines)?;
-    Ok(ReadOutcome { states, stats, bad_lines, digests, stopped })
+    Ok((stats, bad_lines, digests, stopped))
 }
 
 /// Total bytes of the plain inputs, for progress; `None` when a stream is among them.
@@ -308,39 +355,64 @@ pub fn plain_size(inputs: &[InputFile]) -> Option<u64> {
 }
 
 /// One planned chunk of a plain input.
-struct PlainChunk {
-    id: ChunkId,
-    planned: chunk::PlannedChunk,
-    file_len: u64,
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlainChunk {
+    /// Which input, which chunk.
+    pub id: ChunkId,
+    /// Its byte ranges.
+    pub planned: chunk::PlannedChunk,
+    /// Size of its file (bytes), which the hash of a block depends on.
+    pub file_len: u64,
 }
 
-/// The chunks of every plain input, with the block size and each input's size.
-struct PlainPlan {
-    chunks: Vec<PlainChunk>,
-    /// Size of each input (0 for streams), by input index.
-    sizes: Vec<u64>,
-    block: u64,
+/// One unit of a read that a task takes up on its own.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Unit {
+    /// A chunk of a plain file.
+    Chunk(PlainChunk),
+    /// A whole compressed file or stream (input index), read in order.
+    Stream {
+        /// Index of the input.
+        file: u32,
+    },
 }
 
-/// Cuts every plain input into aligned blocks sized for the pool (a power of two, so
-/// each block can be hashed on its own) and extends each block to its last line end.
-fn plan_plain_chunks(inputs: &[InputFile]) -> Result<PlainPlan> {
+/// A read cut into units: every plain input's chunks, then every streamed input.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReadPlan {
+    /// The units, in (input, chunk) order.
+    pub units: Vec<Unit>,
+    /// Size of each input in bytes (0 for streams), by input index.
+    pub sizes: Vec<u64>,
+    /// Block size of the plain inputs' chunks (a power of two).
+    pub block: u64,
+}
+
+/// Cuts every plain input into aligned blocks sized for `parallelism` tasks (a power
+/// of two, so each block can be hashed on its own) and extends each block to its last
+/// line end; each streamed input is one unit. Errors: an input cannot be opened.
+pub fn plan_read(inputs: &[InputFile], parallelism: usize) -> Result<ReadPlan> {
     let mut sizes = vec![0u64; inputs.len()];
     for (i, f) in inputs.iter().enumerate().filter(|(_, f)| f.encoding == Encoding::Plain) {
         sizes[i] = std::fs::metadata(&f.path).map_err(|e| Error::io(&f.path, e))?.len();
     }
     let total: u64 = sizes.iter().sum();
-    let block = (total / (rayon::current_num_threads() as u64 * 8)).clamp(MIN_CHUNK, MAX_CHUNK).next_power_of_two();
-    let mut chunks = Vec::new();
-    for (i, f) in inputs.iter().enumerate().filter(|(_, f)| f.encoding == Encoding::Plain) {
+    let block = (total / (parallelism.max(1) as u64 * 8)).clamp(MIN_CHUNK, MAX_CHUNK).next_power_of_two();
+    let mut units = Vec::new();
+    for (i, f) in inputs.iter().enumerate() {
+        if f.encoding != Encoding::Plain {
+            units.push(Unit::Stream { file: i as u32 });
+            continue;
+        }
         let file = File::open(&f.path).map_err(|e| Error::io(&f.path, e))?;
         let planned =
             chunk::plan_chunks(sizes[i], block, |at| next_line_start(&file, at)).map_err(|e| Error::io(&f.path, e))?;
         for (k, planned) in planned.into_iter().enumerate() {
-            chunks.push(PlainChunk { id: ChunkId { file: i as u32, index: k as u32 }, planned, file_len: sizes[i] });
+            let id = ChunkId { file: i as u32, index: k as u32 };
+            units.push(Unit::Chunk(PlainChunk { id, planned, file_len: sizes[i] }));
         }
     }
-    Ok(PlainPlan { chunks, sizes, block })
+    Ok(ReadPlan { units, sizes, block })
 }
 
 /// The first line start at or after `at` (> 0) in `file`, by reading forward from `at - 1`.

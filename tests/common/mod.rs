@@ -285,3 +285,18 @@ pub fn a_sql_job_publishes_to_and_verifies_at(output: &str) {
 pub fn server_tests_enabled(kind: &str) -> bool {
     std::env::var("MRPIPE_SKIP_SERVERS").map_or(true, |skip| !skip.split(',').any(|k| k == kind))
 }
+
+/// The files under `dir`, as relative paths, sorted; hidden ones (the run lock, which
+/// holds the pid) left out.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for name in entries(dir).into_iter().filter(|n| !n.starts_with('.')) {
+        let path = dir.join(&name);
+        if path.is_dir() {
+            files.extend(files_under(&path).into_iter().map(|f| format!("{name}/{f}")));
+        } else {
+            files.push(name);
+        }
+    }
+    files
+}

@@ -1,0 +1,308 @@
+//! The Ballista engine: a plan's SQL twin run by Apache DataFusion Ballista, with the
+//! logs read on the executors ([`super::log_scan`]).
+//!
+//! plan the read and cut it into one part per scan partition -> register the logs as a
+//! [`LogTable`], the side tables and the job's functions -> run each statement of
+//! `jobs/<job>.sql` on the cluster (its physical plan travels to the executors through
+//! [`PhysicalCodec`]) -> merge the partitions' read reports into the run's counts,
+//! rejects and input hashes -> conform the results to the spec's tables, as the
+//! DataFusion engine does.
+//!
+//! Without `--cluster` the cluster is in this process (a scheduler and one executor
+//! on loopback, its shuffle files in a scratch directory removed after the run); with
+//! it, the scheduler at that address (`mrpipe scheduler`, see [`super::cluster`]).
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use ballista_core::extension::{SessionConfigExt, SessionStateExt};
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
+use datafusion::datasource::MemTable;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::session_state::SessionState;
+use datafusion::execution::{FunctionRegistry, TaskContext};
+use datafusion::logical_expr::{Extension, LogicalPlan, ScalarUDF};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::DFParser;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+
+use super::datafusion::{Session, Twin, run_statements};
+use super::log_scan::{LogSource, LogTable, ScanSpec};
+use super::{JobOutput, RunContext};
+use crate::error::{Error, Result};
+use crate::read::input::Encoding;
+use crate::scratch::scratch_dir;
+
+/// First bytes of an in-memory table carried by [`LogicalCodec`].
+const MEMORY_TABLE: &[u8] = b"mrpipe-memory-table\0";
+
+/// Runs a plan's twin on Ballista: in this process without `cluster`, else on the
+/// cluster whose scheduler is at `cluster` (`df://HOST:PORT`). Errors: a stream input
+/// (executors read files), an unreachable cluster, a node of another version, and
+/// every error of the SQL or of reading the inputs (naming the file).
+pub fn run_twin(twin: Twin, ctx: &RunContext, cluster: Option<&str>) -> Result<JobOutput> {
+    if let Some(stream) = ctx.inputs.iter().find(|f| matches!(f.encoding, Encoding::Stdin | Encoding::Stream)) {
+        return Err(Error::Usage(format!(
+            "--engine ballista reads its inputs on the executors, which cannot read '{}' (stdin or a pipe): \
+             write it to a file first, or use --engine native",
+            stream.display_name()
+        )));
+    }
+    let sql_error = |e: &dyn std::fmt::Display| Error::Job { job: twin.sql.path, message: e.to_string() };
+    let statements = DFParser::parse_sql(twin.sql.text).map_err(|e| sql_error(&e))?;
+    if statements.len() < twin.outputs.len() {
+        return Err(sql_error(&format!("{} statements for {} tables", statements.len(), twin.outputs.len())));
+    }
+    let threads = rayon::current_num_threads();
+    // The partitions' read reports: beside the output, which a cluster shares.
+    let reports = scratch_dir(&ctx.temp_dir)?;
+    let (name, format) = &twin.input;
+    ctx.progress.set_message("plan");
+    let spec = ScanSpec::plan(&ctx.inputs, format.name(), &ctx.read, threads, reports.path())?;
+    let session = connect(threads, ctx, &twin.functions, cluster)?;
+    for (table, batch) in &twin.tables {
+        session.register(table, batch.schema(), vec![vec![batch.clone()]])?;
+    }
+    let table = LogTable::new(spec).map_err(|e| Error::sink(*name, e))?;
+    let spec = table.spec.clone();
+    session.ctx.register_table(*name, Arc::new(table)).map_err(|e| Error::sink(*name, e))?;
+    ctx.progress.set_message("read + sql (ballista)");
+    let tables = run_statements(&session, &twin, statements.into_iter(), Vec::new(), ctx.memory_limit);
+    // The counts, rejects and hashes, whether or not the SQL failed: a read over the
+    // bad-line budget fails the run on that, as natively.
+    let read = spec.finish(&ctx.temp_dir);
+    match (tables, read) {
+        (_, Ok(read)) if read.stopped => {
+            Ok(JobOutput { tables: Vec::new(), read: read.into(), warnings: twin.warnings })
+        }
+        (Ok(tables), Ok(read)) => Ok(JobOutput { tables, read: read.into(), warnings: twin.warnings }),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    }
+}
+
+/// A session whose queries run on Ballista: in-process (a scheduler and an executor
+/// with `threads` task slots) or on the cluster at `cluster`.
+fn connect(threads: usize, ctx: &RunContext, functions: &[ScalarUDF], cluster: Option<&str>) -> Result<Session> {
+    let config = ballista_config(threads);
+    let functions = functions.to_vec();
+    Session::build(threads, ctx.memory_limit, &ctx.temp_dir, config, move |runtime, mut state| {
+        for function in &functions {
+            state.register_udf(Arc::new(function.clone())).map_err(|e| Error::sink("ballista", e))?;
+        }
+        let url = match cluster {
+            Some(url) => scheduler_url(url)?,
+            None => runtime.block_on(start_standalone(&state, threads, ctx))?,
+        };
+        let state = state.upgrade_for_ballista(url).map_err(|e| Error::sink("ballista", e))?;
+        // The upgrade replaces the state's functions with Ballista's: the client plans
+        // the statements, so it needs the job's again.
+        let ctx = SessionContext::new_with_state(state);
+        for function in &functions {
+            ctx.register_udf(function.clone());
+        }
+        Ok(ctx)
+    })
+}
+
+/// Ballista's session configuration with mrpipe's codecs and `partitions` partitions
+/// (Ballista's default of 16 costs seconds of scheduling on a small machine), planned
+/// statically.
+pub fn ballista_config(partitions: usize) -> SessionConfig {
+    SessionConfig::new_with_ballista()
+        .with_target_partitions(partitions.max(1))
+        .with_ballista_standalone_parallelism(partitions.max(1))
+        .with_ballista_logical_extension_codec(Arc::new(LogicalCodec::default()))
+        .with_ballista_physical_extension_codec(Arc::new(PhysicalCodec::default()))
+        // Ballista 55's adaptive planner never finishes a job whose aggregation has no
+        // input rows (a window with no sales): the static planner does.
+        .set_bool("ballista.planner.adaptive.enabled", false)
+}
+
+/// `df://HOST:PORT` as the scheduler's gRPC address. Errors: another scheme, no host.
+pub fn scheduler_url(cluster: &str) -> Result<String> {
+    let bad = |why: &str| Error::Usage(format!("--cluster '{cluster}' {why} (expected df://HOST:PORT)"));
+    let url = url::Url::parse(cluster).map_err(|e| bad(&e.to_string()))?;
+    if url.scheme() != "df" {
+        return Err(bad("is not a df:// address"));
+    }
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("names no host"))?;
+    Ok(format!("http://{host}:{}", url.port().unwrap_or(50050)))
+}
+
+/// Starts a scheduler and one executor in this process, on loopback ports the system
+/// picks; returns the scheduler's URL. The executor keeps its shuffle files in a
+/// scratch directory removed with the run's.
+async fn start_standalone(state: &SessionState, slots: usize, ctx: &RunContext) -> Result<String> {
+    let fail = |e: &dyn std::fmt::Display| Error::sink("ballista (in-process cluster)", e);
+    let address =
+        ballista_scheduler::standalone::new_standalone_scheduler_from_state(state).await.map_err(|e| fail(&e))?;
+    let url = format!("http://127.0.0.1:{}", address.port());
+    let scheduler = SchedulerGrpcClient::connect(url.clone()).await.map_err(|e| fail(&e))?;
+    let work = scratch_dir(&ctx.temp_dir)?;
+    super::cluster::start_local_executor(scheduler, slots, state, work).await.map_err(|e| fail(&e))?;
+    Ok(url)
+}
+
+/// Ballista's logical codec, plus mrpipe's tables: the logs ([`LogTable`], as its scan
+/// spec) and tables held in memory (side files and earlier statements' results, as
+/// Arrow IPC streams).
+#[derive(Debug, Default)]
+pub struct LogicalCodec {
+    inner: BallistaLogicalExtensionCodec,
+}
+
+impl LogicalExtensionCodec for LogicalCodec {
+    fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> DfResult<Extension> {
+        self.inner.try_decode(buf, inputs, ctx)
+    }
+
+    fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> DfResult<()> {
+        self.inner.try_encode(node, buf)
+    }
+
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        table_ref: &TableReference,
+        schema: SchemaRef,
+        ctx: &TaskContext,
+    ) -> DfResult<Arc<dyn TableProvider>> {
+        if let Some(spec) = ScanSpec::decode(buf) {
+            return Ok(Arc::new(LogTable::new(spec?)?));
+        }
+        if let Some(ipc) = buf.strip_prefix(MEMORY_TABLE) {
+            return Ok(Arc::new(MemTable::try_new(schema, decode_partitions(ipc)?)?));
+        }
+        self.inner.try_decode_table_provider(buf, table_ref, schema, ctx)
+    }
+
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> DfResult<()> {
+        if let Some(table) = node.downcast_ref::<LogTable>() {
+            return table.spec.encode(buf);
+        }
+        if let Some(table) = node.downcast_ref::<MemTable>() {
+            buf.extend_from_slice(MEMORY_TABLE);
+            return encode_partitions(&table.schema(), table, buf);
+        }
+        self.inner.try_encode_table_provider(table_ref, node, buf)
+    }
+}
+
+/// A memory table's partitions: each a length (u64, little-endian) and an Arrow IPC stream.
+fn encode_partitions(schema: &SchemaRef, table: &MemTable, buf: &mut Vec<u8>) -> DfResult<()> {
+    for partition in &table.batches {
+        let batches = partition
+            .try_read()
+            .map_err(|_| DataFusionError::Internal("a memory table is being written while it is sent".into()))?;
+        let mut ipc = Vec::new();
+        let mut writer = StreamWriter::try_new(&mut ipc, schema)?;
+        for batch in batches.iter() {
+            writer.write(batch)?;
+        }
+        writer.finish()?;
+        drop(writer);
+        buf.extend_from_slice(&(ipc.len() as u64).to_le_bytes());
+        buf.extend_from_slice(&ipc);
+    }
+    Ok(())
+}
+
+fn decode_partitions(mut buf: &[u8]) -> DfResult<Vec<Vec<RecordBatch>>> {
+    let damaged = || DataFusionError::Internal("a damaged memory table".into());
+    let mut partitions = Vec::new();
+    while !buf.is_empty() {
+        let (len, rest) = buf.split_first_chunk::<8>().ok_or_else(damaged)?;
+        let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|_| damaged())?;
+        let (ipc, rest) = rest.split_at_checked(len).ok_or_else(damaged)?;
+        let reader = StreamReader::try_new(ipc, None)?;
+        partitions.push(reader.collect::<std::result::Result<Vec<_>, _>>()?);
+        buf = rest;
+    }
+    if partitions.is_empty() {
+        partitions.push(Vec::new());
+    }
+    Ok(partitions)
+}
+
+/// Ballista's physical codec, plus mrpipe's scan of the logs (a file scan of a [`LogSource`],
+/// with the parts the task reads).
+#[derive(Debug, Default)]
+pub struct PhysicalCodec {
+    inner: BallistaPhysicalExtensionCodec,
+}
+
+impl PhysicalExtensionCodec for PhysicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        match LogSource::decode(buf) {
+            Some(scan) => scan,
+            None => self.inner.try_decode(buf, inputs, ctx, converter),
+        }
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<()> {
+        match LogSource::of_plan(node.as_ref()) {
+            Some((spec, parts)) => LogSource::encode(&spec, &parts, buf),
+            None => self.inner.try_encode(node, buf, converter),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_addresses_are_df_urls() {
+        assert_eq!(scheduler_url("df://10.0.0.5:50050").unwrap(), "http://10.0.0.5:50050");
+        assert_eq!(scheduler_url("df://sched").unwrap(), "http://sched:50050");
+        for bad in ["http://x:1", "10.0.0.5:50050", "df://:1", "df:x"] {
+            let err = scheduler_url(bad).unwrap_err().to_string();
+            assert!(err.contains("df://HOST:PORT"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn memory_tables_round_trip_through_the_codec() {
+        use arrow::array::{Int64Array, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(vec!["a", "b"])), Arc::new(Int64Array::from(vec![1, 2]))],
+        )
+        .unwrap();
+        let table = MemTable::try_new(schema.clone(), vec![vec![batch.clone()], vec![]]).unwrap();
+        let mut buf = Vec::new();
+        encode_partitions(&schema, &table, &mut buf).unwrap();
+        let back = decode_partitions(&buf).unwrap();
+        assert_eq!(back, vec![vec![batch], vec![]]);
+        assert!(decode_partitions(&buf[..buf.len() - 3]).is_err(), "a cut table is an error");
+    }
+}
