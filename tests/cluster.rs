@@ -229,3 +229,16 @@ fn an_input_the_executors_cannot_see_fails_the_run_naming_it() {
     assert!(stderr.contains(&sales), "the message names the input: {stderr}");
     assert!(!Path::new(&out).join("sales_rank.parquet").exists(), "nothing is published");
 }
+
+#[test]
+fn a_cluster_that_cannot_be_reached_fails_the_run_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let url = format!("df://127.0.0.1:{}", free_port());
+    let args = ["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "--engine", "ballista"];
+    let res = mrpipe(&[&args[..], &["--cluster", &url, "-o", &out.display().to_string()]].concat());
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot reach the scheduler") && stderr.contains(&url), "{stderr}");
+    assert!(!out.join("sales_rank.parquet").exists());
+}

@@ -98,7 +98,7 @@ fn connect(threads: usize, ctx: &RunContext, functions: &[ScalarUDF], cluster: O
             state.register_udf(Arc::new(function.clone())).map_err(|e| Error::sink("ballista", e))?;
         }
         let url = match cluster {
-            Some(url) => scheduler_url(url)?,
+            Some(cluster) => reachable(cluster)?,
             None => runtime.block_on(start_standalone(&state, threads, ctx))?,
         };
         let state = state.upgrade_for_ballista(url).map_err(|e| Error::sink("ballista", e))?;
@@ -135,6 +135,28 @@ pub fn scheduler_url(cluster: &str) -> Result<String> {
     }
     let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("names no host"))?;
     Ok(format!("http://{host}:{}", url.port().unwrap_or(50050)))
+}
+
+/// The scheduler's URL, once something answers at `cluster`'s address (within 10 s):
+/// a cluster that cannot be reached is said so, not as a transport error mid-query.
+fn reachable(cluster: &str) -> Result<String> {
+    let url = scheduler_url(cluster)?;
+    let address = url.trim_start_matches("http://");
+    let unreachable = |e: &dyn std::fmt::Display| {
+        Error::sink(
+            "ballista",
+            format!("cannot reach the scheduler at {cluster} ({e}); is `mrpipe scheduler` running there?"),
+        )
+    };
+    let addresses = std::net::ToSocketAddrs::to_socket_addrs(address).map_err(|e| unreachable(&e))?;
+    let mut last: Option<std::io::Error> = None;
+    for a in addresses {
+        match std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(10)) {
+            Ok(_) => return Ok(url),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(unreachable(&last.map_or_else(|| "no address".to_string(), |e| e.to_string())))
 }
 
 /// Starts a scheduler and one executor in this process, on loopback ports the system
