@@ -76,15 +76,21 @@ pub fn run_twin(twin: Twin, ctx: &RunContext, cluster: Option<&str>) -> Result<J
     session.ctx.register_table(*name, Arc::new(table)).map_err(|e| Error::sink(*name, e))?;
     ctx.progress.set_message("read + sql (ballista)");
     let tables = run_statements(&session, &twin, statements.into_iter(), Vec::new(), ctx.memory_limit);
-    // The counts, rejects and hashes, whether or not the SQL failed: a read over the
-    // bad-line budget fails the run on that, as natively.
-    let read = spec.finish(&ctx.temp_dir);
+    // A read over the bad-line budget fails the run on that, as natively, even when the
+    // SQL failed on the partial read; a failed query whose parts were not all read
+    // fails on its own error (reading the rest here would only delay it).
+    let read = match spec.finish(&ctx.temp_dir, tables.is_ok()) {
+        Ok(read) => read,
+        Err(_) if tables.is_err() => None, // the query's error is the one to report
+        Err(e) => return Err(e),
+    };
     match (tables, read) {
-        (_, Ok(read)) if read.stopped => {
+        (_, Some(read)) if read.stopped => {
             Ok(JobOutput { tables: Vec::new(), read: read.into(), warnings: twin.warnings })
         }
-        (Ok(tables), Ok(read)) => Ok(JobOutput { tables, read: read.into(), warnings: twin.warnings }),
-        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        (Ok(tables), Some(read)) => Ok(JobOutput { tables, read: read.into(), warnings: twin.warnings }),
+        (Err(e), _) => Err(e),
+        (Ok(_), None) => Err(Error::sink("ballista", "a part of the read has no report")),
     }
 }
 

@@ -171,22 +171,26 @@ impl ScanSpec {
         report.write(&spool, &self.report_path(k))
     }
 
-    /// The whole read's summary from the partitions' reports; a partition that did not
-    /// run (a plan that needed no rows of it) is read here, for its counts and hashes.
-    /// Errors: a report or input cannot be read.
-    pub fn finish(&self, scratch: &Path) -> Result<ReadSummary> {
+    /// The whole read's summary from the partitions' reports. A part whose report is
+    /// missing (a plan that needed none of its rows) is read here for it when
+    /// `read_missing`; otherwise there is no summary (`None`). Errors: a report or
+    /// input cannot be read.
+    pub fn finish(&self, scratch: &Path, read_missing: bool) -> Result<Option<ReadSummary>> {
         let inputs = self.input_files();
         let spool = Arc::new(Spool::new(scratch, self.stop_after_bad));
         let mut reports = Vec::with_capacity(self.parts.len());
         for k in 0..self.parts.len() {
             let path = self.report_path(k);
             if !path.exists() {
+                if !read_missing {
+                    return Ok(None);
+                }
                 self.read_part(k, None, scratch, |_| ())?;
             }
             reports.push(PartReport::load(&path, &spool)?);
         }
         let (stats, bad_lines, digests, stopped) = read::finish_read(&self.plan, &inputs, spool, reports)?;
-        Ok(ReadSummary { stats, bad_lines, digests, stopped })
+        Ok(Some(ReadSummary { stats, bad_lines, digests, stopped }))
     }
 }
 
