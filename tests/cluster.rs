@@ -242,3 +242,26 @@ fn a_cluster_that_cannot_be_reached_fails_the_run_saying_so() {
     assert!(stderr.contains("cannot reach the scheduler") && stderr.contains(&url), "{stderr}");
     assert!(!out.join("sales_rank.parquet").exists());
 }
+
+/// A relative input path names the file in the client's directory, also for the
+/// executors, which run elsewhere: the client sends absolute paths.
+#[test]
+fn a_relative_input_is_the_clients_file_on_the_executors_too() {
+    let mut cluster = Cluster::new();
+    cluster.executor(&[], None);
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), "sales", 2_000, &["--seed", "27"]);
+    let name = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().file_name();
+    let name = name.to_string_lossy().into_owned();
+    let url = cluster.url();
+    for (engine, out) in [("native", "native"), ("ballista", "ballista")] {
+        let mut args = vec!["run", "sales-rank", &name, "--as-of", "2026-11-23", "--engine", engine, "-o", out];
+        if engine == "ballista" {
+            args.extend(["--cluster", &url]);
+        }
+        let res = mrpipe_in(dir.path(), &args);
+        assert!(res.status.success(), "{engine}: {}", String::from_utf8_lossy(&res.stderr));
+    }
+    let file = |d: &str| bytes(dir.path().join(d).join("sales_rank.parquet"));
+    assert_eq!(file("native"), file("ballista"));
+}

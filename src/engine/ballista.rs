@@ -41,6 +41,10 @@ use crate::error::{Error, Result};
 use crate::read::input::Encoding;
 use crate::scratch::scratch_dir;
 
+/// Largest gRPC message between client, scheduler and executors (bytes): plans carry
+/// in-memory tables.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
 /// First bytes of an in-memory table carried by [`LogicalCodec`].
 const MEMORY_TABLE: &[u8] = b"mrpipe-memory-table\0";
 
@@ -127,6 +131,9 @@ pub fn ballista_config(partitions: usize) -> SessionConfig {
         .with_ballista_standalone_parallelism(partitions.max(1))
         .with_ballista_logical_extension_codec(Arc::new(LogicalCodec::default()))
         .with_ballista_physical_extension_codec(Arc::new(PhysicalCodec::default()))
+        // Plans carry the side tables and earlier statements' results: gRPC's default
+        // bound (4-16 MiB) made a large one fail, or retry for ever in-process.
+        .with_ballista_grpc_client_max_message_size(MAX_MESSAGE_BYTES)
         // Ballista 55's adaptive planner never finishes a job whose aggregation has no
         // input rows (a window with no sales): the static planner does.
         .set_bool("ballista.planner.adaptive.enabled", false)
@@ -173,7 +180,11 @@ async fn start_standalone(state: &SessionState, slots: usize, ctx: &RunContext) 
     let address =
         ballista_scheduler::standalone::new_standalone_scheduler_from_state(state).await.map_err(|e| fail(&e))?;
     let url = format!("http://127.0.0.1:{}", address.port());
-    let scheduler = SchedulerGrpcClient::connect(url.clone()).await.map_err(|e| fail(&e))?;
+    let scheduler = SchedulerGrpcClient::connect(url.clone())
+        .await
+        .map_err(|e| fail(&e))?
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let work = scratch_dir(&ctx.temp_dir)?;
     super::cluster::start_local_executor(scheduler, slots, state, work).await.map_err(|e| fail(&e))?;
     Ok(url)

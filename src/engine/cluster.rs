@@ -32,7 +32,7 @@ use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
-use super::ballista::{LogicalCodec, PhysicalCodec};
+use super::ballista::{LogicalCodec, MAX_MESSAGE_BYTES, PhysicalCodec};
 use crate::error::{Error, Result};
 use crate::scratch::Scratch;
 
@@ -126,6 +126,9 @@ pub fn serve_scheduler(opts: &SchedulerOptions, functions: Vec<ScalarUDF>) -> Re
         override_logical_codec: Some(Arc::new(LogicalCodec::default())),
         override_physical_codec: Some(Arc::new(PhysicalCodec::default())),
         override_session_builder: Some(Arc::new(builder)),
+        grpc_server_max_decoding_message_size: MAX_MESSAGE_BYTES as u32,
+        grpc_server_max_encoding_message_size: MAX_MESSAGE_BYTES as u32,
+        grpc_client_max_message_size: MAX_MESSAGE_BYTES as u32,
         executor_timeout_seconds: opts.executor_timeout_seconds,
         expire_dead_executor_interval_seconds: opts.expire_dead_executor_interval_seconds,
         ..SchedulerConfig::default()
@@ -199,6 +202,8 @@ pub fn serve_executor(opts: &ExecutorOptions, functions: Vec<ScalarUDF>) -> Resu
         job_data_ttl_seconds: opts.job_data_ttl_seconds,
         job_data_clean_up_interval_seconds: opts.job_data_clean_up_interval_seconds.max(1),
         executor_heartbeat_interval_seconds: opts.executor_heartbeat_interval_seconds.max(1),
+        grpc_max_decoding_message_size: MAX_MESSAGE_BYTES as u32,
+        grpc_max_encoding_message_size: MAX_MESSAGE_BYTES as u32,
         override_function_registry: Some(Arc::new(registry)),
         override_logical_codec: Some(Arc::new(LogicalCodec::default())),
         override_physical_codec: Some(Arc::new(PhysicalCodec::default())),

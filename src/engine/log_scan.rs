@@ -85,12 +85,16 @@ impl ScanSpec {
         Ok(ScanSpec {
             version: VERSION.to_string(),
             format: format.to_string(),
-            inputs: inputs.iter().map(|f| (path_text(&f.path), f.encoding)).collect(),
+            // Absolute: executors resolve a relative path against their own directory.
+            inputs: inputs
+                .iter()
+                .map(|f| (path_text(&std::path::absolute(&f.path).unwrap_or_else(|_| f.path.clone())), f.encoding))
+                .collect(),
             plan,
             parts,
             max_line_bytes: limits.max_line_bytes,
             stop_after_bad: limits.stop_after_bad,
-            reports: path_text(reports),
+            reports: path_text(&std::path::absolute(reports).unwrap_or_else(|_| reports.to_path_buf())),
         })
     }
 

@@ -62,7 +62,11 @@ impl PartReport {
     /// temporary file beside it renamed over it, so a retried task replaces a report
     /// whole and a reader never sees half of one. Errors: the file cannot be written.
     pub fn write(&self, spool: &Spool, path: &Path) -> Result<()> {
-        let temp = path.with_extension("tmp");
+        // A name of this writer's own: two scans of one input (a UNION of it with
+        // itself) write the same part's report at once.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
         let io = |e| Error::io(&temp, e);
         let mut out = BufWriter::new(File::create(&temp).map_err(io)?);
         let mut head = MAGIC.to_vec();
