@@ -304,7 +304,7 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         converter: &dyn PhysicalProtoConverterExtension,
     ) -> DfResult<()> {
         match LogSource::of_plan(node.as_ref()) {
-            Some((spec, parts)) => LogSource::encode(&spec, &parts, buf),
+            Some((source, parts)) => source.encode(parts, buf),
             None => self.inner.try_encode(node, buf, converter),
         }
     }

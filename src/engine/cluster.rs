@@ -179,15 +179,14 @@ pub fn serve_executor(opts: &ExecutorOptions, functions: Vec<ScalarUDF>) -> Resu
     for function in functions {
         registry.scalar_functions.insert(function.name().to_string(), Arc::new(function));
     }
-    // Without --work-dir, a directory of its own in the system's temporary directory.
-    let scratch = match &opts.work_dir {
-        Some(_) => None,
-        None => Some(crate::scratch::scratch_dir(&std::env::temp_dir())?),
-    };
-    let work_dir = match (&opts.work_dir, &scratch) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(scratch)) => scratch.path().to_path_buf(),
-        (None, None) => unreachable!("a scratch directory was made"),
+    // Without --work-dir, a directory of its own in the system's temporary directory,
+    // removed when this function returns.
+    let (work_dir, _scratch) = match &opts.work_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let scratch = crate::scratch::scratch_dir(&std::env::temp_dir())?;
+            (scratch.path().to_path_buf(), Some(scratch))
+        }
     };
     std::fs::create_dir_all(&work_dir).map_err(|e| Error::io(&work_dir, e))?;
     let config = ExecutorProcessConfig {
@@ -209,9 +208,7 @@ pub fn serve_executor(opts: &ExecutorOptions, functions: Vec<ScalarUDF>) -> Resu
         override_physical_codec: Some(Arc::new(PhysicalCodec::default())),
         ..ExecutorProcessConfig::default()
     };
-    let served = runtime()?.block_on(start_executor_process(Arc::new(config)));
-    drop(scratch);
-    served.map_err(|e| Error::sink("executor", e))
+    runtime()?.block_on(start_executor_process(Arc::new(config))).map_err(|e| Error::sink("executor", e))
 }
 
 fn socket_address(host: &str, port: u16) -> Result<SocketAddr> {

@@ -232,13 +232,25 @@ impl TableProvider for LogTable {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let parts: Vec<usize> = (0..self.spec.parts.len().max(1)).collect();
-        let scan = LogSource::scan(self.spec.clone(), &parts)?;
-        let Some(columns) = projection else { return Ok(scan) };
-        let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = columns
+        // The reader builds only the projected columns (checking every field all the
+        // same), in the format's order; a projection in another order is put back in
+        // its own by a projection of column references.
+        let mut read: Option<Vec<usize>> = projection.cloned();
+        if let Some(columns) = read.as_mut() {
+            columns.sort_unstable();
+            columns.dedup();
+        }
+        let scan = LogSource::scan(self.spec.clone(), &parts, read.clone())?;
+        let (Some(wanted), Some(read)) = (projection, read) else { return Ok(scan) };
+        if *wanted == read {
+            return Ok(scan);
+        }
+        let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = wanted
             .iter()
-            .map(|&i| {
-                let name = self.schema.field(i).name().clone();
-                (Arc::new(Column::new(&name, i)) as Arc<dyn PhysicalExpr>, name)
+            .map(|i| {
+                let at = read.iter().position(|r| r == i).unwrap_or_default();
+                let name = self.schema.field(*i).name().clone();
+                (Arc::new(Column::new(&name, at)) as Arc<dyn PhysicalExpr>, name)
             })
             .collect();
         Ok(Arc::new(ProjectionExec::try_new(exprs, scan)?))
@@ -266,15 +278,33 @@ fn file_part(file: &PartitionedFile) -> DfResult<usize> {
 pub struct LogSource {
     /// The planned scan.
     pub spec: Arc<ScanSpec>,
+    /// The columns read (indexes into the format's, ascending); all when `None`.
+    pub columns: Option<Vec<usize>>,
     table_schema: TableSchema,
     metrics: ExecutionPlanMetricsSet,
 }
 
+/// What a codec carries of a scan besides its spec.
+#[derive(Serialize, Deserialize)]
+struct ScanTask {
+    /// The parts this scan (one task's, once Ballista restricted it) reads.
+    parts: Vec<usize>,
+    /// See [`LogSource::columns`].
+    columns: Option<Vec<usize>>,
+}
+
 impl LogSource {
-    /// A scan of `parts` of `spec`'s read, one partition each. Errors: an unknown format.
-    pub fn scan(spec: Arc<ScanSpec>, parts: &[usize]) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let table_schema = TableSchema::from(spec.format()?.schema());
-        let source = Arc::new(LogSource { spec, table_schema, metrics: ExecutionPlanMetricsSet::new() });
+    /// A scan of `parts` of `spec`'s read, one partition each, of the `columns` (indexes
+    /// into the format's, ascending; all when `None`). Errors: an unknown format, a
+    /// column out of range.
+    pub fn scan(spec: Arc<ScanSpec>, parts: &[usize], columns: Option<Vec<usize>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let schema = spec.format()?.schema();
+        let schema = match &columns {
+            Some(columns) => Arc::new(schema.project(columns)?),
+            None => schema,
+        };
+        let table_schema = TableSchema::from(schema);
+        let source = Arc::new(LogSource { spec, columns, table_schema, metrics: ExecutionPlanMetricsSet::new() });
         let groups: Vec<FileGroup> =
             parts.iter().map(|&k| FileGroup::new(vec![PartitionedFile::new(part_file(k), 0)])).collect();
         let config =
@@ -282,36 +312,36 @@ impl LogSource {
         Ok(DataSourceExec::from_data_source(config))
     }
 
-    /// The parts a scan of this source reads, if `plan` is one.
-    pub fn of_plan(plan: &dyn ExecutionPlan) -> Option<(Arc<ScanSpec>, Vec<usize>)> {
+    /// The source of `plan` and the parts it reads, if `plan` is a scan of one.
+    pub fn of_plan(plan: &dyn ExecutionPlan) -> Option<(&LogSource, Vec<usize>)> {
         let exec = plan.downcast_ref::<DataSourceExec>()?;
         let source: &dyn std::any::Any = exec.data_source().as_ref();
         let config = source.downcast_ref::<FileScanConfig>()?;
         let log = config.file_source().downcast_ref::<LogSource>()?;
         let parts = config.file_groups.iter().flat_map(|g| g.files().iter().map(file_part)).collect::<DfResult<_>>();
-        Some((log.spec.clone(), parts.ok()?))
+        Some((log, parts.ok()?))
     }
 
-    /// A scan's spec and parts as bytes for a codec.
-    pub fn encode(spec: &ScanSpec, parts: &[usize], buf: &mut Vec<u8>) -> DfResult<()> {
-        let parts = serde_json::to_string(parts).map_err(|e| DataFusionError::Internal(e.to_string()))?;
-        buf.extend_from_slice(parts.as_bytes());
+    /// The scan of `parts` as bytes for a codec: what they are, then the spec.
+    pub fn encode(&self, parts: Vec<usize>, buf: &mut Vec<u8>) -> DfResult<()> {
+        let task = ScanTask { parts, columns: self.columns.clone() };
+        serde_json::to_writer(&mut *buf, &task).map_err(|e| DataFusionError::Internal(e.to_string()))?;
         buf.push(b'\n');
-        spec.encode(buf)
+        self.spec.encode(buf)
     }
 
     /// The scan in `buf`, `None` when it holds something else.
     pub fn decode(buf: &[u8]) -> Option<DfResult<Arc<dyn ExecutionPlan>>> {
         let newline = memchr::memchr(b'\n', buf)?;
-        let (parts, spec) = (&buf[..newline], &buf[newline + 1..]);
+        let (task, spec) = (&buf[..newline], &buf[newline + 1..]);
         let spec = match ScanSpec::decode(spec)? {
             Ok(spec) => spec,
             Err(e) => return Some(Err(e)),
         };
         Some(
-            serde_json::from_slice::<Vec<usize>>(parts)
-                .map_err(|e| DataFusionError::Internal(format!("mrpipe scan parts: {e}")))
-                .and_then(|parts| LogSource::scan(Arc::new(spec), &parts)),
+            serde_json::from_slice::<ScanTask>(task)
+                .map_err(|e| DataFusionError::Internal(format!("mrpipe scan task: {e}")))
+                .and_then(|task| LogSource::scan(Arc::new(spec), &task.parts, task.columns)),
         )
     }
 }
@@ -323,7 +353,14 @@ impl FileSource for LogSource {
         _config: &FileScanConfig,
         _partition: usize,
     ) -> DfResult<Arc<dyn FileOpener>> {
-        Ok(Arc::new(LogOpener { spec: self.spec.clone() }))
+        let names = match &self.columns {
+            Some(columns) => {
+                let all = self.spec.format()?.columns();
+                Some(columns.iter().map(|&i| all[i].name).collect())
+            }
+            None => None,
+        };
+        Ok(Arc::new(LogOpener { spec: self.spec.clone(), columns: names }))
     }
 
     fn table_schema(&self) -> &TableSchema {
@@ -357,12 +394,14 @@ impl FileSource for LogSource {
 /// Reads one part (a "file" of the scan) where the scan runs, and writes its report.
 struct LogOpener {
     spec: Arc<ScanSpec>,
+    /// The columns built into the batches (all when `None`).
+    columns: Option<Vec<&'static str>>,
 }
 
 impl FileOpener for LogOpener {
     fn open(&self, file: PartitionedFile) -> DfResult<FileOpenFuture> {
         let part = file_part(&file)?;
-        let spec = self.spec.clone();
+        let (spec, columns) = (self.spec.clone(), self.columns.clone());
         let (tx, rx) = tokio::sync::mpsc::channel::<DfResult<RecordBatch>>(2);
         tokio::task::spawn_blocking(move || {
             // An executor dying as it starts reading, for the test of Ballista's retries.
@@ -373,7 +412,7 @@ impl FileOpener for LogOpener {
             let send = |batch| {
                 let _ = tx.blocking_send(Ok(batch));
             };
-            if let Err(e) = spec.read_part(part, None, &scratch, send) {
+            if let Err(e) = spec.read_part(part, columns.as_deref(), &scratch, send) {
                 let _ = tx.blocking_send(Err(DataFusionError::Execution(e.to_string())));
             }
         });
