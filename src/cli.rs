@@ -280,7 +280,17 @@ pub fn command(extra: &[&'static dyn Job]) -> Command {
                         .value_parser(value_parser!(u64).range(1..))
                         .help("How often old shuffle files are looked for"),
                 )
-                .arg(seconds("executor-heartbeat-interval-seconds", "60", "How often to tell the scheduler this executor is alive")),
+                .arg(seconds("executor-heartbeat-interval-seconds", "60", "How often to tell the scheduler this executor is alive"))
+                .arg(
+                    Arg::new("memory-pool-size")
+                        .long("memory-pool-size")
+                        .value_name("SIZE")
+                        .value_parser(params::parse_byte_size)
+                        .help(
+                            "Memory for the tasks, shared by the task slots (e.g. 4GiB); beyond it they spill to \
+                             --work-dir (default: 70% of the host's or cgroup's memory)",
+                        ),
+                ),
         )
         .subcommand(
             Command::new("show")
@@ -385,6 +395,13 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
             }
             if let Some(cluster) = &common.cluster {
                 crate::engine::ballista::scheduler_url(cluster)?;
+                if common.memory_limit.is_some() {
+                    return Err(Error::Usage(
+                        "--memory-limit bounds this process, but with --cluster the work runs on the executors: \
+                         bound each one with `mrpipe executor --memory-pool-size SIZE`"
+                            .into(),
+                    ));
+                }
             }
             let plans = job.configure_from(job_matches)?;
             if common.notify.is_some() && job.info().outputs.iter().all(|t| t.notify_key.is_empty()) {
@@ -475,6 +492,7 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
                 .get_one::<u64>("executor-heartbeat-interval-seconds")
                 .copied()
                 .unwrap_or(60),
+            memory_pool_size: c.get_one::<u64>("memory-pool-size").copied(),
         })),
         Some(("show", show)) => {
             Ok(Action::Show(show.get_many::<PathBuf>("files").into_iter().flatten().cloned().collect()))

@@ -42,6 +42,11 @@ pub enum Error {
     #[error("writing {target}: {message}")]
     Sink { target: String, message: String },
 
+    /// A failure of the Ballista cluster: its scheduler or executors cannot be reached,
+    /// listen, or were lost mid-job.
+    #[error("{0}")]
+    Cluster(String),
+
     /// `mrpipe verify` found a difference (or a changed input).
     #[error("not reproduced: {0}")]
     Verify(String),

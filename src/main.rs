@@ -32,6 +32,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Diagnostics of the libraries (DataFusion, Ballista) on stderr, filtered by `RUST_LOG`
+/// (`info`, `ballista_executor=debug`, ...). Unset, a run stays quiet for cron, and the
+/// scheduler and executor daemons log at `info`, as Ballista's own binaries do.
+fn init_diagnostics(command: Option<&str>) {
+    let default = match command {
+        Some("scheduler" | "executor") => "info",
+        _ => "off",
+    };
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default)).try_init();
+}
+
 fn run_main() -> ExitCode {
     let mut log = EventLog::quiet("mrpipe");
     let (argv, catalog, extra) = match prepare(std::env::args_os().collect()) {
@@ -42,6 +53,7 @@ fn run_main() -> ExitCode {
         }
     };
     let matches = cli::command(&extra).get_matches_from(argv);
+    init_diagnostics(matches.subcommand_name());
     let started = Instant::now();
     // A run with --metrics-file: where, for which job and output, and what it published.
     // Checked first: a path that may not be written stops the run (exit 2) untouched.

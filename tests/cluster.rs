@@ -49,11 +49,17 @@ impl Drop for Cluster {
 impl Cluster {
     /// A scheduler that gives up on a silent executor after 4 s.
     fn new() -> Cluster {
+        Cluster::with_scheduler_env(&[])
+    }
+
+    /// [`Cluster::new`], the scheduler's environment extended by `env`.
+    fn with_scheduler_env(env: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut scheduler = Command::new(env!("CARGO_BIN_EXE_mrpipe"))
             .args(["scheduler", "--bind-host", "127.0.0.1", "--bind-port", &port.to_string()])
             .args(["--executor-timeout-seconds", "4", "--expire-dead-executor-interval-seconds", "1"])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -65,6 +71,12 @@ impl Cluster {
     /// Starts an executor with one task slot, its environment extended by `env`, run
     /// through `wrap` (a command line the executor's is appended to) when given.
     fn executor(&mut self, env: &[(&str, &str)], wrap: Option<&[&str]>) -> usize {
+        self.executor_with(env, wrap, "1", Stdio::null())
+    }
+
+    /// [`Cluster::executor`] with a heartbeat every `heartbeat` seconds and its stderr
+    /// going to `stderr`.
+    fn executor_with(&mut self, env: &[(&str, &str)], wrap: Option<&[&str]>, heartbeat: &str, stderr: Stdio) -> usize {
         let (port, grpc) = (free_port(), free_port());
         let work = self.dir.path().join(format!("executor-{port}"));
         let mut argv: Vec<String> = wrap.unwrap_or_default().iter().map(|s| s.to_string()).collect();
@@ -78,14 +90,14 @@ impl Cluster {
         for a in ["--scheduler-port", &self.scheduler_port.to_string(), "--concurrent-tasks", "1"] {
             argv.push(a.to_string());
         }
-        for a in ["--executor-heartbeat-interval-seconds", "1", "--work-dir", &work.display().to_string()] {
+        for a in ["--executor-heartbeat-interval-seconds", heartbeat, "--work-dir", &work.display().to_string()] {
             argv.push(a.to_string());
         }
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         wait_for_port(port, &mut child, "an executor");
@@ -264,4 +276,61 @@ fn a_relative_input_is_the_clients_file_on_the_executors_too() {
     }
     let file = |d: &str| bytes(dir.path().join(d).join("sales_rank.parquet"));
     assert_eq!(file("native"), file("ballista"));
+}
+
+/// An executor whose Flight port is taken exits at once with an error naming the
+/// port and flag (Ballista's own stops with success, saying nothing, so a supervisor's
+/// restart-on-failure never saw it).
+#[test]
+fn an_executor_whose_port_is_taken_fails_naming_it() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let grpc = free_port().to_string();
+    let scheduler = free_port().to_string();
+    let res = mrpipe(&["executor", "--bind-port", &port, "--bind-grpc-port", &grpc, "--scheduler-port", &scheduler]);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port} (--bind-port)")), "{stderr}");
+}
+
+/// An executor the scheduler drops (its heartbeats, every 30 s, are later than the
+/// scheduler's 4 s timeout) is stopped by the scheduler: it exits non-zero saying so,
+/// so that systemd's `Restart=on-failure` starts it again.
+#[test]
+fn an_executor_the_scheduler_drops_exits_with_an_error() {
+    let mut cluster = Cluster::new();
+    let dropped = cluster.executor_with(&[], None, "30", Stdio::piped());
+    let child = &mut cluster.children[dropped];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the scheduler never dropped the executor");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the executor stopped unasked"), "{stderr}");
+}
+
+/// The scheduler freezes (SIGSTOP, as a hung host; a failpoint as it sends the first
+/// scan task, so surely mid-job): the client gives up within its keep-alive bound
+/// instead of holding the run and its lock for ever, says it lost the scheduler, and
+/// publishes nothing.
+#[test]
+fn a_scheduler_that_freezes_mid_job_fails_the_run_in_bounded_time() {
+    let mut cluster = Cluster::with_scheduler_env(&[("MRPIPE_FAILPOINT", "encode-scan-task:stop")]);
+    cluster.executor(&[], None);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let args = ["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "--engine", "ballista"];
+    let started = Instant::now();
+    let res = mrpipe(&[&args[..], &["--cluster", &cluster.url(), "-o", &out.display().to_string()]].concat());
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("lost the scheduler at df://127.0.0.1:"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(90), "gave up after {:?}", started.elapsed());
+    assert!(!out.join("sales_rank.parquet").exists(), "nothing is published");
 }

@@ -132,9 +132,32 @@ fn verify_takes_a_memory_limit_for_its_re_run() {
 
 #[test]
 fn a_memory_limit_too_small_for_datafusion_says_so_in_our_terms() {
-    let res =
-        mrpipe(&["run", "url-dedup", &sample("urls"), "--engine", "datafusion", "--memory-limit", "1", "-o", "-"]);
+    // Ballista's executors hand the error back as text: it is recognised all the same.
+    for engine in ["datafusion", "ballista"] {
+        let res = mrpipe(&["run", "url-dedup", &sample("urls"), "--engine", engine, "--memory-limit", "1", "-o", "-"]);
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{engine}: {err}");
+        assert!(err.contains("--memory-limit 1 bytes is too small for DataFusion"), "{engine}: {err}");
+    }
+}
+
+/// On a cluster the work runs on the executors, which have memory pools of their own:
+/// a client's --memory-limit would bound nothing, so it is refused, naming the option
+/// that does bound them.
+#[test]
+fn a_memory_limit_with_a_cluster_is_refused_naming_the_executors_option() {
+    let res = mrpipe(&[
+        "run",
+        "url-dedup",
+        &sample("urls"),
+        "--engine",
+        "ballista",
+        "--cluster",
+        "df://127.0.0.1:1",
+        "--memory-limit",
+        "1GiB",
+    ]);
     let err = String::from_utf8_lossy(&res.stderr);
     assert_eq!(res.status.code(), Some(2), "{err}");
-    assert!(err.contains("--memory-limit 1 bytes is too small for DataFusion"), "{err}");
+    assert!(err.contains("mrpipe executor --memory-pool-size"), "{err}");
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
+use ballista_core::error::BallistaError;
 use ballista_core::extension::SessionConfigExt;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::serde::BallistaCodec;
@@ -21,6 +22,7 @@ use ballista_executor::executor::Executor;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_executor::flight_service::BallistaFlightService;
 use ballista_executor::metrics::LoggingMetricsCollector;
+use ballista_executor::shutdown::Shutdown;
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
@@ -30,6 +32,8 @@ use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Channel;
 
 use super::ballista::{LogicalCodec, MAX_MESSAGE_BYTES, PhysicalCodec};
@@ -81,7 +85,7 @@ pub async fn start_local_executor(
     tokio::spawn(
         create_grpc_server(&GrpcServerConfig::default())
             .add_service(flight)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            .serve_with_incoming(TcpListenerStream::new(listener)),
     );
     let health = ballista_executor::health::ExecutorHealth::new();
     tokio::spawn(async move {
@@ -134,10 +138,11 @@ pub fn serve_scheduler(opts: &SchedulerOptions, functions: Vec<ScalarUDF>) -> Re
         ..SchedulerConfig::default()
     };
     runtime()?.block_on(async move {
-        let cluster = BallistaCluster::new_from_config(&config).await.map_err(|e| Error::sink("scheduler", e))?;
+        let cluster =
+            BallistaCluster::new_from_config(&config).await.map_err(|e| Error::Cluster(format!("scheduler: {e}")))?;
         let serve = start_server(cluster, address, Arc::new(config));
         tokio::select! {
-            served = serve => served.map_err(|e| Error::sink("scheduler", e)),
+            served = serve => served.map_err(|e| Error::Cluster(format!("scheduler on {address}: {e}"))),
             () = stopped() => Ok(()),
         }
     })
@@ -168,13 +173,25 @@ pub struct ExecutorOptions {
     pub job_data_clean_up_interval_seconds: u64,
     /// How often the executor tells the scheduler it is alive (`--executor-heartbeat-interval-seconds`).
     pub executor_heartbeat_interval_seconds: u64,
+    /// Bytes of memory for the tasks, shared by the slots; `None`: 70% of the host's or
+    /// cgroup's memory; 0: unbounded (`--memory-pool-size`).
+    pub memory_pool_size: Option<u64>,
 }
 
 /// Runs a Ballista executor with mrpipe's codecs and `functions` until it is stopped
-/// (SIGINT/SIGTERM, or the scheduler's stop request); its shuffle files are removed on
-/// the way out. Errors: a bad address, a port in use, no scheduler.
+/// by SIGINT/SIGTERM; its shuffle files are removed on the way out. Errors: a bad
+/// address, a port in use, no scheduler, and stopping for any other reason (the
+/// scheduler dropped it, a service failed), so that a supervisor restarts it.
 pub fn serve_executor(opts: &ExecutorOptions, functions: Vec<ScalarUDF>) -> Result<()> {
-    socket_address(&opts.bind_host, opts.bind_port)?;
+    let flight_address = socket_address(&opts.bind_host, opts.bind_port)?;
+    let grpc_address = socket_address(&opts.bind_host, opts.bind_grpc_port)?;
+    // Ballista's executor stops with success, and no word, when a port of its own is
+    // taken: the Flight port is bound here and served by `flight_service`; the task
+    // port is checked (Ballista binds it a moment later).
+    let flight =
+        std::net::TcpListener::bind(flight_address).map_err(|e| listen_error("--bind-port", flight_address, e))?;
+    drop(std::net::TcpListener::bind(grpc_address).map_err(|e| listen_error("--bind-grpc-port", grpc_address, e))?);
+    flight.set_nonblocking(true).map_err(|e| listen_error("--bind-port", flight_address, e))?;
     let mut registry = BallistaFunctionRegistry::default();
     for function in functions {
         registry.scalar_functions.insert(function.name().to_string(), Arc::new(function));
@@ -201,14 +218,59 @@ pub fn serve_executor(opts: &ExecutorOptions, functions: Vec<ScalarUDF>) -> Resu
         job_data_ttl_seconds: opts.job_data_ttl_seconds,
         job_data_clean_up_interval_seconds: opts.job_data_clean_up_interval_seconds.max(1),
         executor_heartbeat_interval_seconds: opts.executor_heartbeat_interval_seconds.max(1),
+        memory_pool_size: opts.memory_pool_size,
         grpc_max_decoding_message_size: MAX_MESSAGE_BYTES as u32,
         grpc_max_encoding_message_size: MAX_MESSAGE_BYTES as u32,
         override_function_registry: Some(Arc::new(registry)),
         override_logical_codec: Some(Arc::new(LogicalCodec::default())),
         override_physical_codec: Some(Arc::new(PhysicalCodec::default())),
+        override_arrow_flight_service: Some(Arc::new(flight_service(flight))),
         ..ExecutorProcessConfig::default()
     };
-    runtime()?.block_on(start_executor_process(Arc::new(config))).map_err(|e| Error::sink("executor", e))
+    let scheduler = format!("{}:{}", opts.scheduler_host, opts.scheduler_port);
+    runtime()?.block_on(async move {
+        // Ballista stops on a signal and on everything else alike, with success; a
+        // watcher of our own tells a requested stop from the others.
+        let signalled = tokio::spawn(stopped());
+        start_executor_process(Arc::new(config))
+            .await
+            .map_err(|e| Error::Cluster(format!("executor (scheduler {scheduler}): {e}")))?;
+        match tokio::time::timeout(std::time::Duration::from_secs(1), signalled).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::Cluster(format!(
+                "the executor stopped unasked: the scheduler at {scheduler} dropped it (it missed heartbeats, or \
+                 the scheduler restarted) or one of its services failed; RUST_LOG=info shows Ballista's log"
+            ))),
+        }
+    })
+}
+
+/// Ballista's Arrow Flight service (shuffle data for other executors) on `listener`,
+/// bound beforehand so that a port in use is an error naming it.
+fn flight_service(
+    listener: std::net::TcpListener,
+) -> impl Fn(String, SocketAddr, Shutdown, GrpcServerConfig) -> JoinHandle<ballista_core::error::Result<()>> + Send + Sync
+{
+    let listener = std::sync::Mutex::new(Some(listener));
+    move |work_dir, _address, mut shutdown, grpc| {
+        let listener = listener.lock().ok().and_then(|mut l| l.take());
+        tokio::spawn(async move {
+            let listener = listener.ok_or_else(|| BallistaError::General("the Flight port is served once".into()))?;
+            let incoming = TcpListenerStream::new(TcpListener::from_std(listener)?);
+            let service = FlightServiceServer::new(BallistaFlightService::new(work_dir))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
+            create_grpc_server(&grpc)
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, shutdown.recv())
+                .await
+                .map_err(BallistaError::TonicError)
+        })
+    }
+}
+
+fn listen_error(flag: &str, address: SocketAddr, e: std::io::Error) -> Error {
+    Error::Cluster(format!("cannot listen on {address} ({flag}): {e}"))
 }
 
 fn socket_address(host: &str, port: u16) -> Result<SocketAddr> {
@@ -223,7 +285,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .thread_stack_size(super::WORKER_STACK_BYTES)
         .enable_all()
         .build()
-        .map_err(|e| Error::sink("tokio runtime", e))
+        .map_err(|e| Error::Cluster(format!("tokio runtime: {e}")))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -319,11 +319,15 @@ fn scans(session: &Session, params: &ParamValues, statement: &Statement) -> usiz
 
 /// DataFusion's running out of its memory pool, as a usage error naming our setting
 /// (DataFusion names its own); under a tiny pool some operators fail with an internal
-/// error instead. `None` for every other error.
+/// error instead. Ballista's executors return the error as text. `None` for every
+/// other error.
 fn memory_error(limit: Option<u64>, spec: &TableSpec, e: &datafusion::error::DataFusionError) -> Option<Error> {
     let limit = limit?;
+    let text = e.to_string();
     let exhausted = matches!(e.find_root(), datafusion::error::DataFusionError::ResourcesExhausted(_))
-        || (limit < 8 << 20 && e.to_string().contains("Internal error"));
+        || text.contains("Resources exhausted")
+        || text.contains("ResourcesExhausted(")
+        || (limit < 8 << 20 && text.contains("Internal error"));
     exhausted.then(|| {
         Error::Usage(format!(
             "{}: --memory-limit {limit} bytes is too small for DataFusion's working memory \

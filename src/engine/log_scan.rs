@@ -172,7 +172,13 @@ impl ScanSpec {
                 },
             )
         })?;
-        report.write(&spool, &self.report_path(k))
+        report.write(&spool, &self.report_path(k)).map_err(|e| {
+            Error::Cluster(format!(
+                "part {k}: cannot write its read report ({e}); the reports directory {} must be at the same path, \
+                 writable, on the client and every executor",
+                text_path(&self.reports).display()
+            ))
+        })
     }
 
     /// The whole read's summary from the partitions' reports. A part whose report is
