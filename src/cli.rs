@@ -86,7 +86,7 @@ struct CommonArgs {
     /// Config file with per-job defaults (default: $MRPIPE_CONFIG, then ./mrpipe.toml).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
-    /// When another run of this job to this output holds the lock, wait up to this long (e.g. 10m) instead of exiting 4.
+    /// When another run of this job to this output holds the lock, wait up to this long (e.g. 10m, 1h30m) instead of exiting 4.
     #[arg(long, value_name = "LEN", value_parser = params::parse_window)]
     wait: Option<i64>,
     /// After the run, failed or not, replace PATH with Prometheus text-format metrics (exit code,
@@ -157,9 +157,32 @@ pub fn command(extra: &[&'static dyn Job]) -> Command {
                      Examples:\n  \
                      mrpipe query \"SELECT * FROM r WHERE rank <= 3\" --table r=out/sales_rank.parquet\n  \
                      mrpipe query \"SELECT category_id, sum(quantity) FROM sales GROUP BY 1\" --table sales=logs/ --as sales\n  \
-                     mrpipe query \"SELECT month, sum(hits) FROM h GROUP BY 1\" --table h=out/hit_counts/ -o tsv:monthly.tsv",
+                     mrpipe query \"SELECT month, sum(hits) FROM h GROUP BY 1\" --table h=out/hit_counts/ -o tsv:monthly.tsv\n  \
+                     mrpipe query \"SELECT * FROM 'out/sales_rank.parquet' WHERE rank = 1\"\n  \
+                     mrpipe query -f report.sql --table r=out/sales_rank.parquet",
                 )
-                .arg(Arg::new("sql").value_name("SQL").required(true))
+                .arg(
+                    Arg::new("sql")
+                        .value_name("SQL")
+                        .required_unless_present("file")
+                        .conflicts_with("file")
+                        .help("The query; a Parquet file can be named in FROM as a quoted path"),
+                )
+                .arg(
+                    Arg::new("file")
+                        .short('f')
+                        .long("file")
+                        .value_name("PATH")
+                        .value_parser(value_parser!(PathBuf))
+                        .help("Read the query from this file (- for stdin)"),
+                )
+                .arg(
+                    Arg::new("limit")
+                        .long("limit")
+                        .value_name("N")
+                        .value_parser(value_parser!(u64))
+                        .help("Print at most N rows (default on a terminal: 40; 0: all); -o and pipes get every row"),
+                )
                 .arg(
                     Arg::new("table")
                         .long("table")
@@ -295,12 +318,27 @@ pub fn command(extra: &[&'static dyn Job]) -> Command {
         .subcommand(
             Command::new("show")
                 .about("Print Parquet files as a table (TSV when stdout is not a terminal)")
+                .after_help("Examples:\n  mrpipe show out/sales_rank.parquet --limit 20\n  mrpipe show out/urls.parquet --schema")
                 .arg(
                     Arg::new("files")
                         .value_name("FILE")
                         .required(true)
                         .num_args(1..)
                         .value_parser(value_parser!(PathBuf)),
+                )
+                .arg(
+                    Arg::new("limit")
+                        .long("limit")
+                        .short('n')
+                        .value_name("N")
+                        .value_parser(value_parser!(u64))
+                        .help("Print at most N rows of each file (read no further)"),
+                )
+                .arg(
+                    Arg::new("schema")
+                        .long("schema")
+                        .action(clap::ArgAction::SetTrue)
+                        .help("Print each file's columns (name, Arrow type, nullable) and row count instead of its rows"),
                 ),
         )
 }
@@ -330,6 +368,16 @@ fn port(name: &'static str, default: &'static str, help: &'static str) -> Arg {
     Arg::new(name).long(name).value_name("PORT").default_value(default).value_parser(value_parser!(u16)).help(help)
 }
 
+/// `mrpipe show FILE... [--limit N] [--schema]`.
+pub struct ShowOptions {
+    /// The Parquet files, printed in the order given.
+    pub files: Vec<PathBuf>,
+    /// Rows printed per file at most; all when `None`.
+    pub limit: Option<u64>,
+    /// Print the columns and row count instead of the rows.
+    pub schema: bool,
+}
+
 /// What the command line asks for.
 pub enum Action {
     /// `mrpipe run <job> ...`.
@@ -345,7 +393,7 @@ pub enum Action {
     /// `mrpipe man`.
     Man,
     /// `mrpipe show FILE...`.
-    Show(Vec<PathBuf>),
+    Show(ShowOptions),
     /// `mrpipe scheduler ...`.
     Scheduler(crate::engine::cluster::SchedulerOptions),
     /// `mrpipe executor ...`.
@@ -439,7 +487,17 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
         }
         Some(("man", _)) => Ok(Action::Man),
         Some(("query", q)) => Ok(Action::Query(crate::query::QueryOptions {
-            sql: q.get_one::<String>("sql").cloned().unwrap_or_default(),
+            sql: match q.get_one::<PathBuf>("file") {
+                Some(path) if path.as_os_str() == "-" => {
+                    std::io::read_to_string(std::io::stdin()).map_err(|e| Error::io("stdin", e))?
+                }
+                Some(path) => std::fs::read_to_string(path).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Error::Usage(format!("no such file: {}", path.display())),
+                    _ => Error::io(path, e),
+                })?,
+                None => q.get_one::<String>("sql").cloned().unwrap_or_default(),
+            },
+            limit: q.get_one::<u64>("limit").copied(),
             tables: q.get_many::<crate::query::TableArg>("table").into_iter().flatten().cloned().collect(),
             formats: q.get_many::<String>("as").into_iter().flatten().cloned().collect(),
             output: q.get_one::<String>("output").map(|o| sink::parse(o)).transpose()?,
@@ -494,9 +552,11 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
                 .unwrap_or(60),
             memory_pool_size: c.get_one::<u64>("memory-pool-size").copied(),
         })),
-        Some(("show", show)) => {
-            Ok(Action::Show(show.get_many::<PathBuf>("files").into_iter().flatten().cloned().collect()))
-        }
+        Some(("show", show)) => Ok(Action::Show(ShowOptions {
+            files: show.get_many::<PathBuf>("files").into_iter().flatten().cloned().collect(),
+            limit: show.get_one::<u64>("limit").copied(),
+            schema: show.get_flag("schema"),
+        })),
         _ => Err(Error::Usage("no command given; see `mrpipe --help`".into())),
     }
 }

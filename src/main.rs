@@ -4,7 +4,6 @@
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
@@ -85,7 +84,7 @@ fn run_main() -> ExitCode {
         Action::Verify(target, memory_limit) => mrpipe::verify::verify(&target, memory_limit).map(|v| {
             println!("verified: {} tables, {} rows identical to {target}", v.tables, v.rows);
         }),
-        Action::Show(files) => show(&files),
+        Action::Show(options) => show(&options),
         Action::Scheduler(options) => mrpipe::engine::cluster::serve_scheduler(&options, mrpipe::jobs::sql_functions()),
         Action::Executor(options) => mrpipe::engine::cluster::serve_executor(&options, mrpipe::jobs::sql_functions()),
     });
@@ -198,17 +197,50 @@ fn query(options: &mrpipe::query::QueryOptions) -> Result<()> {
                 written.digest("query"),
             ))
         }
-        None if std::io::stdout().is_terminal() => {
-            let text =
-                arrow::util::pretty::pretty_format_batches(&result.batches).map_err(|e| Error::sink("query", e))?;
-            writeln!(std::io::stdout().lock(), "{text}").map_err(Error::stdout)
+        None => {
+            let terminal = std::io::stdout().is_terminal();
+            let limit = match options.limit {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => terminal.then_some(mrpipe::query::TERMINAL_ROWS),
+            };
+            let rows: usize = result.batches.iter().map(|b| b.num_rows()).sum();
+            let shown = limit.map_or(rows, |n| rows.min(usize::try_from(n).unwrap_or(usize::MAX)));
+            let batches = first_rows(&result.batches, shown);
+            let mut out = std::io::stdout().lock();
+            if terminal {
+                let text = arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| Error::sink("query", e))?;
+                writeln!(out, "{text}").map_err(Error::stdout)?;
+            } else {
+                let table = mrpipe::table::Table { batches: Box::new(batches.into_iter().map(Ok)), ..table };
+                mrpipe::sink::tsv::write_tsv(&mut out, table, &Error::stdout)?;
+            }
+            if shown < rows {
+                // On stderr, so a pipe's TSV stays data only.
+                let _ = writeln!(std::io::stderr().lock(), "mrpipe: {shown} of {rows} rows shown (--limit 0 for all)");
+            }
+            Ok(())
         }
-        None => mrpipe::sink::tsv::write_tsv(&mut std::io::stdout().lock(), table, &Error::stdout).map(|_| ()),
     }
 }
 
-fn show(files: &[PathBuf]) -> Result<()> {
+/// The first `n` rows of `batches`.
+fn first_rows(batches: &[arrow::array::RecordBatch], mut n: usize) -> Vec<arrow::array::RecordBatch> {
+    let mut out = Vec::new();
+    for batch in batches {
+        if n == 0 {
+            break;
+        }
+        let take = batch.num_rows().min(n);
+        out.push(batch.slice(0, take));
+        n -= take;
+    }
+    out
+}
+
+fn show(options: &cli::ShowOptions) -> Result<()> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let files = &options.files;
     let terminal = std::io::stdout().is_terminal();
     let mut out = std::io::stdout().lock();
     for path in files {
@@ -219,15 +251,31 @@ fn show(files: &[PathBuf]) -> Result<()> {
                 path.display()
             )));
         }
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // A file that is not there is a bad argument (exit 2), as for `mrpipe run`.
+        let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::Usage(format!("no such file: {}", path.display())),
+            _ => Error::io(path, e),
+        })?;
         let fail = |e: &dyn std::fmt::Display| Error::Usage(format!("reading {}: {e}", path.display()));
-        let reader =
-            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(&e))?.build().map_err(|e| fail(&e))?;
-        let schema = arrow::array::RecordBatchReader::schema(&reader);
-        let batches: Vec<_> = reader.collect::<std::result::Result<_, _>>().map_err(|e| fail(&e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(&e))?;
         if files.len() > 1 {
             writeln!(out, "# {}", path.display()).map_err(Error::stdout)?;
         }
+        if options.schema {
+            for field in builder.schema().fields() {
+                let null = if field.is_nullable() { "NULL" } else { "NOT NULL" };
+                writeln!(out, "{}\t{}\t{null}", field.name(), field.data_type()).map_err(Error::stdout)?;
+            }
+            writeln!(out, "# {} rows", builder.metadata().file_metadata().num_rows()).map_err(Error::stdout)?;
+            continue;
+        }
+        let builder = match options.limit {
+            Some(n) => builder.with_limit(usize::try_from(n).unwrap_or(usize::MAX)),
+            None => builder,
+        };
+        let reader = builder.build().map_err(|e| fail(&e))?;
+        let schema = arrow::array::RecordBatchReader::schema(&reader);
+        let batches: Vec<_> = reader.collect::<std::result::Result<_, _>>().map_err(|e| fail(&e))?;
         if terminal {
             let table = arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| fail(&e))?;
             writeln!(out, "{table}").map_err(Error::stdout)?;

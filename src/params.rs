@@ -16,28 +16,19 @@ pub fn parse_as_of(s: &str) -> Result<i64, String> {
         .ok_or_else(|| "expected now, YYYY-MM-DD, or a timestamp like 2026-11-20T13:45:12Z".to_string())
 }
 
-/// `<n>d`, `<n>h`, `<n>m` or `<n>s` (n >= 1), as microseconds.
+/// A length of whole seconds, as microseconds, in humantime's units (`7d`, `24h`,
+/// `1h30m`, `1.5h`, `90s`, `2w`; `M` and `y` are 30.44 and 365.25 days). Errors: no unit, zero,
+/// a fraction of a second, longer than 64-bit microseconds hold (292,000 years).
 pub fn parse_window(s: &str) -> Result<i64, String> {
-    let err = || "expected a length like 7d, 24h, 30m or 90s".to_string();
-    let unit = match s.as_bytes().last() {
-        Some(b'd') => 86_400,
-        Some(b'h') => 3_600,
-        Some(b'm') => 60,
-        Some(b's') => 1,
-        _ => return Err(err()),
-    };
-    let digits = &s[..s.len() - 1];
-    if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(err());
-    }
-    let n: i64 = digits.parse().map_err(|_| err())?;
-    if n == 0 {
+    let length =
+        humantime::parse_duration(s).map_err(|e| format!("expected a length like 7d, 24h, 1h30m or 90s ({e})"))?;
+    if length.is_zero() {
         return Err("a length must be longer than zero".into());
     }
-    // Checked: 999999999d is past what 64-bit microseconds hold (292,000 years).
-    n.checked_mul(unit)
-        .and_then(|secs| secs.checked_mul(MICROS_PER_SEC))
-        .ok_or_else(|| format!("'{s}' is longer than 292,000 years"))
+    if length.subsec_nanos() != 0 {
+        return Err(format!("'{s}' is not a whole number of seconds"));
+    }
+    i64::try_from(length.as_micros()).map_err(|_| format!("'{s}' is longer than 292,000 years"))
 }
 
 /// Formats a window length the way `--window` takes it, in the largest exact unit.
@@ -80,24 +71,18 @@ pub fn parse_month(s: &str) -> Result<MonthArg, String> {
     Ok(MonthArg::Month(y, m))
 }
 
-/// A byte size: `512MiB`, `2GiB`, `100MB`, `64KiB` or plain bytes.
+/// A byte size as bytes, in bytesize's notation: `512MiB`, `1.5GiB`, `100MB`, `64k`,
+/// or plain bytes; `K`/`M`/`G` are powers of 1000, `Ki`/`Mi`/`Gi` of 1024 (case aside).
+/// Errors: zero, an unknown unit, more than 64 bits hold.
 pub fn parse_byte_size(s: &str) -> Result<u64, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| "expected a size like 512MiB or 2GiB".to_string())?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "KB" => 1_000,
-        "KiB" => 1 << 10,
-        "M" | "MB" => 1_000_000,
-        "MiB" => 1 << 20,
-        "G" | "GB" => 1_000_000_000,
-        "GiB" => 1 << 30,
-        other => {
-            return Err(format!("unknown size unit '{other}' (use B, KiB, MiB, GiB, KB, MB or GB)"));
-        }
-    };
-    n.checked_mul(mult).filter(|&v| v > 0).ok_or_else(|| "the size must be above zero and fit 64 bits".into())
+    let size: bytesize::ByteSize =
+        s.trim().parse().map_err(|e| format!("expected a size like 512MiB or 1.5GiB: {e}"))?;
+    match size.as_u64() {
+        0 => Err("the size must be above zero".into()),
+        // bytesize saturates where the value overflows.
+        u64::MAX => Err(format!("'{s}' does not fit 64 bits")),
+        n => Ok(n),
+    }
 }
 
 #[cfg(test)]
@@ -114,7 +99,10 @@ mod tests {
             assert_eq!(format_window(parse_window(w).unwrap()), w);
         }
         assert!(parse_window("999999999d").unwrap_err().contains("longer than"));
-        for bad in ["", "d", "7", "7w", "-1d", "0h", "1.5h"] {
+        assert_eq!(parse_window("1h30m"), Ok(5_400 * MICROS_PER_SEC));
+        assert_eq!(parse_window("2w"), Ok(14 * 86_400 * MICROS_PER_SEC));
+        assert_eq!(parse_window("1.5h"), Ok(5_400 * MICROS_PER_SEC));
+        for bad in ["", "d", "7", "7x", "-1d", "0h", "1500ms", "0.5s"] {
             assert!(parse_window(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_month("2026-02"), Ok(MonthArg::Month(2026, 2)));
@@ -124,5 +112,9 @@ mod tests {
         assert_eq!(parse_byte_size("4096"), Ok(4096));
         assert!(parse_byte_size("12XB").is_err());
         assert!(parse_byte_size("0").is_err());
+        assert_eq!(parse_byte_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_byte_size("512m"), Ok(512_000_000));
+        assert_eq!(parse_byte_size("64KiB"), Ok(64 << 10));
+        assert!(parse_byte_size("20EiB").is_err(), "past 64 bits");
     }
 }

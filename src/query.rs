@@ -19,6 +19,9 @@ use crate::read::input::resolve_inputs;
 use crate::read::{ReadLimits, Source, read_fold};
 use crate::sink::Target;
 
+/// Rows a query prints on a terminal unless `--limit` says otherwise.
+pub const TERMINAL_ROWS: u64 = 40;
+
 /// Input formats a log table can be read as (`--as`).
 pub const LOG_FORMATS: &[&str] = FORMAT_NAMES;
 
@@ -47,6 +50,9 @@ impl TableArg {
 pub struct QueryOptions {
     /// The SQL text.
     pub sql: String,
+    /// Rows printed at most (`--limit`; 0: all); `None`: [`TERMINAL_ROWS`] on a
+    /// terminal, all elsewhere.
+    pub limit: Option<u64>,
     /// Named tables.
     pub tables: Vec<TableArg>,
     /// Formats of the log tables, in order (one applies to all).
@@ -137,6 +143,8 @@ pub fn run_query(opts: &QueryOptions) -> Result<QueryResult> {
         }
         session.register(&table.name, format.schema(), outcome.states)?;
     }
+    // `FROM 'out/x.parquet'` reads that file, as in DuckDB, besides the named tables.
+    let ctx = ctx.clone().enable_url_table();
     let frame = runtime.block_on(ctx.sql(&opts.sql)).map_err(|e| sql_error(&opts.sql, &e))?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let batches = runtime.block_on(frame.collect()).map_err(|e| sql_error(&opts.sql, &e))?;

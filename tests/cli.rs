@@ -110,3 +110,38 @@ fn the_json_log_says_null_for_no_bad_line_budget() {
     let event = bad_lines_event(&["--max-bad-lines", "5"]);
     assert!(event.contains(r#""allowed":5"#), "{event}");
 }
+
+#[test]
+fn show_limits_rows_prints_the_schema_and_calls_a_missing_file_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    run_ok(&["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "-o", &out, "-q"]);
+    let file = format!("{out}/sales_rank.parquet");
+    let all = run_ok(&["show", &file]);
+    let two = run_ok(&["show", &file, "--limit", "2"]);
+    assert_eq!(all.lines().count(), 9, "a header and 8 rows: {all}");
+    assert_eq!(two, all.lines().take(3).map(|l| format!("{l}\n")).collect::<String>(), "the header and 2 rows");
+    let schema = run_ok(&["show", &file, "--schema"]);
+    assert!(schema.starts_with("category_id\tUtf8\tNOT NULL\n"), "{schema}");
+    assert!(schema.contains("revenue\tDecimal128(18, 2)\tNOT NULL\n"), "{schema}");
+    assert!(schema.ends_with("# 8 rows\n"), "{schema}");
+    let missing = mrpipe(&["show", &format!("{out}/nope.parquet")]);
+    assert_eq!(missing.status.code(), Some(2), "{}", String::from_utf8_lossy(&missing.stderr));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no such file"));
+}
+
+#[test]
+fn lengths_and_sizes_take_the_usual_notations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let args = ["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "-o", &out, "-q"];
+    // 1h30m and 1.5GiB are taken; the manifest records the window in its largest exact unit.
+    run_ok(&[&args[..], &["--window", "1w", "--wait", "1h30m", "--memory-limit", "1.5GiB"]].concat());
+    let manifest = std::fs::read_to_string(dir.path().join("_sales-rank.manifest.json")).unwrap();
+    assert!(manifest.contains("\"window\": \"7d\""), "{manifest}");
+    for (flag, bad) in [("--window", "0.5s"), ("--wait", "10"), ("--memory-limit", "12XB"), ("--memory-limit", "20EiB")]
+    {
+        let res = mrpipe(&[&args[..], &[flag, bad]].concat());
+        assert_eq!(res.status.code(), Some(2), "{flag} {bad}: {}", String::from_utf8_lossy(&res.stderr));
+    }
+}

@@ -133,3 +133,36 @@ fn every_type_a_query_makes_is_stored_in_sqlite_or_refused_by_name() {
     assert_eq!(res.status.code(), Some(2), "{err}");
     assert!(err.contains("column 'xs'") && err.contains("cannot store"), "{err}");
 }
+
+/// A Parquet file named in FROM, SQL from a file, and --limit: the ways DuckDB users
+/// expect to query a file.
+#[test]
+fn a_file_in_from_sql_from_a_file_and_a_row_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    run_ok(&["run", "sales-rank", &sample("sales"), "--as-of", "2026-11-23", "-o", &out, "-q"]);
+    let file = format!("{out}/sales_rank.parquet");
+    let direct = run_ok(&["query", &format!("SELECT product_id FROM '{file}' WHERE rank = 1 ORDER BY 1")]);
+    let named =
+        run_ok(&["query", "SELECT product_id FROM r WHERE rank = 1 ORDER BY 1", "--table", &format!("r={file}")]);
+    assert_eq!(direct, named);
+    assert!(direct.lines().count() > 1, "{direct}");
+    let sql = dir.path().join("q.sql");
+    std::fs::write(&sql, "SELECT count(*) AS n\nFROM r").unwrap();
+    let from_file = run_ok(&["query", "-f", &sql.display().to_string(), "--table", &format!("r={file}")]);
+    assert_eq!(from_file, "n\n8\n");
+    let limited = mrpipe(&[
+        "query",
+        "SELECT rank FROM r ORDER BY rank, product_id",
+        "--table",
+        &format!("r={file}"),
+        "--limit",
+        "2",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&limited.stdout), "rank\n1\n1\n");
+    assert!(String::from_utf8_lossy(&limited.stderr).contains("2 of 8 rows shown"));
+    let missing = mrpipe(&["query", "-f", &dir.path().join("nope.sql").display().to_string()]);
+    assert_eq!(missing.status.code(), Some(2));
+    let both = mrpipe(&["query", "SELECT 1", "-f", &sql.display().to_string()]);
+    assert_eq!(both.status.code(), Some(2), "SQL and -f together are refused");
+}
