@@ -24,75 +24,75 @@ use crate::verify::Request;
 struct CommonArgs {
     /// Input files, directories (their regular files, sorted), glob patterns, or - for
     /// stdin. Files ending in .gz or .zst are decompressed.
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(help_heading = "Input", required = true, value_name = "INPUT")]
     inputs: Vec<String>,
     /// Where results go: DIR (Parquet files DIR/<table>.parquet), FILE.parquet, sqlite:PATH,
     /// postgres://USER@HOST:PORT/DB[?schema=S], mysql://USER@HOST:PORT/DB (or mariadb://),
     /// tsv:FILE, tsv:DIR/, or - (TSV on stdout).
-    #[arg(short, long, default_value = "out", value_name = "SINK")]
+    #[arg(help_heading = "Output", short, long, default_value = "out", value_name = "SINK")]
     output: String,
     /// Engine: native (map/reduce on rayon), datafusion (the job's SQL twin, jobs/<job>.sql, on
     /// the same parsed input) or ballista (the twin on Apache DataFusion Ballista, the logs read on
     /// its executors). All give the same rows.
-    #[arg(long, value_enum, default_value = "native", value_name = "ENGINE")]
+    #[arg(help_heading = "Engine", long, value_enum, default_value = "native", value_name = "ENGINE")]
     engine: Engine,
     /// With --engine ballista: the cluster's scheduler (`mrpipe scheduler`) as df://HOST:PORT;
     /// inputs and the output must be at the same absolute paths on every node. Without it, a
     /// cluster runs in this process.
-    #[arg(long, value_name = "df://HOST:PORT")]
+    #[arg(help_heading = "Engine", long, value_name = "df://HOST:PORT")]
     cluster: Option<String>,
     /// Worker threads (default: one per core). Results do not depend on it.
-    #[arg(short = 'j', long, value_name = "N", value_parser = value_parser!(u16).range(1..))]
+    #[arg(help_heading = "Engine", short = 'j', long, value_name = "N", value_parser = value_parser!(u16).range(1..))]
     threads: Option<u16>,
     /// Bound the memory of the engine's counting tables and sorts (e.g. 512MiB, 2GiB);
     /// beyond it they spill to a hidden directory beside the output. Results do not depend on it.
-    #[arg(long, value_name = "SIZE", value_parser = params::parse_byte_size)]
+    #[arg(help_heading = "Engine", long, value_name = "SIZE", value_parser = params::parse_byte_size)]
     memory_limit: Option<u64>,
     /// A line longer than this (e.g. 1MiB) is a bad line, its first 1 KiB kept in the rejects
     /// file and the rest read past without being held in memory.
-    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = params::parse_byte_size)]
+    #[arg(help_heading = "Input", long, value_name = "SIZE", default_value = "64MiB", value_parser = params::parse_byte_size)]
     max_line_bytes: u64,
     /// Rejects file for bad lines (default: DIR/_<job>.rejects.tsv, PATH.<job>.rejects.tsv beside
     /// a file or SQLite database, ./mrpipe-<job>.rejects.tsv for stdout and database servers;
     /// <job>-<period> for one period).
-    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = "Input", long, value_name = "PATH")]
     rejects: Option<PathBuf>,
     /// Fail (exit 3, nothing published) when bad lines exceed N, P% or a fraction like 0.001.
-    #[arg(long, value_name = "N|P%", value_parser = BadLineBudget::parse, conflicts_with = "strict")]
+    #[arg(help_heading = "Input", long, value_name = "N|P%", value_parser = BadLineBudget::parse, conflicts_with = "strict")]
     max_bad_lines: Option<BadLineBudget>,
     /// Fail on the first bad line (same as --max-bad-lines 0).
-    #[arg(long)]
+    #[arg(long, help_heading = "Input")]
     strict: bool,
     /// Print nothing on success (warnings and errors are still printed).
-    #[arg(short, long, conflicts_with = "verbose")]
+    #[arg(help_heading = "Cron", short, long, conflicts_with = "verbose")]
     quiet: bool,
     /// Print the summary even when stderr is not a terminal (cron runs are quiet otherwise).
-    #[arg(short, long)]
+    #[arg(help_heading = "Cron", short, long)]
     verbose: bool,
     /// Log format on stderr: text, or json (one object per event, for log collectors).
-    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    #[arg(help_heading = "Cron", long, value_enum, default_value = "text", value_name = "FORMAT")]
     log_format: LogFormat,
     /// Skip a period whose last manifest shows the same inputs (by hash), parameters and outputs.
-    #[arg(long)]
+    #[arg(long, help_heading = "Cron")]
     skip_unchanged: bool,
     /// Print the inputs that would be read and the outputs each period would write; touch nothing.
-    #[arg(long)]
+    #[arg(long, help_heading = "Cron")]
     dry_run: bool,
     /// Write each budget alert that is new in this run as a JSON line to PATH (appended)
     /// or - (stdout), before the publish commits: at least once, never lost; a repeated
     /// run notifies nothing.
-    #[arg(long, value_name = "PATH|-")]
+    #[arg(help_heading = "Output", long, value_name = "PATH|-")]
     notify: Option<String>,
     /// Config file with per-job defaults (default: $MRPIPE_CONFIG, then ./mrpipe.toml).
-    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = "Cron", long, value_name = "PATH")]
     config: Option<PathBuf>,
     /// When another run of this job to this output holds the lock, wait up to this long (e.g. 10m, 1h30m) instead of exiting 4.
-    #[arg(long, value_name = "LEN", value_parser = params::parse_window)]
+    #[arg(help_heading = "Cron", long, value_name = "LEN", value_parser = params::parse_window)]
     wait: Option<i64>,
     /// After the run, failed or not, replace PATH with Prometheus text-format metrics (exit code,
     /// duration, last success, lines, rows per table) for node_exporter's textfile collector
     /// (name it *.prom; one file per job and output).
-    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = "Cron", long, value_name = "PATH")]
     metrics_file: Option<PathBuf>,
 }
 
@@ -115,6 +115,9 @@ pub fn command(extra: &[&'static dyn Job]) -> Command {
             .about(info.about)
             .long_about(None)
             .after_help(help);
+        // --notify is for jobs that write alerts: hidden elsewhere (and refused there).
+        let alerts = info.outputs.iter().any(|t| !t.notify_key.is_empty());
+        let cmd = if alerts { cmd } else { cmd.mut_arg("notify", |a| a.hide(true)) };
         // A SQL job is its statements: its help says the engine it runs on.
         match job.source() {
             Some(_) => cmd.mut_arg("engine", |a| {

@@ -166,7 +166,13 @@ pub fn parse_value(kind: Kind, text: &str) -> std::result::Result<Value, String>
 /// Adds the options of `specs` to a job's subcommand.
 pub fn augment(mut cmd: Command, specs: &[ParamSpec]) -> Command {
     for spec in specs {
-        let mut arg = Arg::new(spec.name).long(spec.name).help(spec.help);
+        // Headings as in `--help` of cargo or ripgrep: which period(s) to publish, apart
+        // from what the job computes.
+        let heading = match spec.name {
+            "month" | "from" | "to" | "as-of" | "every" => "Periods",
+            _ => "Job options",
+        };
+        let mut arg = Arg::new(spec.name).long(spec.name).help(spec.help).help_heading(heading);
         arg = match spec.kind {
             Kind::Flag => arg.action(ArgAction::SetTrue),
             Kind::Whens => arg.action(ArgAction::Append).value_name(spec.value_name),
