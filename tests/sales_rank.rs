@@ -106,7 +106,7 @@ fn usage_errors_exit_2_and_name_the_bad_value() {
         (&["run", "no-such-job", "x"], "no-such-job"),
         (&["run", "sales-rank", "missing.tsv"], "input file 'missing.tsv' does not exist"),
         (&["run", "sales-rank", "x", "--as-of", "2026-13-01"], "'2026-13-01'"),
-        (&["run", "sales-rank", "x", "--window", "7w"], "'7w'"),
+        (&["run", "sales-rank", "x", "--window", "7x"], "'7x'"),
         (&["run", "sales-rank", "x", "--max-bad-lines", "lots"], "'lots'"),
     ];
     for (args, needle) in cases {
