@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Channel;
 
-use super::ballista::{LogicalCodec, MAX_MESSAGE_BYTES, PhysicalCodec};
+use super::codec::{LogicalCodec, MAX_MESSAGE_BYTES, PhysicalCodec};
 use crate::error::{Error, Result};
 use crate::scratch::Scratch;
 

@@ -6,10 +6,11 @@
 //! - [`datafusion`]: the job's SQL twin (`jobs/<job>.sql`) run by Apache DataFusion;
 //! - [`ballista`]: the same twin run by Apache DataFusion Ballista, on a cluster of
 //!   [`cluster`] processes (or one in this process), the logs read on its executors
-//!   by [`log_scan`].
+//!   by [`log_scan`], plans carried to them by [`codec`].
 
 pub mod ballista;
 pub mod cluster;
+pub mod codec;
 pub mod datafusion;
 pub mod log_scan;
 pub mod native;
