@@ -238,8 +238,8 @@ pub fn serve_executor(opts: &ExecutorOptions, functions: Vec<ScalarUDF>) -> Resu
         match tokio::time::timeout(std::time::Duration::from_secs(1), signalled).await {
             Ok(_) => Ok(()),
             Err(_) => Err(Error::Cluster(format!(
-                "the executor stopped unasked: the scheduler at {scheduler} dropped it (it missed heartbeats, or \
-                 the scheduler restarted) or one of its services failed; RUST_LOG=info shows Ballista's log"
+                "the executor stopped unasked: the scheduler at {scheduler} dropped it (it missed heartbeats for the \
+                 scheduler's --executor-timeout-seconds) or one of its services failed; RUST_LOG=info shows Ballista's log"
             ))),
         }
     })
