@@ -184,7 +184,7 @@ pub fn command(extra: &[&'static dyn Job]) -> Command {
                         .long("limit")
                         .value_name("N")
                         .value_parser(value_parser!(u64))
-                        .help("Print at most N rows (default on a terminal: 40; 0: all); -o and pipes get every row"),
+                        .help("Print or write at most N rows (0: all; default: 40 on a terminal, all in a pipe or to -o)"),
                 )
                 .arg(
                     Arg::new("table")
@@ -335,7 +335,7 @@ pub fn command(extra: &[&'static dyn Job]) -> Command {
                         .short('n')
                         .value_name("N")
                         .value_parser(value_parser!(u64))
-                        .help("Print at most N rows of each file (read no further)"),
+                        .help("Print at most N rows of each file, reading no further (0: all; default: 40 on a terminal, all in a pipe)"),
                 )
                 .arg(
                     Arg::new("schema")
@@ -448,8 +448,9 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
                 crate::engine::ballista::scheduler_url(cluster)?;
                 if common.memory_limit.is_some() {
                     return Err(Error::Usage(
-                        "--memory-limit bounds this process, but with --cluster the work runs on the executors: \
-                         bound each one with `mrpipe executor --memory-pool-size SIZE`"
+                        "--memory-limit (on the command line, or memory-limit in the config file) bounds this \
+                         process, but with --cluster the work runs on the executors: bound each one with \
+                         `mrpipe executor --memory-pool-size SIZE` instead"
                             .into(),
                     ));
                 }
@@ -493,6 +494,9 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
             sql: match q.get_one::<PathBuf>("file") {
                 Some(path) if path.as_os_str() == "-" => {
                     std::io::read_to_string(std::io::stdin()).map_err(|e| Error::io("stdin", e))?
+                }
+                Some(path) if path.is_dir() => {
+                    return Err(Error::Usage(format!("-f {}: a directory, not a SQL file", path.display())));
                 }
                 Some(path) => std::fs::read_to_string(path).map_err(|e| match e.kind() {
                     std::io::ErrorKind::NotFound => Error::Usage(format!("no such file: {}", path.display())),

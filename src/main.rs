@@ -189,6 +189,17 @@ fn query(options: &mrpipe::query::QueryOptions) -> Result<()> {
     };
     match &options.output {
         Some(output) => {
+            // An explicit --limit cuts what is written too; by default everything is.
+            let table = match options.limit {
+                Some(n) if n > 0 => {
+                    let n = usize::try_from(n).unwrap_or(usize::MAX);
+                    mrpipe::table::Table {
+                        batches: Box::new(first_rows(&result.batches, n).into_iter().map(Ok)),
+                        ..table
+                    }
+                }
+                _ => table,
+            };
             let mut publication = output.open(mrpipe::sink::Unit { job: "query", period: None }, 1)?;
             let written = publication.write_table(table)?;
             publication.commit(&mrpipe::manifest::Manifest::for_query(
@@ -199,11 +210,7 @@ fn query(options: &mrpipe::query::QueryOptions) -> Result<()> {
         }
         None => {
             let terminal = std::io::stdout().is_terminal();
-            let limit = match options.limit {
-                Some(0) => None,
-                Some(n) => Some(n),
-                None => terminal.then_some(mrpipe::query::TERMINAL_ROWS),
-            };
+            let limit = rows_shown(options.limit, terminal);
             let rows: usize = result.batches.iter().map(|b| b.num_rows()).sum();
             let shown = limit.map_or(rows, |n| rows.min(usize::try_from(n).unwrap_or(usize::MAX)));
             let batches = first_rows(&result.batches, shown);
@@ -221,6 +228,15 @@ fn query(options: &mrpipe::query::QueryOptions) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Rows printed at most for `--limit` (0: all; unset: 40 on a terminal, all elsewhere).
+fn rows_shown(limit: Option<u64>, terminal: bool) -> Option<u64> {
+    match limit {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => terminal.then_some(mrpipe::query::TERMINAL_ROWS),
     }
 }
 
@@ -269,8 +285,10 @@ fn show(options: &cli::ShowOptions) -> Result<()> {
             writeln!(out, "# {} rows", builder.metadata().file_metadata().num_rows()).map_err(Error::stdout)?;
             continue;
         }
-        let builder = match options.limit {
-            Some(n) => builder.with_limit(usize::try_from(n).unwrap_or(usize::MAX)),
+        let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        let limit = rows_shown(options.limit, terminal).map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let builder = match limit {
+            Some(n) => builder.with_limit(n),
             None => builder,
         };
         let reader = builder.build().map_err(|e| fail(&e))?;
@@ -283,6 +301,10 @@ fn show(options: &cli::ShowOptions) -> Result<()> {
             let table =
                 mrpipe::table::Table { name: "", schema, indexes: &[], batches: Box::new(batches.into_iter().map(Ok)) };
             mrpipe::sink::tsv::write_tsv(&mut out, table, &Error::stdout)?;
+        }
+        if let Some(shown) = limit.filter(|&n| n < rows) {
+            // On stderr, so a pipe's TSV stays data only.
+            let _ = writeln!(std::io::stderr().lock(), "mrpipe: {shown} of {rows} rows shown (--limit 0 for all)");
         }
     }
     Ok(())

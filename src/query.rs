@@ -145,7 +145,13 @@ pub fn run_query(opts: &QueryOptions) -> Result<QueryResult> {
     }
     // `FROM 'out/x.parquet'` reads that file, as in DuckDB, besides the named tables.
     let ctx = ctx.clone().enable_url_table();
-    let frame = runtime.block_on(ctx.sql(&opts.sql)).map_err(|e| sql_error(&opts.sql, &e))?;
+    // Read-only: no COPY ... TO, CREATE EXTERNAL TABLE or SET (a query file may come
+    // from someone else; results are written by -o, under mrpipe's rules).
+    let read_only = datafusion::execution::context::SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let frame = runtime.block_on(ctx.sql_with_options(&opts.sql, read_only)).map_err(|e| sql_error(&opts.sql, &e))?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let batches = runtime.block_on(frame.collect()).map_err(|e| sql_error(&opts.sql, &e))?;
     Ok(QueryResult { schema, batches, skipped })

@@ -71,12 +71,19 @@ impl Cluster {
     /// Starts an executor with one task slot, its environment extended by `env`, run
     /// through `wrap` (a command line the executor's is appended to) when given.
     fn executor(&mut self, env: &[(&str, &str)], wrap: Option<&[&str]>) -> usize {
-        self.executor_with(env, wrap, "1", Stdio::null())
+        self.executor_with(env, wrap, "1", Stdio::null(), &[])
     }
 
-    /// [`Cluster::executor`] with a heartbeat every `heartbeat` seconds and its stderr
-    /// going to `stderr`.
-    fn executor_with(&mut self, env: &[(&str, &str)], wrap: Option<&[&str]>, heartbeat: &str, stderr: Stdio) -> usize {
+    /// [`Cluster::executor`] with a heartbeat every `heartbeat` seconds, its stderr going
+    /// to `stderr` and `extra` flags.
+    fn executor_with(
+        &mut self,
+        env: &[(&str, &str)],
+        wrap: Option<&[&str]>,
+        heartbeat: &str,
+        stderr: Stdio,
+        extra: &[&str],
+    ) -> usize {
         let (port, grpc) = (free_port(), free_port());
         let work = self.dir.path().join(format!("executor-{port}"));
         let mut argv: Vec<String> = wrap.unwrap_or_default().iter().map(|s| s.to_string()).collect();
@@ -93,6 +100,7 @@ impl Cluster {
         for a in ["--executor-heartbeat-interval-seconds", heartbeat, "--work-dir", &work.display().to_string()] {
             argv.push(a.to_string());
         }
+        argv.extend(extra.iter().map(|a| a.to_string()));
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
             .envs(env.iter().copied())
@@ -299,7 +307,7 @@ fn an_executor_whose_port_is_taken_fails_naming_it() {
 #[test]
 fn an_executor_the_scheduler_drops_exits_with_an_error() {
     let mut cluster = Cluster::new();
-    let dropped = cluster.executor_with(&[], None, "30", Stdio::piped());
+    let dropped = cluster.executor_with(&[], None, "30", Stdio::piped(), &[]);
     let child = &mut cluster.children[dropped];
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
@@ -330,7 +338,33 @@ fn a_scheduler_that_freezes_mid_job_fails_the_run_in_bounded_time() {
     let res = mrpipe(&[&args[..], &["--cluster", &cluster.url(), "-o", &out.display().to_string()]].concat());
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert_eq!(res.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("lost the scheduler at df://127.0.0.1:"), "{stderr}");
+    assert!(stderr.contains("the scheduler at df://127.0.0.1:") && stderr.contains("stopped answering"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(90), "gave up after {:?}", started.elapsed());
     assert!(!out.join("sales_rank.parquet").exists(), "nothing is published");
+}
+
+/// Executors whose memory pool is too small for the job: the run fails (exit 1,
+/// nothing published) saying so, and naming the executors' option to raise.
+#[test]
+fn an_executor_pool_too_small_names_the_option_to_raise() {
+    let mut cluster = Cluster::new();
+    cluster.executor_with(&[], None, "1", Stdio::null(), &["--memory-pool-size", "1MiB"]);
+    let dir = tempfile::tempdir().unwrap();
+    let urls = generate(dir.path(), "urls", 200_000, &["--seed", "28"]);
+    let out = dir.path().join("out");
+    let res = mrpipe(&[
+        "run",
+        "url-dedup",
+        &urls,
+        "--engine",
+        "ballista",
+        "--cluster",
+        &cluster.url(),
+        "-o",
+        &out.display().to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--memory-pool-size"), "{stderr}");
+    assert!(!out.join("urls.parquet").exists(), "nothing is published");
 }

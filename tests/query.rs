@@ -166,3 +166,20 @@ fn a_file_in_from_sql_from_a_file_and_a_row_limit() {
     let both = mrpipe(&["query", "SELECT 1", "-f", &sql.display().to_string()]);
     assert_eq!(both.status.code(), Some(2), "SQL and -f together are refused");
 }
+
+/// A query reads: it cannot write files (COPY ... TO), define tables over arbitrary
+/// files (CREATE EXTERNAL TABLE) or change settings; each is a usage error.
+#[test]
+fn a_query_cannot_write_or_define_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("copy.csv");
+    for sql in [
+        format!("COPY (SELECT 1) TO '{}'", target.display()),
+        "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/hostname'".to_string(),
+        "SET datafusion.execution.batch_size = 1".to_string(),
+    ] {
+        let res = mrpipe(&["query", &sql]);
+        assert_eq!(res.status.code(), Some(2), "{sql}: {}", String::from_utf8_lossy(&res.stderr));
+    }
+    assert!(!target.exists(), "COPY wrote a file");
+}

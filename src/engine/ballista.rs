@@ -129,22 +129,31 @@ pub fn ballista_config(partitions: usize) -> SessionConfig {
 /// Seconds between HTTP/2 pings from the client to the scheduler.
 const KEEPALIVE_SECONDS: u64 = 5;
 
-/// A query that failed because the cluster went away (the scheduler's connection
-/// broke or stopped answering) says so, naming the scheduler, instead of reading as an
-/// error of the job's SQL. Ballista hands transport errors over as text only.
+/// A query that failed because of the cluster says so, naming the scheduler, instead
+/// of reading as an error of the job's SQL: a scheduler that went away or stopped
+/// answering (before or during the job), and, on a remote cluster, an executor out of
+/// its memory pool. Ballista hands these errors over as text only.
 fn lost_cluster(e: Error, cluster: Option<&str>) -> Error {
-    const TRANSPORT: [&str; 5] = [
+    const TRANSPORT: [&str; 6] = [
         "transport error",
         "keep-alive timed out",
         "Stream closed without job completing",
         "h2 protocol",
         "Timeout expired",
+        "GoAway",
     ];
+    let at = cluster.unwrap_or("(in-process)");
     match e {
         Error::Job { message, .. } if TRANSPORT.iter().any(|t| message.contains(t)) => Error::Cluster(format!(
-            "lost the scheduler at {} mid-job; nothing was published: {message}",
-            cluster.unwrap_or("(in-process)")
+            "the scheduler at {at} stopped answering or went away (is it a running `mrpipe scheduler`?); \
+             nothing was published: {message}"
         )),
+        Error::Job { message, .. } if cluster.is_some() && message.contains("ResourcesExhausted") => {
+            Error::Cluster(format!(
+                "an executor of {at} ran out of its memory pool: start the executors with a larger \
+                 `--memory-pool-size`, or more of them; nothing was published: {message}"
+            ))
+        }
         e => e,
     }
 }

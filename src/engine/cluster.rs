@@ -201,8 +201,10 @@ pub fn serve_executor(opts: &ExecutorOptions, functions: Vec<ScalarUDF>) -> Resu
     let (work_dir, _scratch) = match &opts.work_dir {
         Some(dir) => (dir.clone(), None),
         None => {
+            // A subdirectory: Ballista's cleaner takes every entry of the work dir for
+            // a job's directory, and the scratch directory holds its `.owner` file.
             let scratch = crate::scratch::scratch_dir(&std::env::temp_dir())?;
-            (scratch.path().to_path_buf(), Some(scratch))
+            (scratch.path().join("shuffle"), Some(scratch))
         }
     };
     std::fs::create_dir_all(&work_dir).map_err(|e| Error::io(&work_dir, e))?;
