@@ -173,8 +173,8 @@ pub struct ExecutorOptions {
     pub job_data_clean_up_interval_seconds: u64,
     /// How often the executor tells the scheduler it is alive (`--executor-heartbeat-interval-seconds`).
     pub executor_heartbeat_interval_seconds: u64,
-    /// Bytes of memory for the tasks, shared by the slots; `None`: 70% of the host's or
-    /// cgroup's memory; 0: unbounded (`--memory-pool-size`).
+    /// Bytes of memory for the tasks, shared by the slots (`--memory-pool-size`); `None`:
+    /// 70% of the host's or cgroup's memory, Ballista's default.
     pub memory_pool_size: Option<u64>,
 }
 
