@@ -23,7 +23,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::DFParser;
 
 use super::codec::{LogicalCodec, MAX_MESSAGE_BYTES, PhysicalCodec};
-use super::datafusion::{Session, Twin, run_statements};
+use super::datafusion::{Session, Twin, out_of_memory, run_statements};
 use super::log_scan::{LogTable, ScanSpec};
 use super::{JobOutput, RunContext};
 use crate::error::{Error, Result};
@@ -62,7 +62,7 @@ pub fn run_twin(twin: Twin, ctx: &RunContext, cluster: Option<&str>) -> Result<J
     session.ctx.register_table(*name, Arc::new(table)).map_err(|e| Error::sink(*name, e))?;
     ctx.progress.set_message("read + sql (ballista)");
     let tables = run_statements(&session, &twin, statements.into_iter(), Vec::new(), ctx.memory_limit)
-        .map_err(|e| lost_cluster(e, cluster));
+        .map_err(|e| cluster_error(e, cluster));
     // A read over the bad-line budget fails the run on that, as natively, even when the
     // SQL failed on the partial read; a failed query whose parts were not all read
     // fails on its own error (reading the rest here would only delay it).
@@ -133,7 +133,7 @@ const KEEPALIVE_SECONDS: u64 = 5;
 /// of reading as an error of the job's SQL: a scheduler that went away or stopped
 /// answering (before or during the job), and, on a remote cluster, an executor out of
 /// its memory pool. Ballista hands these errors over as text only.
-fn lost_cluster(e: Error, cluster: Option<&str>) -> Error {
+fn cluster_error(e: Error, cluster: Option<&str>) -> Error {
     const TRANSPORT: [&str; 6] = [
         "transport error",
         "keep-alive timed out",
@@ -148,12 +148,10 @@ fn lost_cluster(e: Error, cluster: Option<&str>) -> Error {
             "the scheduler at {at} stopped answering or went away (is it a running `mrpipe scheduler`?); \
              nothing was published: {message}"
         )),
-        Error::Job { message, .. } if cluster.is_some() && message.contains("ResourcesExhausted") => {
-            Error::Cluster(format!(
-                "an executor of {at} ran out of its memory pool: start the executors with a larger \
+        Error::Job { message, .. } if cluster.is_some() && out_of_memory(&message) => Error::Cluster(format!(
+            "an executor of {at} ran out of its memory pool: start the executors with a larger \
                  `--memory-pool-size`, or more of them; nothing was published: {message}"
-            ))
-        }
+        )),
         e => e,
     }
 }

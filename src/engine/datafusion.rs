@@ -325,8 +325,7 @@ fn memory_error(limit: Option<u64>, spec: &TableSpec, e: &datafusion::error::Dat
     let limit = limit?;
     let text = e.to_string();
     let exhausted = matches!(e.find_root(), datafusion::error::DataFusionError::ResourcesExhausted(_))
-        || text.contains("Resources exhausted")
-        || text.contains("ResourcesExhausted(")
+        || out_of_memory(&text)
         || (limit < 8 << 20 && text.contains("Internal error"));
     exhausted.then(|| {
         Error::Usage(format!(
@@ -335,6 +334,12 @@ fn memory_error(limit: Option<u64>, spec: &TableSpec, e: &datafusion::error::Dat
             spec.name
         ))
     })
+}
+
+/// Whether an error's text says a memory pool ran out: DataFusion's own wording, or
+/// the error's debug form as Ballista's executors send it back.
+pub(super) fn out_of_memory(text: &str) -> bool {
+    text.contains("Resources exhausted") || text.contains("ResourcesExhausted(")
 }
 
 type BatchSender = tokio::sync::mpsc::Sender<datafusion::error::Result<RecordBatch>>;
