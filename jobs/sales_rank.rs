@@ -313,7 +313,7 @@ impl Plan for SalesRankPlan {
     fn period(&self) -> Option<Period> {
         self.periodic.then(|| {
             let at = format_timestamp(self.sum.to);
-            Period { label: at.replace(['-', ':'], ""), column: None, value: at }
+            Period { key: "as_of", label: at.replace(['-', ':'], ""), column: None, value: at }
         })
     }
 

@@ -28,7 +28,8 @@ struct CommonArgs {
     inputs: Vec<String>,
     /// Where results go: DIR (Parquet files DIR/<table>.parquet), FILE.parquet, sqlite:PATH,
     /// postgres://USER@HOST:PORT/DB[?schema=S], mysql://USER@HOST:PORT/DB (or mariadb://),
-    /// tsv:FILE, tsv:DIR/, or - (TSV on stdout).
+    /// tsv:FILE, tsv:DIR/, csv:FILE, csv:DIR/, csv:- (RFC 4180), or - (TSV on stdout; TAB, LF, CR
+    /// and \ escaped as \t \n \r \\, NULL as \N).
     #[arg(help_heading = "Output", short, long, default_value = "out", value_name = "SINK")]
     output: String,
     /// Engine: native (map/reduce on rayon), datafusion (the job's SQL twin, jobs/<job>.sql, on

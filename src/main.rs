@@ -220,7 +220,7 @@ fn query(options: &mrpipe::query::QueryOptions) -> Result<()> {
                 writeln!(out, "{text}").map_err(Error::stdout)?;
             } else {
                 let table = mrpipe::table::Table { batches: Box::new(batches.into_iter().map(Ok)), ..table };
-                mrpipe::sink::tsv::write_tsv(&mut out, table, &Error::stdout)?;
+                mrpipe::sink::text::write_tsv(&mut out, table, &Error::stdout)?;
             }
             if shown < rows {
                 // On stderr, so a pipe's TSV stays data only.
@@ -300,7 +300,7 @@ fn show(options: &cli::ShowOptions) -> Result<()> {
         } else {
             let table =
                 mrpipe::table::Table { name: "", schema, indexes: &[], batches: Box::new(batches.into_iter().map(Ok)) };
-            mrpipe::sink::tsv::write_tsv(&mut out, table, &Error::stdout)?;
+            mrpipe::sink::text::write_tsv(&mut out, table, &Error::stdout)?;
         }
         if let Some(shown) = limit.filter(|&n| n < rows) {
             // On stderr, so a pipe's TSV stays data only.

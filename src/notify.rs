@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use arrow::array::RecordBatch;
 
 use crate::error::{Error, Result};
-use crate::sink::tsv::write_rows;
+use crate::sink::text::write_rows;
 use crate::sink::{Slice, Target};
 use crate::table::{Period, TableSpec};
 

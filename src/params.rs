@@ -54,7 +54,7 @@ pub enum MonthArg {
 /// The period of one month, as monthly jobs publish it.
 pub fn month_period((y, m): (i64, i64)) -> crate::table::Period {
     let label = format!("{y:04}-{m:02}");
-    crate::table::Period { label: label.clone(), column: Some("month"), value: label }
+    crate::table::Period { key: "month", label: label.clone(), column: Some("month"), value: label }
 }
 
 /// `YYYY-MM` or `current`.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::prelude::ParquetReadOptions;
 
 use crate::engine::datafusion::Session;
@@ -79,13 +79,53 @@ fn log_format(name: &str) -> Result<Format> {
         .ok_or_else(|| Error::Usage(format!("unknown --as '{name}' (use one of {})", LOG_FORMATS.join(", "))))
 }
 
-/// Whether a path is read as Parquet: a `.parquet` file, or a directory of them.
+/// Whether a path is read as Parquet: a `.parquet` file, or a directory holding them
+/// (in Hive partitions `key=value/` too).
 fn is_parquet(path: &Path) -> bool {
-    if path.is_dir() {
-        let mut files = std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| e.path());
-        return files.any(|p| p.extension().is_some_and(|x| x == "parquet"));
+    first_parquet(path, 3).is_some()
+}
+
+/// The first `.parquet` file (by name) at `path` or under it, `depth` levels down at most;
+/// hidden entries (the store, spill directories) are skipped.
+fn first_parquet(path: &Path, depth: usize) -> Option<PathBuf> {
+    if !path.is_dir() {
+        return path.extension().is_some_and(|x| x == "parquet").then(|| path.to_path_buf());
     }
-    path.extension().is_some_and(|x| x == "parquet")
+    if depth == 0 {
+        return None;
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    entries.into_iter().find_map(|p| first_parquet(&p, depth - 1))
+}
+
+/// The Hive partition keys of a Parquet directory (`as_of` of `as_of=20261123T000000Z/`) that
+/// its files do not hold as a column, as text columns: DuckDB's `hive_partitioning`. A key the
+/// files also hold (`month` of mrpipe's monthly outputs) is read from the files.
+fn partition_columns(dir: &Path) -> Result<Vec<(String, DataType)>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut keys: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.split_once('=')).map(|(k, _)| k.to_string()))
+        .filter(|k| !k.is_empty() && !k.starts_with('.'))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let Some(file) = first_parquet(dir, 3) else { return Ok(Vec::new()) };
+    let opened = std::fs::File::open(&file).map_err(|e| Error::io(&file, e))?;
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(opened)
+        .map_err(|e| Error::Usage(format!("'{}' is not a Parquet file: {e}", file.display())))?;
+    let schema = builder.schema();
+    Ok(keys.into_iter().filter(|k| schema.field_with_name(k).is_err()).map(|k| (k, DataType::Utf8)).collect())
 }
 
 /// Runs the query.
@@ -98,12 +138,15 @@ pub fn run_query(opts: &QueryOptions) -> Result<QueryResult> {
         .map_err(|e| Error::sink("thread pool", e))?;
     let session = Session::new(threads, None, &std::env::temp_dir())?;
     let (runtime, ctx) = (&session.runtime, &session.ctx);
+    // A directory table holds its files at any depth (Hive partitions of a period output).
+    ctx.state_ref().write().config_mut().options_mut().execution.listing_table_ignore_subdirectory = false;
     let mut skipped = Vec::new();
     let mut log_tables = 0;
     for table in &opts.tables {
         let path = PathBuf::from(&table.path);
         if is_parquet(&path) {
-            let options = ParquetReadOptions::default();
+            let options =
+                ParquetReadOptions { table_partition_cols: partition_columns(&path)?, ..ParquetReadOptions::default() };
             runtime
                 .block_on(ctx.register_parquet(&table.name, &table.path, options))
                 .map_err(|e| Error::Usage(format!("table {}: {e}", table.name)))?;

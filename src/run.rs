@@ -152,6 +152,11 @@ pub fn run_into(opts: RunOptions, published: &mut Vec<RunSummary>) -> Result<()>
         builder = builder.num_threads(n);
     }
     let pool = builder.build().map_err(|e| Error::sink("thread pool", e))?;
+    for plan in &opts.plans {
+        for table in opts.job.info().outputs {
+            opts.output.check_shape(table.name, plan.period().as_ref())?;
+        }
+    }
     let log = &opts.log;
     log.info("start", json!({ "version": env!("CARGO_PKG_VERSION"), "output": opts.output.to_string() }), String::new);
     for input in &inputs {

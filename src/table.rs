@@ -62,10 +62,13 @@ pub struct TableSpec {
 
 /// The slice of results a plan publishes as its own unit: one month of a monthly job,
 /// or one ranking instant of a sales-rank backfill. Each period has its own output
-/// files and manifest; SQL targets replace only the rows whose `column` holds `value`.
+/// files (a Hive partition `<table>/<key>=<label>/` of a directory output) and manifest;
+/// SQL targets replace only the rows whose `column` holds `value`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Period {
-    /// Used in file names (`2026-11`, `20261123T000000Z`).
+    /// The Hive partition key of directory outputs (`month`, `as_of`).
+    pub key: &'static str,
+    /// Used in file names and as the partition value (`2026-11`, `20261123T000000Z`).
     pub label: String,
     /// The column that holds the period in the output rows, if they carry it (`month`).
     pub column: Option<&'static str>,

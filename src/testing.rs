@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::job::{Job, RunContext};
 use crate::progress::Progress;
 use crate::read::input::resolve_inputs;
-use crate::sink::tsv::write_tsv;
+use crate::sink::text::write_tsv;
 
 /// A published table: its name (with `@<period>` for one period of a split run) and
 /// its rows as TSV with a header line.

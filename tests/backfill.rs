@@ -9,7 +9,9 @@ use common::*;
 fn spending_rows(db: &std::path::Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn
-        .prepare("SELECT user_id, month, category, amount FROM monthly_spending ORDER BY user_id, month, category")
+        .prepare(
+            "SELECT user_id, month, category, amount_cents FROM monthly_spending ORDER BY user_id, month, category",
+        )
         .unwrap();
     stmt.query_map([], |r| {
         Ok(format!(
@@ -17,7 +19,7 @@ fn spending_rows(db: &std::path::Path) -> Vec<String> {
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
             r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?
+            oracle_money(r.get::<_, i64>(3)?.into())
         ))
     })
     .unwrap()
@@ -68,10 +70,10 @@ fn directory_backfill_writes_one_file_and_manifest_per_month_and_each_verifies()
     let o = out.display().to_string();
     run_ok(&["run", "hit-counts", &sample("access/tsv"), "--from", "2026-09", "--to", "2026-11", "-o", &o]);
     assert_eq!(
-        entries(&out.join("hit_counts")),
-        ["hit_counts-2026-09.parquet", "hit_counts-2026-10.parquet", "hit_counts-2026-11.parquet"]
+        files_under(&out.join("hit_counts")),
+        ["month=2026-09/part-0.parquet", "month=2026-10/part-0.parquet", "month=2026-11/part-0.parquet"]
     );
-    let october = run_ok(&["show", &format!("{o}/hit_counts/hit_counts-2026-10.parquet")]);
+    let october = run_ok(&["show", &format!("{o}/hit_counts/month=2026-10/part-0.parquet")]);
     let want: String =
         expected("hit_counts.tsv").lines().filter(|l| !l.starts_with("2026-11")).map(|l| format!("{l}\n")).collect();
     assert_same("October", &want, &october);
@@ -128,20 +130,20 @@ fn sales_rank_backfill_writes_one_ranking_per_instant() {
         "-o",
         &o,
     ]);
-    let files = entries(&dir.path().join("hourly/sales_rank"));
+    let files = files_under(&dir.path().join("hourly/sales_rank"));
     assert_eq!(
         files,
         [
-            "sales_rank-20261122T220000Z.parquet",
-            "sales_rank-20261122T230000Z.parquet",
-            "sales_rank-20261123T000000Z.parquet"
+            "as_of=20261122T220000Z/part-0.parquet",
+            "as_of=20261122T230000Z/part-0.parquet",
+            "as_of=20261123T000000Z/part-0.parquet"
         ]
     );
     // Each ranking is the one a single --as-of run gives, to the byte.
     let single = dir.path().join("single").display().to_string();
     run_ok(&["run", "sales-rank", &sales, "--as-of", "2026-11-23", "-o", &single]);
     assert_eq!(
-        bytes(format!("{o}/sales_rank/sales_rank-20261123T000000Z.parquet")),
+        bytes(format!("{o}/sales_rank/as_of=20261123T000000Z/part-0.parquet")),
         bytes(format!("{single}/sales_rank.parquet"))
     );
     // Repeated --as-of works too; several rankings cannot share one SQL table.
@@ -170,7 +172,7 @@ fn dry_run_lists_inputs_and_outputs_and_touches_nothing() {
     assert!(got.contains("2026-10-11.tsv (756 bytes)"), "{got}");
     assert!(
         got.contains(&format!(
-            "period 2026-11:\n  monthly_spending -> {o}/monthly_spending/monthly_spending-2026-11.parquet"
+            "period 2026-11:\n  monthly_spending -> {o}/monthly_spending/month=2026-11/part-0.parquet"
         )),
         "{got}"
     );
@@ -233,10 +235,10 @@ fn a_backfill_from_stdin_reads_it_once_for_every_period() {
     let res = mrpipe_stdin(dir.path(), &stdin_args, &access);
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
     for month in ["2026-09", "2026-10", "2026-11"] {
-        let file = format!("hit_counts/hit_counts-{month}.parquet");
+        let file = format!("hit_counts/month={month}/part-0.parquet");
         assert_eq!(bytes(format!("{from_stdin}/{file}")), bytes(format!("{from_file}/{file}")), "{month}");
     }
-    assert!(!bytes(format!("{from_stdin}/hit_counts/hit_counts-2026-11.parquet")).is_empty());
+    assert!(!bytes(format!("{from_stdin}/hit_counts/month=2026-11/part-0.parquet")).is_empty());
     // Where the periods cannot share the one read, the run is refused before reading.
     for extra in [&["--engine", "datafusion"][..], &["--memory-limit", "64MiB"]] {
         let out = dir.path().join("refused").display().to_string();
@@ -279,12 +281,12 @@ fn every_ranking_of_a_backfill_read_once_matches_its_single_run() {
     for (n, (every, options, rankings)) in cases.iter().enumerate() {
         let o = dir.path().join(format!("fill{n}")).display().to_string();
         run_ok(&[&["run", "sales-rank", &sales][..], every, options, &["-o", &o]].concat());
-        let published = entries(&dir.path().join(format!("fill{n}/sales_rank")));
+        let published = files_under(&dir.path().join(format!("fill{n}/sales_rank")));
         assert_eq!(published.len(), [5, 3][n], "{published:?}");
         for (label, at) in rankings.iter() {
             let single = dir.path().join(format!("{n}-{label}")).display().to_string();
             run_ok(&[&["run", "sales-rank", &sales, "--as-of", at][..], options, &["-o", &single]].concat());
-            let got = bytes(format!("{o}/sales_rank/sales_rank-{label}.parquet"));
+            let got = bytes(format!("{o}/sales_rank/as_of={label}/part-0.parquet"));
             assert_eq!(got, bytes(format!("{single}/sales_rank.parquet")), "case {n}, {label}");
         }
     }

@@ -122,7 +122,7 @@ fn manifest_records_inputs_parameters_counts_and_output_hashes() {
     assert_eq!(m["lines"], serde_json::json!({ "read": 20, "good": 15, "bad": 3, "empty": 1, "header": 1 }));
     let table = &m["tables"][0];
     assert_eq!((table["name"].as_str(), table["rows"].as_u64()), (Some("monthly_spending"), Some(9)));
-    let file = out.join("monthly_spending/monthly_spending-2026-11.parquet");
+    let file = out.join("monthly_spending/month=2026-11/part-0.parquet");
     assert_eq!(table["location"], file.display().to_string());
     assert_eq!(table["blake3"], blake3::hash(&bytes(&file)).to_hex().as_str());
 }
@@ -173,7 +173,7 @@ fn verify_passes_on_the_published_result_and_fails_on_a_changed_row_or_input() {
     let db_manifest = format!("{}.sales-rank.manifest.json", db.display());
     assert!(mrpipe(&["verify", &db_manifest]).status.success());
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute("UPDATE sales_rank SET revenue = '30.01' WHERE product_id = 'p3'", []).unwrap();
+    conn.execute("UPDATE sales_rank SET revenue_cents = 3001 WHERE product_id = 'p3'", []).unwrap();
     let changed = mrpipe(&["verify", &db_manifest]);
     let err = String::from_utf8_lossy(&changed.stderr);
     assert_eq!(changed.status.code(), Some(1), "{err}");

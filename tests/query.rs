@@ -96,14 +96,14 @@ fn every_type_a_query_makes_is_stored_in_sqlite_or_refused_by_name() {
     let db = dir.path().join("q.db");
     query_of_every_type_to(&format!("sqlite:{}", db.display()));
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let row: (f64, String, String, String, i64, String, Option<i64>) = conn
-        .query_row("SELECT f, d, day, s, b, t, n FROM query", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+    let row: (f64, i64, f64, String, String, i64, String, Option<i64>) = conn
+        .query_row("SELECT f, d_e6, d, day, s, b, t, n FROM query", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
         })
         .unwrap();
     assert_eq!(
         row,
-        (1.5, "1.500000".into(), "2026-11-30".into(), "v".into(), 1, "2026-11-30T12:00:00.000000".into(), None)
+        (1.5, 1_500_000, 1.5, "2026-11-30".into(), "v".into(), 1, "2026-11-30T12:00:00.000000".into(), None)
     );
 
     // Strings read from Parquet come as Utf8View.

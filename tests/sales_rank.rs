@@ -128,7 +128,9 @@ fn sqlite_output_replaces_the_table() {
         run_ok(&["run", "sales-rank", &sample("sales"), AS_OF[0], AS_OF[1], "-o", &url]);
     }
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let mut stmt = conn.prepare("SELECT * FROM sales_rank ORDER BY category_id, rank").unwrap();
+    let mut stmt = conn
+        .prepare("SELECT category_id, rank, product_id, total_sold, revenue_cents FROM sales_rank ORDER BY category_id, rank")
+        .unwrap();
     let rows: Vec<String> = stmt
         .query_map([], |r| {
             Ok(format!(
@@ -137,7 +139,7 @@ fn sqlite_output_replaces_the_table() {
                 r.get::<_, i64>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?
+                oracle_money(r.get::<_, i64>(4)?.into())
             ))
         })
         .unwrap()

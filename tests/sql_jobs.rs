@@ -54,13 +54,13 @@ fn a_job_file_runs_to_parquet_and_sqlite_and_verifies_by_month() {
     run_ok(&["run", &job, &tx, "-o", &url, "--from", "2026-10", "--to", "2026-11"]);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let months: Vec<String> = conn
-        .prepare("SELECT month || ' ' || sellers || ' ' || amount FROM month_totals ORDER BY month")
+        .prepare("SELECT month || ' ' || sellers || ' ' || amount_cents FROM month_totals ORDER BY month")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(months, ["2026-10 1 15.00", "2026-11 10 2232.33"]);
+    assert_eq!(months, ["2026-10 1 1500", "2026-11 10 223233"]);
     for month in ["2026-10", "2026-11"] {
         let manifest = format!("{}.seller-totals-{month}.manifest.json", db.display());
         assert!(run_ok(&["verify", &manifest]).starts_with("verified: 2 tables"), "{month}");

@@ -2,8 +2,10 @@
 //! with it: one rule for where tables, manifests, rejects files and locks go.
 //!
 //! A directory output `DIR` holds `DIR/<table>.<ext>`, or for one period of a split
-//! run `DIR/<table>/<table>-<period>.<ext>` (a directory readers take as one table),
-//! with `DIR/_<unit>.manifest.json` and `DIR/_<unit>.rejects.tsv`; several jobs may
+//! run the Hive partition `DIR/<table>/<key>=<period>/part-0.<ext>` (`month=2026-11`,
+//! `as_of=20261123T000000Z`; a directory DuckDB, pyarrow, polars and Spark read as one
+//! table, the `month` column also kept in the files), never both for one table, with
+//! `DIR/_<unit>.manifest.json` and `DIR/_<unit>.rejects.tsv`; several jobs may
 //! share one directory. A named file `PATH` (one table) gets `-<period>` before its
 //! extension for a period, and keeps `PATH.manifest.json` (`PATH.<period>.manifest.json`)
 //! and `PATH.<unit>.rejects.tsv` beside it. `<unit>` is `<job>` or `<job>-<period>`.
@@ -90,12 +92,44 @@ impl Layout {
     pub fn table_path(&self, table: &str, ext: &str, period: Option<&Period>) -> PathBuf {
         match (self, period) {
             (Layout::Dir(d), None) => d.join(format!("{table}.{ext}")),
-            (Layout::Dir(d), Some(p)) => d.join(table).join(format!("{table}-{}.{ext}", p.label)),
+            (Layout::Dir(d), Some(p)) => {
+                d.join(table).join(format!("{}={}", p.key, p.label)).join(format!("part-0.{ext}"))
+            }
             (Layout::File(f), None) => f.clone(),
             (Layout::File(f), Some(p)) => match f.extension() {
                 Some(x) => f.with_extension(format!("{}.{}", p.label, x.to_string_lossy())),
                 None => PathBuf::from(format!("{}-{}", f.display(), p.label)),
             },
+        }
+    }
+
+    /// [`super::Target::check_shape`] for a file output: in a directory, a table is either
+    /// `DIR/<table>.<ext>` or partitions under `DIR/<table>/`, never both.
+    pub fn check_shape(&self, table: &str, ext: &str, period: Option<&Period>) -> Result<()> {
+        let Layout::Dir(d) = self else { return Ok(()) };
+        let whole = d.join(format!("{table}.{ext}"));
+        let partitions = d.join(table);
+        let holds_partitions = std::fs::read_dir(&partitions)
+            .is_ok_and(|mut e| e.any(|e| e.is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.'))));
+        match period {
+            Some(p) if std::fs::symlink_metadata(&whole).is_ok() => Err(Error::Usage(format!(
+                "'{}' holds {table} from a run over every period, and this run would add the partition {}={} \
+                 under '{}/': a table is never both a file and a directory of partitions. Remove '{}' (and its \
+                 manifest), or publish to another directory",
+                whole.display(),
+                p.key,
+                p.label,
+                partitions.display(),
+                whole.display()
+            ))),
+            None if holds_partitions => Err(Error::Usage(format!(
+                "'{}/' holds {table} as partitions from runs of single periods (--month, --from/--to, repeated \
+                 --as-of), and this run would write '{}' beside them: a table is never both a file and a directory \
+                 of partitions. Republish the periods with --from/--to, or publish to another directory",
+                partitions.display(),
+                whole.display()
+            ))),
+            _ => Ok(()),
         }
     }
 

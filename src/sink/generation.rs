@@ -100,7 +100,11 @@ impl Generation {
             let file = std::fs::OpenOptions::new().write(true).open(visible).map_err(io(visible))?;
             return Ok((StagedWriter::new(file), true));
         }
-        let name = visible.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut name = visible.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // Partitions of several tables share a file name (`part-0.parquet`).
+        if self.links.iter().any(|(_, taken)| *taken == name) {
+            name = format!("{}-{name}", self.links.len());
+        }
         let path = self.store.join(&self.name).join(&name);
         let file = File::create(&path).map_err(io(&path))?;
         self.links.push((visible.to_path_buf(), name));
@@ -141,10 +145,8 @@ impl Generation {
         self.committed = true;
         failpoint("publish-switched");
         remove_old_generations(&store);
-        if let Some(job) = job_store_name(&store) {
-            for dir in &dirs {
-                remove_dangling_links(dir, &job);
-            }
+        if let (Some(job), Some(output)) = (job_store_name(&store), output_of(&store)) {
+            remove_dangling_links_under(&output, &job);
         }
         Ok(())
     }
@@ -176,6 +178,38 @@ fn job_store_name(path: &Path) -> Option<std::ffi::OsString> {
     let mut parts = path.components().map(|c| c.as_os_str());
     parts.find(|c| *c == STORE)?;
     parts.next().map(std::ffi::OsStr::to_os_string)
+}
+
+/// The output directory a store lies in: the one holding `.mrpipe`.
+fn output_of(store: &Path) -> Option<PathBuf> {
+    store.ancestors().find(|a| a.file_name().is_some_and(|n| n == STORE)).and_then(Path::parent).map(Path::to_path_buf)
+}
+
+/// [`remove_dangling_links`] in `output`, in its table directories and in their Hive
+/// partitions (`<table>/<key>=<value>/`), removing partitions left empty.
+fn remove_dangling_links_under(output: &Path, job: &std::ffi::OsStr) {
+    remove_dangling_links(output, job);
+    for table in subdirectories(output) {
+        remove_dangling_links(&table, job);
+        for partition in subdirectories(&table) {
+            remove_dangling_links(&partition, job);
+            if partition.file_name().is_some_and(|n| n.to_string_lossy().contains('=')) {
+                // Fails, as wanted, unless the partition is empty.
+                let _ = std::fs::remove_dir(&partition);
+            }
+        }
+    }
+}
+
+/// The directories in `dir` that are not hidden (not the store, not a spill directory).
+fn subdirectories(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
 }
 
 /// Removes the links in `dir` that go through the job store `job` and lead nowhere:
@@ -211,15 +245,9 @@ pub fn clean_job_store(store: &Path) -> Result<()> {
     for s in &stores {
         remove_old_generations(s);
     }
-    // The output directory holds the visible links, and period tables one level down.
+    // The output directory holds the visible links, and period tables two levels down.
     let (Some(output), Some(job)) = (store.parent().and_then(Path::parent), store.file_name()) else { return Ok(()) };
-    remove_dangling_links(output, job);
-    for entry in std::fs::read_dir(output).map_err(io(output))?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.') && entry.path().is_dir() {
-            remove_dangling_links(&entry.path(), job);
-        }
-    }
+    remove_dangling_links_under(output, job);
     Ok(())
 }
 

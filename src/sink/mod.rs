@@ -8,8 +8,8 @@
 //! intact), and reading back what a job published, for `mrpipe verify`, `--notify`
 //! and `--skip-unchanged`. Nothing outside this module names a kind of output.
 //!
-//! Kinds, one file each: [`parquet`] (a directory or one file), [`tsv`] (stdout, a
-//! file or a directory), [`sqlite`], [`postgres`], [`mysql`] (MySQL and MariaDB).
+//! Kinds, one file each: [`parquet`] (a directory or one file), [`text`] (TSV or CSV
+//! to stdout, a file or a directory), [`sqlite`], [`postgres`], [`mysql`] (MySQL and MariaDB).
 //! Shared parts: [`files`] (the layout of file outputs), [`sql`] (Arrow cells as SQL
 //! values, which rows a run replaces), [`atomic`] (staged files), [`lock`] (run locks).
 //! Adding a kind means one file and one arm in [`parse`].
@@ -23,7 +23,7 @@ pub mod parquet;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
-pub mod tsv;
+pub mod text;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -150,6 +150,14 @@ pub trait Target: fmt::Display + fmt::Debug + Send + Sync {
         Ok(self.published_rows(spec, slice)?.map(|rows| hash_lines(&rows)))
     }
 
+    /// Refuses (a usage error saying what to do) to publish `table` of `period` where the
+    /// output already holds the table in the other shape: a file for a run over every
+    /// period beside a directory of period partitions. Checked under the run lock,
+    /// before anything is read.
+    fn check_shape(&self, _table: &str, _period: Option<&Period>) -> Result<()> {
+        Ok(())
+    }
+
     /// The same kind of output placed under `dir`: where `mrpipe verify` re-runs. A
     /// server becomes a SQLite file there (a re-run must never publish to it).
     fn relocated(&self, dir: &Path) -> Box<dyn Target>;
@@ -180,13 +188,16 @@ pub fn rejects_in_working_dir(unit: Unit<'_>) -> PathBuf {
 /// Parses an `--output` value; an unknown scheme is a usage error naming it.
 pub fn parse(s: &str) -> Result<Box<dyn Target>> {
     if s == "-" {
-        return Ok(Box::new(tsv::TsvTarget::Stdout));
+        return Ok(Box::new(text::TextTarget::stdout()));
     }
     if let Some(path) = s.strip_prefix("sqlite:") {
         return Ok(Box::new(sqlite::SqliteTarget::parse(s, path)?));
     }
     if let Some(path) = s.strip_prefix("tsv:") {
-        return Ok(Box::new(tsv::TsvTarget::parse(path)));
+        return Ok(Box::new(text::TextTarget::parse(text::Dialect::Tsv, path)));
+    }
+    if let Some(path) = s.strip_prefix("csv:") {
+        return Ok(Box::new(text::TextTarget::parse(text::Dialect::Csv, path)));
     }
     if let Some(path) = s.strip_prefix("parquet:") {
         return Ok(Box::new(parquet::ParquetTarget::parse(path)));
@@ -199,7 +210,7 @@ pub fn parse(s: &str) -> Result<Box<dyn Target>> {
     }
     if let Some((scheme, _)) = s.split_once("://") {
         return Err(Error::Usage(format!(
-            "output '{}': '{scheme}://' is not a supported sink here (use a directory, *.parquet, sqlite:PATH, postgres://..., mysql://..., tsv:PATH or -)",
+            "output '{}': '{scheme}://' is not a supported sink here (use a directory, *.parquet, sqlite:PATH, postgres://..., mysql://..., tsv:PATH, csv:PATH or -)",
             postgres::redact(s)
         )));
     }
@@ -212,7 +223,9 @@ mod tests {
 
     #[test]
     fn parses_output_urls_and_prints_them_back() {
-        for text in ["-", "out", "x/r.parquet", "sqlite:db/m.db", "tsv:r.tsv", "tsv:out/"] {
+        for text in
+            ["-", "out", "x/r.parquet", "sqlite:db/m.db", "tsv:r.tsv", "tsv:out/", "csv:r.csv", "csv:out/", "csv:-"]
+        {
             assert_eq!(parse(text).unwrap().to_string(), text);
         }
         assert_eq!(parse("parquet:x").unwrap().to_string(), "x");

@@ -18,7 +18,7 @@ use mysql::{Conn, Opts, Value};
 
 use super::sql::{self, Months, SqlCell, SqlColumn, SqlType, Staged, cell};
 use super::sqlite::SqliteTarget;
-use super::tsv::write_rows;
+use super::text::{self, write_rows};
 use super::{Publication, Recorded, RunLock, Slice, Target, Unit, Written};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
@@ -116,10 +116,8 @@ fn published_rows(url: &MysqlUrl, spec: &TableSpec, months: Option<&[String]>) -
     };
     let sql = format!("SELECT {} FROM {}{filter} ORDER BY {}", columns.join(", "), ident(spec.name), order.join(", "));
     let rows: Vec<mysql::Row> = conn.exec(sql, params).map_err(fail)?;
-    let line = |r: &mysql::Row| {
-        (0..columns.len()).map(|i| r.get::<Option<String>, _>(i).flatten().unwrap_or_default()).collect::<Vec<_>>()
-    };
-    Ok(Some(rows.iter().map(|r| line(r).join("\t")).collect()))
+    let line = |r: &mysql::Row| text::line((0..columns.len()).map(|i| r.get::<Option<String>, _>(i).flatten()));
+    Ok(Some(rows.iter().map(line).collect()))
 }
 
 /// The newest manifest of `job` in `mrpipe_runs` that `which` asks for, if any.

@@ -14,7 +14,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::files::{self, Layout};
 use super::generation::Generation;
-use super::tsv::write_rows;
+use super::text::write_rows;
 use super::{Publication, Recorded, RunLock, Slice, Target, Unit, Written};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
@@ -78,6 +78,10 @@ impl Target for ParquetTarget {
 
     fn table_location(&self, table: &str, period: Option<&Period>) -> String {
         self.0.table_path(table, "parquet", period).display().to_string()
+    }
+
+    fn check_shape(&self, table: &str, period: Option<&Period>) -> Result<()> {
+        self.0.check_shape(table, "parquet", period)
     }
 
     fn manifest_location(&self, unit: Unit<'_>) -> Option<String> {

@@ -22,7 +22,7 @@ use rust_decimal::Decimal;
 
 use super::sql::{self, Months, SqlCell, SqlColumn, SqlType, Staged, cell};
 use super::sqlite::SqliteTarget;
-use super::tsv::write_rows;
+use super::text::{self, write_rows};
 use super::{Publication, Recorded, RunLock, Slice, Target, Unit, Written};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
@@ -195,7 +195,7 @@ fn published_rows(url: &PostgresUrl, spec: &TableSpec, months: Option<&[String]>
         None => client.query(&sql, &[]),
     }
     .map_err(fail)?;
-    let line = |r: &postgres::Row| (0..columns.len()).map(|i| r.get::<_, String>(i)).collect::<Vec<_>>().join("\t");
+    let line = |r: &postgres::Row| text::line((0..columns.len()).map(|i| r.get::<_, Option<String>>(i)));
     Ok(Some(rows.iter().map(line).collect()))
 }
 

@@ -6,9 +6,12 @@
 //! The run lock and the default rejects file sit beside the database, as for files.
 //!
 //! Types: integers `INTEGER`, floats `REAL`, text `TEXT`, booleans `INTEGER` (0, 1),
-//! dates and timestamps ISO 8601 `TEXT`, bytes `BLOB`, and exact decimals (money)
-//! `TEXT` holding the decimal (`'1234.50'`): SQLite has no exact decimal type, and its
-//! `NUMERIC` affinity would turn the value into a binary float.
+//! dates and timestamps ISO 8601 `TEXT`, bytes `BLOB`. SQLite has no exact decimal
+//! type (its `NUMERIC` affinity makes a binary float, and text sorts as text), so an
+//! exact decimal `x` with scale `s` is stored as the INTEGER `x × 10^s` in a column
+//! `x_cents` (scale 2, money) or `x_e<s>`, where `ORDER BY`, `min`, `max` and `sum`
+//! are exact, followed by a generated `REAL` column `x` (`x_cents / 100.0`) for
+//! reading, which sorts right too. A decimal of scale 0 is a plain `INTEGER x`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,7 +23,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use super::atomic::write_manifest_file;
 use super::files::{self, beside};
 use super::sql::{self, SqlCell, SqlColumn, SqlType, cell};
-use super::tsv::write_rows;
+use super::text::{self, write_rows};
 use super::{Publication, Recorded, RunLock, Slice, Target, Unit, Written};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
@@ -154,26 +157,31 @@ impl Target for SqliteTarget {
             }
             _ => String::new(),
         };
-        let columns: Vec<String> = spec.columns.iter().map(|(c, _)| ident(c)).collect();
+        let stored: Vec<SqlColumn> = SqlColumn::all(&spec.schema())?;
+        let columns: Vec<String> = stored.iter().map(|c| ident(&stored_name(c))).collect();
+        let scales: Vec<Option<i8>> = stored.iter().map(scaled).collect();
         // A run inserts its rows in the table's order, and the rows a manifest describes
         // are one run's (the whole table, or the months it replaced): insertion order is
-        // their order. (Money is TEXT here: ORDER BY a money column would sort it as text.)
+        // their order.
         let query = format!("SELECT {} FROM {}{filter} ORDER BY rowid", columns.join(", "), ident(spec.name));
         let mut stmt = conn.prepare(&query).map_err(|e| self.fail(e))?;
         let width = columns.len();
         let rows = stmt
             .query_map([], |row| {
-                let cells: Vec<String> = (0..width)
+                let cells: Vec<Option<String>> = (0..width)
                     .map(|i| {
                         Ok(match row.get_ref(i)? {
-                            ValueRef::Integer(v) => v.to_string(),
-                            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-                            ValueRef::Real(v) => v.to_string(),
-                            ValueRef::Null | ValueRef::Blob(_) => String::new(),
+                            ValueRef::Integer(v) => Some(match scales[i] {
+                                Some(scale) => sql::decimal_text(i128::from(v), scale),
+                                None => v.to_string(),
+                            }),
+                            ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                            ValueRef::Real(v) => Some(v.to_string()),
+                            ValueRef::Null | ValueRef::Blob(_) => None,
                         })
                     })
                     .collect::<rusqlite::Result<_>>()?;
-                Ok(cells.join("\t"))
+                Ok(text::line(cells))
             })
             .map_err(|e| self.fail(e))?;
         rows.collect::<rusqlite::Result<_>>().map(Some).map_err(|e| self.fail(e))
@@ -203,26 +211,47 @@ impl Publication for SqlitePublication {
     fn write_table(&mut self, table: Table) -> Result<Written> {
         let name = ident(table.name);
         let columns = SqlColumn::all(&table.schema)?;
-        let defs: Vec<String> = columns
-            .iter()
-            .map(|c| {
-                let ty = match c.ty {
-                    SqlType::Int | SqlType::Bool => "INTEGER",
-                    SqlType::Float => "REAL",
-                    SqlType::Binary => "BLOB",
-                    SqlType::Decimal { .. } | SqlType::Text | SqlType::Date | SqlType::Timestamp { .. } => "TEXT",
-                };
-                format!("{} {ty}{}", ident(&c.name), c.not_null())
-            })
-            .collect();
+        let mut defs = Vec::with_capacity(columns.len() + 2);
+        for c in &columns {
+            let ty = match c.ty {
+                SqlType::Int | SqlType::Bool | SqlType::Decimal { .. } => "INTEGER",
+                SqlType::Float => "REAL",
+                SqlType::Binary => "BLOB",
+                SqlType::Text | SqlType::Date | SqlType::Timestamp { .. } => "TEXT",
+            };
+            let stored = stored_name(c);
+            if let Some(scale) = scaled(c) {
+                // The readable value, in the spec's place, then the exact one it is made from.
+                defs.push(format!(
+                    "{} REAL GENERATED ALWAYS AS ({} / 1e{scale}) VIRTUAL",
+                    ident(&c.name),
+                    ident(&stored)
+                ));
+                if columns.iter().any(|other| other.name == stored) {
+                    return Err(Error::Usage(format!(
+                        "columns '{}' and '{stored}' would share the name '{stored}' in SQLite, which keeps the \
+                         exact decimal '{}' there; rename one",
+                        c.name, c.name
+                    )));
+                }
+            }
+            defs.push(format!("{} {ty}{}", ident(&stored), c.not_null()));
+        }
         // A whole run replaces the table; one period replaces only its own rows.
+        let create = format!("CREATE TABLE {name} ({})", defs.join(", "));
         let mut ddl = match self.period {
-            None => format!("DROP TABLE IF EXISTS {name}; CREATE TABLE {name} ({});", defs.join(", ")),
-            Some(_) => format!("CREATE TABLE IF NOT EXISTS {name} ({});", defs.join(", ")),
+            None => format!("DROP TABLE IF EXISTS {name}; {create};"),
+            Some(_) => {
+                upgrade_text_decimals(&self.conn, table.name, &columns, &create).map_err(|e| self.target.fail(e))?;
+                format!("CREATE TABLE IF NOT EXISTS {name} ({});", defs.join(", "))
+            }
         };
         for cols in table.indexes {
             let index = ident(&format!("{}_{}_idx", table.name, cols.join("_")));
-            let list: Vec<String> = cols.iter().map(|c| ident(c)).collect();
+            let list: Vec<String> = cols
+                .iter()
+                .map(|c| ident(&columns.iter().find(|k| k.name == *c).map_or_else(|| c.to_string(), stored_name)))
+                .collect();
             ddl.push_str(&format!(" CREATE INDEX IF NOT EXISTS {index} ON {name} ({});", list.join(", ")));
         }
         self.conn.execute_batch(&ddl).map_err(|e| self.target.fail(e))?;
@@ -234,9 +263,10 @@ impl Publication for SqlitePublication {
         }
 
         let placeholders = vec!["?"; columns.len()].join(", ");
+        let names: Vec<String> = columns.iter().map(|c| ident(&stored_name(c))).collect();
         let mut insert = self
             .conn
-            .prepare(&format!("INSERT INTO {name} VALUES ({placeholders})"))
+            .prepare(&format!("INSERT INTO {name} ({}) VALUES ({placeholders})", names.join(", ")))
             .map_err(|e| Error::sink(table.name, e))?;
         let mut rows = 0u64;
         let mut values: Vec<SqlValue> = Vec::with_capacity(columns.len());
@@ -248,7 +278,9 @@ impl Publication for SqlitePublication {
             let arrays = sql::canonical(&batch, &columns)?;
             for row in 0..batch.num_rows() {
                 values.clear();
-                values.extend(arrays.iter().zip(&columns).map(|(a, c)| sql_value(cell(a.as_ref(), c.ty, row), c.ty)));
+                for (a, c) in arrays.iter().zip(&columns) {
+                    values.push(sql_value(cell(a.as_ref(), c.ty, row), c)?);
+                }
                 insert.execute(rusqlite::params_from_iter(values.iter())).map_err(|e| Error::sink(table.name, e))?;
             }
             rows += batch.num_rows() as u64;
@@ -286,17 +318,79 @@ impl Drop for SqlitePublication {
     }
 }
 
-/// One cell as a SQLite value.
-fn sql_value(cell: SqlCell<'_>, ty: SqlType) -> SqlValue {
-    match cell {
+/// One cell as a SQLite value; a decimal whose scaled integer passes `i64` is an error
+/// naming the column.
+fn sql_value(cell: SqlCell<'_>, column: &SqlColumn) -> Result<SqlValue> {
+    Ok(match cell {
         SqlCell::Null => SqlValue::Null,
         SqlCell::Int(i) => SqlValue::Integer(i),
         SqlCell::Float(f) => SqlValue::Real(f),
-        SqlCell::Decimal(v, scale) => SqlValue::Text(sql::decimal_text(v, scale)),
+        SqlCell::Decimal(v, scale) => SqlValue::Integer(i64::try_from(v).map_err(|_| {
+            Error::Usage(format!(
+                "column '{}' holds {}, which SQLite cannot keep exactly (as {} it passes 64 bits); cast it to \
+                 fewer digits after the point or to DOUBLE in the query, or write Parquet",
+                column.name,
+                sql::decimal_text(v, scale),
+                stored_name(column)
+            ))
+        })?),
         SqlCell::Text(s) => SqlValue::Text(s.to_string()),
         SqlCell::Bool(b) => SqlValue::Integer(i64::from(b)),
         SqlCell::Date(d) => SqlValue::Text(sql::date_text(d)),
-        SqlCell::Timestamp(t) => SqlValue::Text(sql::timestamp_text(t, matches!(ty, SqlType::Timestamp { utc: true }))),
+        SqlCell::Timestamp(t) => {
+            SqlValue::Text(sql::timestamp_text(t, matches!(column.ty, SqlType::Timestamp { utc: true })))
+        }
         SqlCell::Binary(b) => SqlValue::Blob(b.to_vec()),
+    })
+}
+
+/// The scale of a column kept as a scaled integer beside a generated `REAL` (decimals with digits
+/// after the point).
+fn scaled(column: &SqlColumn) -> Option<i8> {
+    match column.ty {
+        SqlType::Decimal { scale, .. } if scale > 0 => Some(scale),
+        _ => None,
     }
+}
+
+/// The name of the column that stores `column`'s values: `x_cents` for money, `x_e<s>` for
+/// another decimal scale, else `x`.
+fn stored_name(column: &SqlColumn) -> String {
+    match scaled(column) {
+        Some(2) => format!("{}_cents", column.name),
+        Some(scale) => format!("{}_e{scale}", column.name),
+        None => column.name.clone(),
+    }
+}
+
+/// Rewrites a table written by an earlier mrpipe, which kept decimals as `TEXT` (`'1234.50'`,
+/// always with every digit of the scale), into today's layout, so one-period runs into an older
+/// database go on replacing their rows. Runs inside the publication's transaction.
+fn upgrade_text_decimals(conn: &Connection, table: &str, columns: &[SqlColumn], create: &str) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_xinfo(?1)")?;
+    let existing: Vec<String> = stmt.query_map([table], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let old = |c: &&SqlColumn| scaled(c).is_some() && existing.contains(&c.name) && !existing.contains(&stored_name(c));
+    if !columns.iter().any(|c| old(&c)) {
+        return Ok(());
+    }
+    let backup = format!("{table}__before_upgrade");
+    let mut moved = Vec::with_capacity(columns.len());
+    let mut from = Vec::with_capacity(columns.len());
+    for c in columns {
+        moved.push(ident(&stored_name(c)));
+        from.push(match scaled(c) {
+            // Exactly `scale` digits after the point: dropping the point gives the scaled integer.
+            Some(_) if old(&c) => format!("CAST(replace({}, '.', '') AS INTEGER)", ident(&c.name)),
+            _ => ident(&stored_name(c)),
+        });
+    }
+    // Copied in rowid order: a run's rows are read back in the order they were inserted.
+    conn.execute_batch(&format!(
+        "ALTER TABLE {name} RENAME TO {backup}; {create}; INSERT INTO {name} ({}) SELECT {} FROM {backup} ORDER BY rowid; \
+         DROP TABLE {backup};",
+        moved.join(", "),
+        from.join(", "),
+        name = ident(table),
+        backup = ident(&backup),
+    ))
 }

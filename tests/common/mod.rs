@@ -286,6 +286,13 @@ pub fn server_tests_enabled(kind: &str) -> bool {
     std::env::var("MRPIPE_SKIP_SERVERS").map_or(true, |skip| !skip.split(',').any(|k| k == kind))
 }
 
+/// Whether the tests that need an outside tool (`python`: python3 with pandas, polars and
+/// pyarrow) run: always, unless scripts/test found it missing outside CI and listed it in
+/// `MRPIPE_SKIP_TOOLS` (after saying so on one loud line).
+pub fn tool_tests_enabled(kind: &str) -> bool {
+    std::env::var("MRPIPE_SKIP_TOOLS").map_or(true, |skip| !skip.split(',').any(|k| k == kind))
+}
+
 /// The files under `dir`, as relative paths, sorted; hidden ones (the run lock, which
 /// holds the pid) left out.
 pub fn files_under(dir: &Path) -> Vec<String> {
