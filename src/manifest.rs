@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::read::ReadStats;
+use crate::read::object;
 
 /// A run manifest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -77,6 +78,9 @@ pub struct FileDigest {
     pub size: u64,
     /// BLAKE3, lower-case hex (what `b3sum` prints).
     pub blake3: String,
+    /// An object's ETag as the store gave it when the run listed it; none for files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 /// Line counts of a run.
@@ -167,11 +171,22 @@ pub fn hash_lines(lines: &[String]) -> String {
     hasher.finalize().to_hex().to_string()
 }
 
-/// Hashes a whole file (for side files and for `verify`'s input check).
+/// Hashes a whole file or object, read again (for side files, `--skip-unchanged` and
+/// `verify`'s input check).
 pub fn digest_file(path: &Path) -> Result<FileDigest> {
     let mut hasher = blake3::Hasher::new();
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    hasher.update_reader(file).map_err(|e| Error::io(path, e))?;
-    let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
-    Ok(FileDigest { path: crate::read::input::path_text(path), size, blake3: hasher.finalize().to_hex().to_string() })
+    let io = |e| Error::io(path, e);
+    let (size, etag) = match path.to_str().filter(|_| object::is_object(path)) {
+        Some(url) => {
+            let meta = object::meta(url).map_err(io)?;
+            hasher.update_reader(object::open(url).map_err(io)?).map_err(io)?;
+            (meta.size, meta.e_tag)
+        }
+        None => {
+            hasher.update_reader(std::fs::File::open(path).map_err(io)?).map_err(io)?;
+            (std::fs::metadata(path).map_err(io)?.len(), None)
+        }
+    };
+    let blake3 = hasher.finalize().to_hex().to_string();
+    Ok(FileDigest { path: crate::read::input::path_text(path), size, blake3, etag })
 }

@@ -9,7 +9,7 @@
 //! when any of its steps fails.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -422,6 +422,10 @@ fn unchanged_since(
         }
         let blake3 = match digests.get(&path) {
             Some(blake3) => blake3,
+            // An object whose ETag and size are those recorded is not downloaded again.
+            None if recorded.etag.is_some() && same_object(&path, recorded) => {
+                digests.entry(path.clone()).or_insert(recorded.blake3.clone())
+            }
             None => digests.entry(path.clone()).or_insert(manifest::digest_file(&path)?.blake3),
         };
         if *blake3 != recorded.blake3 {
@@ -435,6 +439,12 @@ fn unchanged_since(
         }
     }
     Ok(Some(previous.finished))
+}
+
+/// Whether the object at `path` still has the ETag and size `recorded` lists.
+fn same_object(path: &Path, recorded: &FileDigest) -> bool {
+    let meta = path.to_str().filter(|_| read::object::is_object(path)).map(read::object::meta);
+    meta.is_some_and(|m| m.is_ok_and(|m| m.e_tag == recorded.etag && m.size == recorded.size))
 }
 
 /// The layout of the output table `name` among a job's `outputs`.
@@ -451,8 +461,8 @@ fn print_dry_run(opts: &RunOptions, inputs: &[InputFile]) -> std::io::Result<()>
     writeln!(out, "engine: {}", opts.engine.name())?;
     writeln!(out, "inputs:")?;
     for f in inputs {
-        let size = match (f.encoding, std::fs::metadata(&f.path)) {
-            (Encoding::Plain | Encoding::Gzip | Encoding::Zstd, Ok(m)) if m.is_file() => format!("{} bytes", m.len()),
+        let size = match (f.encoding, f.size()) {
+            (Encoding::Plain | Encoding::Gzip | Encoding::Zstd, Ok(n)) => format!("{n} bytes"),
             _ => "stream".to_string(),
         };
         writeln!(out, "  {} ({size})", f.display_name())?;
@@ -504,7 +514,7 @@ fn build_manifest(
             .inputs
             .iter()
             .zip(&read.digests)
-            .map(|(f, d)| FileDigest { path: f.display_name(), size: d.size, blake3: d.blake3.clone() })
+            .map(|(f, d)| FileDigest { path: f.display_name(), size: d.size, blake3: d.blake3.clone(), etag: f.etag() })
             .collect(),
         side_files,
         lines: read.stats.into(),

@@ -156,8 +156,8 @@ fn estimated_input_bytes(inputs: &[InputFile], limit: u64) -> u64 {
     inputs
         .iter()
         .map(|f| match f.encoding {
-            Encoding::Plain => std::fs::metadata(&f.path).map_or(0, |m| m.len()),
-            Encoding::Gzip | Encoding::Zstd => std::fs::metadata(&f.path).map_or(0, |m| m.len().saturating_mul(8)),
+            Encoding::Plain => f.size().unwrap_or(0),
+            Encoding::Gzip | Encoding::Zstd => f.size().map_or(0, |n| n.saturating_mul(8)),
             Encoding::Stdin | Encoding::Stream => limit.saturating_mul(16),
         })
         .fold(0, u64::saturating_add)

@@ -1,6 +1,6 @@
 //! Input discovery for the `read` stage: command-line input arguments in, a sorted
-//! list of [`InputFile`]s out (files, directories, globs, `-` for stdin; `.gz` and
-//! `.zst` recognised by name).
+//! list of [`InputFile`]s out (files, directories, globs, object URLs expanded by
+//! [`super::object`], `-` for stdin; `.gz` and `.zst` recognised by name).
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +36,24 @@ impl InputFile {
     pub fn display_name(&self) -> String {
         path_text(&self.path)
     }
+
+    /// Whether it is an object in object storage or on the web ([`super::object`]).
+    pub fn is_object(&self) -> bool {
+        super::object::is_object(&self.path)
+    }
+
+    /// An object's ETag as listed; none for a file.
+    pub fn etag(&self) -> Option<String> {
+        self.path.to_str().filter(|_| self.is_object()).and_then(|url| super::object::meta(url).ok()?.e_tag)
+    }
+
+    /// Its size in bytes as stored (as listed, for an object).
+    pub fn size(&self) -> std::io::Result<u64> {
+        match self.path.to_str().filter(|_| self.is_object()) {
+            Some(url) => super::object::meta(url).map(|m| m.size),
+            None => std::fs::metadata(&self.path).map(|m| m.len()),
+        }
+    }
 }
 
 /// A path as text, losslessly: bytes that are not UTF-8 as `\xNN`, backslashes,
@@ -56,6 +74,7 @@ pub fn text_path(text: &str) -> PathBuf {
 /// always gives the same run.
 pub fn resolve_inputs(args: &[PathBuf]) -> Result<Vec<InputFile>> {
     let mut files: Vec<PathBuf> = Vec::new();
+    let mut objects: Vec<PathBuf> = Vec::new();
     let mut stdin = false;
     for path in args {
         if path.as_os_str() == "-" {
@@ -63,7 +82,9 @@ pub fn resolve_inputs(args: &[PathBuf]) -> Result<Vec<InputFile>> {
             continue;
         }
         let arg = path_text(path);
-        if path.is_dir() {
+        if let Some(url) = path.to_str().filter(|p| super::object::is_url(p)) {
+            objects.extend(super::object::expand(url)?.into_iter().map(PathBuf::from));
+        } else if path.is_dir() {
             let found = list_dir(path)?;
             if found.is_empty() {
                 return Err(Error::NoInput(format!("directory '{arg}' (it holds no regular file)")));
@@ -90,10 +111,16 @@ pub fn resolve_inputs(args: &[PathBuf]) -> Result<Vec<InputFile>> {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(f).map_or(true, |m| seen.insert((m.dev(), m.ino())))
     });
+    objects.sort();
+    objects.dedup();
+    // Objects after local files, each group in sorted order.
+    let local = files.len();
+    files.extend(objects);
     let mut inputs: Vec<InputFile> = files
         .into_iter()
-        .map(|path| {
-            let regular = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
+        .enumerate()
+        .map(|(i, path)| {
+            let regular = i >= local || std::fs::metadata(&path).is_ok_and(|m| m.is_file());
             let encoding = match path.extension().and_then(|e| e.to_str()) {
                 Some("gz") => Encoding::Gzip,
                 Some("zst") => Encoding::Zstd,

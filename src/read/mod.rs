@@ -20,6 +20,7 @@ pub mod fields;
 pub mod format;
 pub mod hash;
 pub mod input;
+pub mod object;
 pub mod part;
 pub mod side;
 
@@ -348,7 +349,7 @@ pub fn plain_size(inputs: &[InputFile]) -> Option<u64> {
     inputs
         .iter()
         .map(|f| match f.encoding {
-            Encoding::Plain => std::fs::metadata(&f.path).ok().map(|m| m.len()),
+            Encoding::Plain => f.size().ok(),
             _ => None,
         })
         .sum()
@@ -394,7 +395,7 @@ pub struct ReadPlan {
 pub fn plan_read(inputs: &[InputFile], parallelism: usize) -> Result<ReadPlan> {
     let mut sizes = vec![0u64; inputs.len()];
     for (i, f) in inputs.iter().enumerate().filter(|(_, f)| f.encoding == Encoding::Plain) {
-        sizes[i] = std::fs::metadata(&f.path).map_err(|e| Error::io(&f.path, e))?.len();
+        sizes[i] = f.size().map_err(|e| Error::io(&f.path, e))?;
     }
     let total: u64 = sizes.iter().sum();
     let block = (total / (parallelism.max(1) as u64 * 8)).clamp(MIN_CHUNK, MAX_CHUNK).next_power_of_two();
@@ -404,9 +405,14 @@ pub fn plan_read(inputs: &[InputFile], parallelism: usize) -> Result<ReadPlan> {
             units.push(Unit::Stream { file: i as u32 });
             continue;
         }
-        let file = File::open(&f.path).map_err(|e| Error::io(&f.path, e))?;
-        let planned =
-            chunk::plan_chunks(sizes[i], block, |at| next_line_start(&file, at)).map_err(|e| Error::io(&f.path, e))?;
+        let planned = match f.path.to_str().filter(|_| f.is_object()) {
+            Some(url) => chunk::plan_chunks(sizes[i], block, |at| object::next_line_start(url, at)),
+            None => {
+                let file = File::open(&f.path).map_err(|e| Error::io(&f.path, e))?;
+                chunk::plan_chunks(sizes[i], block, |at| next_line_start(&file, at))
+            }
+        }
+        .map_err(|e| Error::io(&f.path, e))?;
         for (k, planned) in planned.into_iter().enumerate() {
             let id = ChunkId { file: i as u32, index: k as u32 };
             units.push(Unit::Chunk(PlainChunk { id, planned, file_len: sizes[i] }));
@@ -431,8 +437,11 @@ fn next_line_start(file: &File, at: u64) -> std::io::Result<Option<u64>> {
     }
 }
 
-/// Reads `range` of the file at `path` into `buf` (replacing its contents).
+/// Reads `range` of the file (or object) at `path` into `buf` (replacing its contents).
 fn read_range(path: &std::path::Path, range: Range<u64>, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    if let Some(url) = path.to_str().filter(|_| object::is_object(path)) {
+        return object::read_range(url, range, buf);
+    }
     let file = File::open(path)?;
     buf.resize((range.end - range.start) as usize, 0);
     let mut filled = 0;
@@ -499,6 +508,10 @@ fn stream_blocks(
     let fail = |e: std::io::Error| Err((index.get(), Error::io(&input.path, e)));
     let raw: Box<dyn Read> = match input.encoding {
         Encoding::Stdin => Box::new(std::io::stdin().lock()),
+        _ if input.is_object() => match object::open(&input.path.to_string_lossy()) {
+            Ok(r) => Box::new(std::io::BufReader::with_capacity(1 << 20, r)),
+            Err(e) => return fail(e),
+        },
         _ => match File::open(&input.path) {
             Ok(f) => Box::new(std::io::BufReader::with_capacity(1 << 20, f)),
             Err(e) => return fail(e),

@@ -87,7 +87,9 @@ fn store(url: &Url) -> Result<Arc<dyn ObjectStore>> {
             }
             Arc::new(builder.build().map_err(fail)?)
         }
-        "gs" => Arc::new(object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(key.clone()).build().map_err(fail)?),
+        "gs" => Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(key.clone()).build().map_err(fail)?,
+        ),
         "az" | "azure" | "abfs" | "abfss" => Arc::new(
             object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url.as_str()).build().map_err(fail)?,
         ),
@@ -386,7 +388,9 @@ mod tests {
 
     #[test]
     fn urls_of_every_supported_scheme_are_objects_and_paths_are_not() {
-        for url in ["s3://b/k.tsv", "S3://b/k", "gs://b/k", "az://c/k", "abfss://c@a.dfs.core.windows.net/k", "https://h/x"] {
+        for url in
+            ["s3://b/k.tsv", "S3://b/k", "gs://b/k", "az://c/k", "abfss://c@a.dfs.core.windows.net/k", "https://h/x"]
+        {
             assert!(is_url(url), "{url}");
         }
         for path in ["logs/x.tsv", "/var/log/a", "-", "ftp://h/x", "s3:/b"] {
@@ -396,11 +400,15 @@ mod tests {
 
     #[test]
     fn aws_profiles_are_read_as_the_cli_reads_them() {
-        let text = "# c\n[default]\nregion = eu-west-1\n[profile dev]\nregion=us-east-2\n endpoint_url = http://h:9000 \n";
-        assert_eq!(ini_section(text, "profile dev"), [
-            ("region".to_string(), "us-east-2".to_string()),
-            ("endpoint_url".to_string(), "http://h:9000".to_string())
-        ]);
+        let text =
+            "# c\n[default]\nregion = eu-west-1\n[profile dev]\nregion=us-east-2\n endpoint_url = http://h:9000 \n";
+        assert_eq!(
+            ini_section(text, "profile dev"),
+            [
+                ("region".to_string(), "us-east-2".to_string()),
+                ("endpoint_url".to_string(), "http://h:9000".to_string())
+            ]
+        );
         assert_eq!(ini_section(text, "default"), [("region".to_string(), "eu-west-1".to_string())]);
         assert!(ini_section(text, "missing").is_empty());
     }
