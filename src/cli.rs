@@ -2,7 +2,7 @@
 //! ([`RunOptions`]) that the rest of the program uses. Nothing past this module sees
 //! clap types, except each job reading back its own `Args` struct.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, value_parser};
 use clap_complete::Shell;
@@ -214,8 +214,17 @@ pub fn command(extra: &[&'static dyn Job]) -> Command {
         )
         .subcommand(
             Command::new("man")
-                .about("Print the man page (roff)")
-                .after_help("Example:\n  mrpipe man > /usr/local/share/man/man1/mrpipe.1"),
+                .about("Print the man page (roff), or write one page per command into a directory")
+                .arg(
+                    Arg::new("dir")
+                        .value_name("DIR")
+                        .value_parser(clap::value_parser!(PathBuf))
+                        .help("Write mrpipe.1, mrpipe-run.1, mrpipe-run-<job>.1, mrpipe-query.1, ... into DIR"),
+                )
+                .after_help(
+                    "Examples:\n  mrpipe man > /usr/local/share/man/man1/mrpipe.1\n  \
+                     mrpipe man /usr/local/share/man/man1/ && man mrpipe-run-sales-rank",
+                ),
         )
         .subcommand(
             Command::new("verify")
@@ -394,8 +403,8 @@ pub enum Action {
     Query(crate::query::QueryOptions),
     /// `mrpipe completions SHELL`.
     Completions(Shell),
-    /// `mrpipe man`.
-    Man,
+    /// `mrpipe man [DIR]`: one page to stdout, or a page per command into DIR.
+    Man(Option<PathBuf>),
     /// `mrpipe show FILE...`.
     Show(ShowOptions),
     /// `mrpipe scheduler ...`.
@@ -490,7 +499,7 @@ pub fn resolve(matches: &ArgMatches, catalog: &Catalog) -> Result<Action> {
         Some(("completions", c)) => {
             Ok(Action::Completions(c.get_one::<Shell>("shell").copied().unwrap_or(Shell::Bash)))
         }
-        Some(("man", _)) => Ok(Action::Man),
+        Some(("man", m)) => Ok(Action::Man(m.get_one::<PathBuf>("dir").cloned())),
         Some(("query", q)) => Ok(Action::Query(crate::query::QueryOptions {
             sql: match q.get_one::<PathBuf>("file") {
                 Some(path) if path.as_os_str() == "-" => {
@@ -576,6 +585,33 @@ fn text(matches: &ArgMatches, name: &str) -> String {
 /// Writes the completion script for `shell`.
 pub fn completions(shell: Shell, extra: &[&'static dyn Job], out: &mut dyn std::io::Write) {
     clap_complete::generate(shell, &mut command(extra), "mrpipe", out);
+}
+
+/// Writes one man page per command into `dir` (created if missing), each a whole page
+/// named as git's are: `mrpipe.1`, `mrpipe-run.1`, `mrpipe-run-sales-rank.1`,
+/// `mrpipe-query.1`, ...; returns the files written.
+pub fn man_pages(extra: &[&'static dyn Job], dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    let mut write = |name: &str, page: Command| -> std::io::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut text = Vec::new();
+        clap_mangen::Man::new(page).render(&mut text)?;
+        std::fs::write(&path, text)?;
+        written.push(path);
+        Ok(())
+    };
+    let cmd = command(extra);
+    write("mrpipe", cmd.clone())?;
+    for sub in cmd.get_subcommands() {
+        let name = format!("mrpipe-{}", sub.get_name());
+        write(&name, sub.clone().name(format!("mrpipe {}", sub.get_name())))?;
+        for job in sub.get_subcommands() {
+            let name = format!("{name}-{}", job.get_name());
+            write(&name, job.clone().name(format!("mrpipe {} {}", sub.get_name(), job.get_name())))?;
+        }
+    }
+    Ok(written)
 }
 
 /// Writes the man page: the top-level page, then one section per command and job, so

@@ -24,6 +24,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MAIN_STACK_BYTES: usize = 256 << 20;
 
 fn main() -> ExitCode {
+    mrpipe::sink::tls::install_provider();
     let main = std::thread::Builder::new().name("mrpipe".into()).stack_size(MAIN_STACK_BYTES).spawn(run_main);
     match main.map(std::thread::JoinHandle::join) {
         Ok(Ok(code)) => code,
@@ -80,7 +81,12 @@ fn run_main() -> ExitCode {
             Ok(())
         }
         Action::Query(options) => query(&options),
-        Action::Man => cli::man_page(&extra, &mut std::io::stdout().lock()).map_err(Error::stdout),
+        Action::Man(None) => cli::man_page(&extra, &mut std::io::stdout().lock()).map_err(Error::stdout),
+        Action::Man(Some(dir)) => cli::man_pages(&extra, &dir).map_err(|e| Error::io(&dir, e)).map(|written| {
+            for path in written {
+                println!("{}", path.display());
+            }
+        }),
         Action::Verify(target, memory_limit) => mrpipe::verify::verify(&target, memory_limit).map(|v| {
             println!("verified: {} tables, {} rows identical to {target}", v.tables, v.rows);
         }),

@@ -90,6 +90,23 @@ fn completions_man_page_and_help_document_every_option() {
     for option in ["as\\-of", "strip\\-query", "memory\\-limit", "budget\\-overrides", "log\\-format", "wait"] {
         assert!(man.contains(&format!("\\-\\-{option}")), "man page lacks --{option}");
     }
+    // One page per command, each a whole page naming itself.
+    let dir = tempfile::tempdir().unwrap();
+    let listed = run_ok(&["man", dir.path().to_str().unwrap()]);
+    assert_eq!(listed.lines().count(), entries(dir.path()).len());
+    for page in [
+        "mrpipe.1",
+        "mrpipe-run.1",
+        "mrpipe-run-sales-rank.1",
+        "mrpipe-run-spending.1",
+        "mrpipe-query.1",
+        "mrpipe-verify.1",
+    ] {
+        assert!(entries(dir.path()).contains(&page.to_string()), "{page} missing: {listed}");
+    }
+    let spending = String::from_utf8(bytes(dir.path().join("mrpipe-run-spending.1"))).unwrap();
+    assert!(spending.starts_with(".ie") || spending.contains(".TH"), "{spending}");
+    assert!(spending.contains("mrpipe run spending") && spending.contains("budget\\-overrides"), "{spending}");
     let help = run_ok(&["run", "url-dedup", "--help"]);
     assert!(help.starts_with("Distinct or exactly-once URLs"), "{help}");
     assert!(help.contains("Exit codes: 0 success") && help.contains("4 another run holds the lock"), "{help}");

@@ -24,6 +24,7 @@ pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 pub mod text;
+pub mod tls;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

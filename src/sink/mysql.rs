@@ -39,18 +39,79 @@ pub struct MysqlUrl {
     pub connect: String,
     /// The URL without its password.
     pub display: String,
+    /// `ssl-mode=`, as the mysql client spells it (upper case here): `DISABLED`,
+    /// `PREFERRED` (the default), `REQUIRED`, `VERIFY_CA`, `VERIFY_IDENTITY`.
+    pub ssl_mode: String,
+    /// `ssl-ca=`: the PEM root certificates `VERIFY_CA` and `VERIFY_IDENTITY` check against
+    /// (else the Mozilla roots built into the driver).
+    pub ssl_ca: Option<String>,
 }
+
+/// The `ssl-mode` values, as the mysql client takes them.
+const SSL_MODES: [&str; 5] = ["DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"];
 
 impl MysqlUrl {
     /// Parses `mysql://user[:password]@host[:port]/db` (`mariadb://` is the same).
     pub fn parse(url: &str) -> Result<MysqlUrl> {
         let url = &url.replacen("mariadb://", "mysql://", 1);
         let display = super::postgres::redact(url);
+        // The TLS parameters are mrpipe's (the driver takes others); the rest go to the driver.
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let (mut ssl_mode, mut ssl_ca) = ("PREFERRED".to_string(), None);
+        let mut rest = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("ssl-mode" | "ssl_mode", mode)) => {
+                    ssl_mode = mode.to_ascii_uppercase().replace('-', "_");
+                    if !SSL_MODES.contains(&ssl_mode.as_str()) {
+                        return Err(Error::Usage(format!(
+                            "output '{display}': ssl-mode '{mode}' is not one of {}",
+                            SSL_MODES.join(", ")
+                        )));
+                    }
+                }
+                Some(("ssl-ca" | "ssl_ca", path)) => {
+                    ssl_ca = Some(
+                        url::form_urlencoded::parse(format!("v={path}").as_bytes())
+                            .next()
+                            .map_or_else(|| path.to_string(), |(_, v)| v.into_owned()),
+                    )
+                }
+                _ => rest.push(pair),
+            }
+        }
+        let url = &if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
         let opts = Opts::from_url(url).map_err(|e| Error::Usage(format!("output '{display}': {e}")))?;
         if opts.get_db_name().is_none() {
             return Err(Error::Usage(format!("output '{display}' names no database")));
         }
-        Ok(MysqlUrl { connect: url.to_string(), display })
+        Ok(MysqlUrl { connect: url.to_string(), display, ssl_mode, ssl_ca })
+    }
+
+    /// The driver's TLS options for `ssl-mode` (rustls): none for `DISABLED`; the certificate
+    /// unchecked for `PREFERRED` and `REQUIRED`; the chain checked for `VERIFY_CA`, and the
+    /// host name too for `VERIFY_IDENTITY`, against `ssl-ca` (else the built-in roots).
+    fn tls(&self) -> Result<Option<mysql::SslOpts>> {
+        let verify = matches!(self.ssl_mode.as_str(), "VERIFY_CA" | "VERIFY_IDENTITY");
+        let opts = match self.ssl_mode.as_str() {
+            "DISABLED" => return Ok(None),
+            _ => mysql::SslOpts::default()
+                .with_danger_accept_invalid_certs(!verify)
+                .with_danger_skip_domain_validation(self.ssl_mode != "VERIFY_IDENTITY"),
+        };
+        Ok(Some(match &self.ssl_ca {
+            Some(path) if verify => {
+                // Read here, so a missing file is named as such, not as a failed handshake.
+                std::fs::metadata(path).map_err(|e| {
+                    Error::Usage(format!(
+                        "cannot read the root certificates '{path}' (ssl-ca) of ssl-mode={}: {e}",
+                        self.ssl_mode
+                    ))
+                })?;
+                opts.with_root_cert_path(Some(std::path::PathBuf::from(path)))
+            }
+            _ => opts,
+        }))
     }
 
     /// Opens a session with the charset and mode mrpipe relies on.
@@ -70,8 +131,17 @@ impl MysqlUrl {
             .write_timeout(Some(sql::CONNECT_TIMEOUT * 20))
             .into();
         let display = self.display.clone();
-        let mut conn =
-            sql::connect_within(&self.display, timeout, move || Conn::new(opts).map_err(|e| Error::sink(&display, e)))?;
+        let tls = self.tls()?;
+        let preferred = self.ssl_mode == "PREFERRED";
+        let mut conn = sql::connect_within(&self.display, timeout, move || {
+            let encrypted: Opts = mysql::OptsBuilder::from_opts(opts.clone()).ssl_opts(tls).into();
+            match Conn::new(encrypted) {
+                // PREFERRED: a server without TLS is spoken to in the clear, as the mysql client does.
+                Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)) if preferred => Conn::new(opts),
+                other => other,
+            }
+            .map_err(|e| Error::sink(&display, e))
+        })?;
         conn.query_drop(
             "SET NAMES utf8mb4 COLLATE utf8mb4_bin, SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
         )

@@ -15,14 +15,16 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use bytes::BufMut;
+use postgres::Client;
 use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::config::SslMode;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use postgres::{Client, NoTls};
 use rust_decimal::Decimal;
 
 use super::sql::{self, Months, SqlCell, SqlColumn, SqlType, Staged, cell};
 use super::sqlite::SqliteTarget;
 use super::text::{self, write_rows};
+use super::tls::{self, PostgresTls, Roots, Verify};
 use super::{Publication, Recorded, RunLock, Slice, Target, Unit, Written};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
@@ -37,6 +39,10 @@ pub struct PostgresUrl {
     pub schema: Option<String>,
     /// The URL without its password, for messages and manifests.
     pub display: String,
+    /// `sslmode=` if given (libpq's values; `verify-ca` and `verify-full` are checked here).
+    pub sslmode: Option<String>,
+    /// `sslrootcert=` if given.
+    pub sslrootcert: Option<String>,
 }
 
 impl PostgresUrl {
@@ -44,16 +50,27 @@ impl PostgresUrl {
     pub fn parse(url: &str) -> Result<PostgresUrl> {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut schema = None;
+        let (mut sslmode, mut sslrootcert) = (None, None);
         let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("schema", s)) if !s.is_empty() => schema = Some(s.to_string()),
+                // The driver knows disable, prefer and require; the verifying modes are ours.
+                Some(("sslmode", mode @ ("verify-ca" | "verify-full"))) => {
+                    sslmode = Some(mode.to_string());
+                    rest.push("sslmode=require");
+                }
+                Some(("sslmode", mode)) => {
+                    sslmode = Some(mode.to_string());
+                    rest.push(pair);
+                }
+                Some(("sslrootcert", path)) => sslrootcert = Some(percent_decoded(path)),
                 _ => rest.push(pair),
             }
         }
         let connect = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
         connect.parse::<postgres::Config>().map_err(|e| Error::Usage(format!("output '{}': {e}", redact(url))))?;
-        Ok(PostgresUrl { display: redact(url), connect, schema })
+        Ok(PostgresUrl { display: redact(url), connect, schema, sslmode, sslrootcert })
     }
 
     /// Connects, naming the connection after this process so a lock holder can be told.
@@ -69,10 +86,36 @@ impl PostgresUrl {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(timeout);
         }
+        let tls = self.tls(&mut config)?;
         let display = self.display.clone();
         sql::connect_within(&self.display, timeout, move || {
-            config.connect(NoTls).map_err(|e| Error::sink(&display, describe(&e)))
+            config.connect(tls).map_err(|e| Error::sink(&display, describe(&e)))
         })
+    }
+
+    /// The TLS connector `sslmode` asks for (`PGSSLMODE` and `PGSSLROOTCERT` when the URL
+    /// says nothing, as libpq reads them); sets the driver's mode for the verifying ones.
+    fn tls(&self, config: &mut postgres::Config) -> Result<PostgresTls> {
+        let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let mode = self.sslmode.clone().or_else(|| from_env("PGSSLMODE"));
+        let verify = match mode.as_deref() {
+            Some("verify-ca") => Verify::Chain,
+            Some("verify-full") => Verify::Full,
+            _ => Verify::Nothing,
+        };
+        match mode.as_deref() {
+            Some("verify-ca" | "verify-full" | "require") => config.ssl_mode(SslMode::Require),
+            Some("disable") => config.ssl_mode(SslMode::Disable),
+            Some("prefer") | None => config.ssl_mode(SslMode::Prefer),
+            Some(other) => {
+                return Err(Error::Usage(format!(
+                    "output '{}': sslmode '{other}' is not one of disable, prefer, require, verify-ca, verify-full",
+                    self.display
+                )));
+            }
+        };
+        let roots = Roots::of(self.sslrootcert.clone().or_else(|| from_env("PGSSLROOTCERT")).as_deref());
+        Ok(PostgresTls::new(tls::client_config(verify, &roots)?))
     }
 
     /// A session working in the URL's schema (which it does not create: reading a
@@ -85,6 +128,13 @@ impl PostgresUrl {
         }
         Ok(client)
     }
+}
+
+/// A URL query value with its `%XX` escapes undone.
+fn percent_decoded(value: &str) -> String {
+    url::form_urlencoded::parse(format!("v={value}").as_bytes())
+        .next()
+        .map_or_else(|| value.to_string(), |(_, v)| v.into_owned())
 }
 
 /// The URL with every password it carries replaced by `***`: in the user info

@@ -286,6 +286,54 @@ pub fn server_tests_enabled(kind: &str) -> bool {
     std::env::var("MRPIPE_SKIP_SERVERS").map_or(true, |skip| !skip.split(',').any(|k| k == kind))
 }
 
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Makes, in `dir`, two certificate authorities (`ca.pem`, `other-ca.pem`) and a server
+/// certificate `server.pem` (key `server.key`, mode 0600) that `ca` signed, naming the
+/// address 127.0.0.1 only (so `localhost` is not its name), for the TLS tests.
+pub fn make_certificates(dir: &Path) {
+    for name in ["ca", "other-ca"] {
+        let subject = format!("/CN=mrpipe test {name}");
+        let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+        openssl(
+            dir,
+            &[
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subject, "-keyout", &key,
+                "-out", &pem,
+            ],
+        );
+    }
+    std::fs::write(dir.join("san.ext"), "subjectAltName = IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=db", "-keyout", "server.key", "-out", "server.csr"],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
+    std::fs::set_permissions(dir.join("server.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+}
+
 /// Whether the tests that need an outside tool (`python`: python3 with pandas, polars and
 /// pyarrow) run: always, unless scripts/test found it missing outside CI and listed it in
 /// `MRPIPE_SKIP_TOOLS` (after saying so on one loud line).
