@@ -5,22 +5,15 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 
 /// A private MariaDB server that refuses connections without TLS; stopped when dropped.
 struct TlsServer {
-    child: Child,
+    _process: Running,
     port: u16,
     dir: tempfile::TempDir,
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl TlsServer {
@@ -68,7 +61,7 @@ impl TlsServer {
         }
         let socket = format!("{r}/mysqld.sock");
         let child = server.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("mariadbd starts");
-        let server = TlsServer { child, port, dir };
+        let server = TlsServer { _process: Running(child), port, dir };
         wait_until("the TLS MariaDB server to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
         // The database to publish into and its user, made over the socket (a secure transport).
         wait_until("the TLS MariaDB server to take a database", || {

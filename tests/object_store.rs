@@ -7,21 +7,14 @@ mod common;
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 
 /// A moto server on a free loopback port, stopped when dropped.
 struct S3 {
-    child: Child,
+    _process: Running,
     port: u16,
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn python() -> String {
@@ -37,7 +30,7 @@ impl S3 {
             .stderr(Stdio::null())
             .spawn()
             .expect("moto's server starts");
-        let s3 = S3 { child, port };
+        let s3 = S3 { _process: Running(child), port };
         wait_until("the S3 server to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
         s3
     }
@@ -155,7 +148,7 @@ fn a_large_object_is_read_in_ranged_chunks_by_every_thread_to_the_same_result() 
     }
     let s3 = S3::start();
     let dir = tempfile::tempdir().unwrap();
-    // About 12 MiB: several 1 MiB chunks, each fetched with its own ranged GET.
+    // About 7.8 MB: several 1 MiB chunks, each fetched with its own ranged GET.
     let data = generate(dir.path(), "urls", 200_000, &["--seed", "7"]);
     s3.put("crawl", &[("day/urls-1.txt", Path::new(&data))]);
     let local = run_ok(&["run", "url-dedup", &data, "-o", "-", "-j", "1"]);

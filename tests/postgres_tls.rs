@@ -6,22 +6,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 
 /// A private PostgreSQL server that refuses connections without TLS; stopped when dropped.
 struct TlsServer {
-    child: Child,
+    _process: Running,
     port: u16,
     dir: tempfile::TempDir,
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The directory of PostgreSQL's server programs (`initdb`, `postgres`).
@@ -96,7 +89,7 @@ impl TlsServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let server = TlsServer { child, port, dir };
+        let server = TlsServer { _process: Running(child), port, dir };
         wait_until("the TLS PostgreSQL server to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
         Some(server)
     }

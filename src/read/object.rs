@@ -167,14 +167,9 @@ fn parse(text: &str) -> Result<Url> {
 
 /// The object key a URL names (percent-decoded).
 fn key(url: &Url) -> std::result::Result<ObjectPath, object_store::Error> {
-    match url.scheme() {
-        "az" | "azure" | "abfs" | "abfss" => {
-            // `az://container/key`: the container is the host; `abfss://container@account...`.
-            ObjectPath::from_url_path(url.path())
-        }
-        _ => ObjectPath::from_url_path(url.path()),
-    }
-    .map_err(|e| object_store::Error::Generic { store: "url", source: Box::new(e) })
+    // The bucket (container) is the URL's host for every scheme; the path is the key.
+    ObjectPath::from_url_path(url.path())
+        .map_err(|e| object_store::Error::Generic { store: "url", source: Box::new(e) })
 }
 
 /// The URL of `location` in the store of `base`.
@@ -264,9 +259,7 @@ pub fn expand(text: &str) -> Result<Vec<String>> {
 }
 
 fn percent_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("k={}", text.replace('+', "%2B")).as_bytes())
-        .next()
-        .map_or_else(|| text.to_string(), |(_, v)| v.into_owned())
+    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
 }
 
 /// An object to read: its store, key and the ETag every read must match.

@@ -70,13 +70,7 @@ impl MysqlUrl {
                         )));
                     }
                 }
-                Some(("ssl-ca" | "ssl_ca", path)) => {
-                    ssl_ca = Some(
-                        url::form_urlencoded::parse(format!("v={path}").as_bytes())
-                            .next()
-                            .map_or_else(|| path.to_string(), |(_, v)| v.into_owned()),
-                    )
-                }
+                Some(("ssl-ca" | "ssl_ca", path)) => ssl_ca = Some(sql::percent_decoded(path)),
                 _ => rest.push(pair),
             }
         }

@@ -64,7 +64,7 @@ impl PostgresUrl {
                     sslmode = Some(mode.to_string());
                     rest.push(pair);
                 }
-                Some(("sslrootcert", path)) => sslrootcert = Some(percent_decoded(path)),
+                Some(("sslrootcert", path)) => sslrootcert = Some(sql::percent_decoded(path)),
                 _ => rest.push(pair),
             }
         }
@@ -128,13 +128,6 @@ impl PostgresUrl {
         }
         Ok(client)
     }
-}
-
-/// A URL query value with its `%XX` escapes undone.
-fn percent_decoded(value: &str) -> String {
-    url::form_urlencoded::parse(format!("v={value}").as_bytes())
-        .next()
-        .map_or_else(|| value.to_string(), |(_, v)| v.into_owned())
 }
 
 /// The URL with every password it carries replaced by `***`: in the user info

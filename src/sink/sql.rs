@@ -204,6 +204,11 @@ pub fn decimal_text(value: i128, scale: i8) -> String {
     format!("{}{int}.{frac}", if value < 0 { "-" } else { "" })
 }
 
+/// A URL query value (a certificate path) with its `%XX` escapes undone.
+pub fn percent_decoded(value: &str) -> String {
+    percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned()
+}
+
 /// A date as `YYYY-MM-DD`.
 pub fn date_text(days: i32) -> String {
     let (y, m, d) = civil_from_days(i64::from(days));

@@ -19,7 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
@@ -230,6 +230,16 @@ fn may_need_escaping(ty: &DataType) -> bool {
     }
 }
 
+/// The value at `row` of a text column, borrowed (no formatting); `None` for other types.
+fn text_at(array: &dyn Array, row: usize) -> Option<&str> {
+    match array.data_type() {
+        DataType::Utf8 => Some(array.as_string::<i32>().value(row)),
+        DataType::LargeUtf8 => Some(array.as_string::<i64>().value(row)),
+        DataType::Utf8View => Some(array.as_string_view().value(row)),
+        _ => None,
+    }
+}
+
 /// Writes the rows of a batch as TSV lines (no header), values escaped, NULL as `\N`.
 pub fn write_rows(out: &mut dyn Write, batch: &RecordBatch) -> std::io::Result<u64> {
     let options = FormatOptions::default();
@@ -250,6 +260,8 @@ pub fn write_rows(out: &mut dyn Write, batch: &RecordBatch) -> std::io::Result<u
             }
             if array.is_null(row) {
                 out.write_all(NULL.as_bytes())?;
+            } else if let Some(value) = text_at(*array, row) {
+                out.write_all(escape(value).as_bytes())?;
             } else if *escaped {
                 text.clear();
                 write!(text, "{}", formatter.value(row)).map_err(std::io::Error::other)?;

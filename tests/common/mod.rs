@@ -286,6 +286,16 @@ pub fn server_tests_enabled(kind: &str) -> bool {
     std::env::var("MRPIPE_SKIP_SERVERS").map_or(true, |skip| !skip.split(',').any(|k| k == kind))
 }
 
+/// A server process the test started, killed when the test ends however it ends.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
